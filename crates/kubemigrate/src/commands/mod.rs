@@ -1,0 +1,110 @@
+//! The commands, one file each, and the arguments they share.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use kubemigrate_sql::connect::ConnectOptions;
+use kubemigrate_sql::history::HistoryTable;
+use kubemigrate_sql::migrator::MigrateOptions;
+use kubemigrate_sql::source::Source;
+
+use crate::exit::{Exit, Failure};
+
+pub mod demo;
+pub mod exec;
+pub mod sql_baseline;
+pub mod sql_migrate;
+pub mod sql_repair;
+pub mod sql_status;
+pub mod wait_for_db;
+
+/// How to reach the database.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Connection")]
+pub struct ConnArgs {
+    /// postgres://user:password@host:port/dbname?sslmode=… Without it: the libpq
+    /// variables (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD, PGSSLMODE,
+    /// PGSSLROOTCERT, PGAPPNAME), then DB_HOST, DB_PORT, DB_DATABASE, DB_USER,
+    /// DB_PASSWORD, field by field.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
+    pub database_url: Option<String>,
+}
+
+impl ConnArgs {
+    /// Resolves the connection settings.
+    pub fn options(&self) -> Result<ConnectOptions, Failure> {
+        ConnectOptions::resolve(self.database_url.as_deref(), |k| std::env::var(k).ok())
+            .map_err(|e| Failure::new(Exit::Usage, anyhow::Error::new(e).context("--database-url")))
+    }
+}
+
+/// Where the history lives, and the lock that guards it.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "History and lock")]
+pub struct HistoryArgs {
+    /// Schema of the history table (created if missing).
+    #[arg(long, default_value = kubemigrate_sql::history::DEFAULT_SCHEMA, value_name = "SCHEMA")]
+    pub history_schema: String,
+    /// Name of the history table.
+    #[arg(long, default_value = kubemigrate_sql::history::DEFAULT_TABLE, value_name = "TABLE")]
+    pub history_table: String,
+    /// Who applied the migrations, recorded in the history [default: $HOSTNAME, the pod name].
+    #[arg(long, value_name = "NAME")]
+    pub applied_by: Option<String>,
+    /// Give up when another migrator holds the lock for this long (e.g. 30s, 10m).
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub lock_timeout: Duration,
+}
+
+impl HistoryArgs {
+    /// The history table.
+    pub fn table(&self) -> HistoryTable {
+        HistoryTable {
+            schema: self.history_schema.clone(),
+            table: self.history_table.clone(),
+        }
+    }
+
+    /// Engine options with these settings and defaults for the rest.
+    pub fn migrate_options(&self) -> MigrateOptions {
+        MigrateOptions {
+            history: self.table(),
+            applied_by: self.applied_by.clone().unwrap_or_else(default_applied_by),
+            lock_timeout: self.lock_timeout,
+            ..MigrateOptions::default()
+        }
+    }
+}
+
+/// `$HOSTNAME` (the pod name in Kubernetes), else the kernel's host name.
+pub fn default_applied_by() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// The migration directory argument.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DirArgs {
+    /// Directory holding the migrations: the *.sql files directly in it, run in
+    /// byte-wise order of their names.
+    #[arg(long, short = 'd', value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
+impl DirArgs {
+    /// Reads the directory.
+    pub fn source(&self) -> Result<Source, Failure> {
+        Source::read_dir(&self.dir)
+            .with_context(|| format!("reading migrations from {}", self.dir.display()))
+            .map_err(|e| Failure::new(Exit::Usage, e))
+    }
+}

@@ -1,0 +1,54 @@
+//! `kubemigrate sql baseline`: adopt a database migrated another way.
+
+use kubemigrate_sql::migrator;
+
+use super::{ConnArgs, DirArgs, HistoryArgs};
+use crate::exit::{CommandResult, Exit, Failure};
+use crate::reporter::Reporter;
+
+/// Record every file up to and including --version as applied, without running it.
+///
+/// Use it once on a database whose schema already holds what those files create
+/// (migrated by psql, Flyway or by hand). Files after --version stay pending.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example:
+  kubemigrate sql baseline --dir ./migrations --version 0042_add_orders.sql")]
+pub struct Args {
+    #[command(flatten)]
+    dir: DirArgs,
+    #[command(flatten)]
+    conn: ConnArgs,
+    #[command(flatten)]
+    history: HistoryArgs,
+    /// The last file to record (a file name from --dir).
+    #[arg(long, value_name = "FILE")]
+    version: String,
+}
+
+/// Runs the command.
+pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
+    let source = args.dir.source()?;
+    let conn = args.conn.options()?;
+    let options = args.history.migrate_options();
+    let outcome = migrator::baseline(&conn, &source, &options, &args.version, &mut |e| {
+        reporter.event(e)
+    })
+    .await;
+    let (exit, failure) = match outcome.error {
+        None => (Exit::Ok, None),
+        Some(e) => {
+            let f = Failure::from_engine(e);
+            (f.exit, Some(f))
+        }
+    };
+    if !reporter.json() && failure.is_none() {
+        reporter.summary(&outcome.report);
+    }
+    reporter.finish(
+        "sql baseline",
+        Some(&outcome.report),
+        exit,
+        failure.as_ref(),
+    );
+    Ok(exit)
+}

@@ -1,0 +1,71 @@
+//! `kubemigrate sql migrate`: apply pending migrations.
+
+use std::time::Duration;
+
+use kubemigrate_sql::migrator;
+
+use super::{ConnArgs, DirArgs, HistoryArgs};
+use crate::exit::{CommandResult, Exit, Failure};
+use crate::reporter::Reporter;
+
+/// Apply the pending *.sql files of a directory, each once, in order.
+///
+/// Each file runs in its own transaction together with its history row, so a file is
+/// either applied and recorded or not at all. A file whose first comment lines hold
+/// `-- kubemigrate:no-transaction` runs statement by statement (CREATE INDEX
+/// CONCURRENTLY, ALTER TYPE … ADD VALUE). One migrator runs per database and history
+/// table at a time; others wait for the lock, then find nothing left to do.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  kubemigrate sql migrate --dir ./migrations --database-url postgres://app@db:5432/app
+  DATABASE_URL=postgres://app@db/app kubemigrate sql migrate -d /migrations -o json
+  kubemigrate sql migrate -d ./migrations --dry-run")]
+pub struct Args {
+    #[command(flatten)]
+    dir: DirArgs,
+    #[command(flatten)]
+    conn: ConnArgs,
+    #[command(flatten)]
+    history: HistoryArgs,
+    /// List what would run; change nothing (no lock, no history table).
+    #[arg(long)]
+    dry_run: bool,
+    /// Go on when applied files changed since they were applied.
+    #[arg(long)]
+    allow_drift: bool,
+    /// Apply pending files that sort before files already applied.
+    #[arg(long)]
+    allow_out_of_order: bool,
+    /// Fail when the history holds a file that is gone from the directory.
+    #[arg(long)]
+    strict: bool,
+    /// PostgreSQL lock_timeout for the migrations' statements, so DDL never queues
+    /// forever behind a long transaction (e.g. 5s) [default: unset].
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    statement_lock_timeout: Option<Duration>,
+}
+
+/// Runs the command.
+pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
+    let source = args.dir.source()?;
+    let conn = args.conn.options()?;
+    let mut options = args.history.migrate_options();
+    options.dry_run = args.dry_run;
+    options.allow_drift = args.allow_drift;
+    options.allow_out_of_order = args.allow_out_of_order;
+    options.strict = args.strict;
+    options.statement_lock_timeout = args.statement_lock_timeout;
+    let outcome = migrator::migrate(&conn, &source, &options, &mut |e| reporter.event(e)).await;
+    let (exit, failure) = match outcome.error {
+        None => (Exit::Ok, None),
+        Some(e) => {
+            let f = Failure::from_engine(e);
+            (f.exit, Some(f))
+        }
+    };
+    if !reporter.json() {
+        reporter.summary(&outcome.report);
+    }
+    reporter.finish("sql migrate", Some(&outcome.report), exit, failure.as_ref());
+    Ok(exit)
+}

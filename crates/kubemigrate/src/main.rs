@@ -1,0 +1,95 @@
+//! The `kubemigrate` command line: runs database migrations safely and says exactly
+//! what happened. Argument parsing and reporting live here; the work is done by the
+//! `kubemigrate-sql` engine.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod commands;
+mod exit;
+mod reporter;
+
+use exit::Exit;
+use reporter::{Format, Reporter};
+
+/// Run PostgreSQL migrations once, never twice, never concurrently, and say exactly
+/// what happened.
+#[derive(Debug, Parser)]
+#[command(name = "kubemigrate", version, propagate_version = true)]
+#[command(after_help = "Examples:
+  kubemigrate demo                                        # try it on a throwaway PostgreSQL
+  kubemigrate sql migrate --dir ./migrations --database-url postgres://app@db/app
+  kubemigrate sql status --dir ./migrations -o json
+  kubemigrate wait-for-db --timeout 2m
+  kubemigrate exec --lock -- npm run migrate
+
+Exit codes: 0 ok, 1 unexpected error, 2 bad usage or input, 3 a migration's SQL
+failed, 4 needs a person (drift, out of order, failed no-transaction file), 5 lock
+timeout, 6 cannot connect, 7 files pending (sql status). See docs/exit-codes.md.")]
+struct Cli {
+    /// Output format: human lines, or one JSON document on stdout (progress goes to stderr).
+    #[arg(long, short = 'o', global = true, value_enum, default_value = "human")]
+    output: Format,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Plain-SQL migrations: migrate, status, baseline, repair.
+    #[command(subcommand)]
+    Sql(SqlCommand),
+    /// Wait until the database accepts connections.
+    WaitForDb(commands::wait_for_db::Args),
+    /// Run a migration command with the connection exported, optionally under the lock.
+    Exec(commands::exec::Args),
+    /// Run the example migrations on a throwaway local PostgreSQL.
+    Demo(commands::demo::Args),
+}
+
+#[derive(Debug, Subcommand)]
+enum SqlCommand {
+    /// Apply the pending *.sql files of a directory, each once, in order.
+    Migrate(commands::sql_migrate::Args),
+    /// Show applied, pending, drifted, missing and failed files.
+    Status(commands::sql_status::Args),
+    /// Record files up to --version as applied without running them.
+    Baseline(commands::sql_baseline::Args),
+    /// Change the history record of one file after a person has looked.
+    Repair(commands::sql_repair::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let reporter = Reporter::new(cli.output);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(Exit::Internal.code());
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Sql(SqlCommand::Migrate(a)) => commands::sql_migrate::run(a, reporter).await,
+            Command::Sql(SqlCommand::Status(a)) => commands::sql_status::run(a, reporter).await,
+            Command::Sql(SqlCommand::Baseline(a)) => commands::sql_baseline::run(a, reporter).await,
+            Command::Sql(SqlCommand::Repair(a)) => commands::sql_repair::run(a, reporter).await,
+            Command::WaitForDb(a) => commands::wait_for_db::run(a, reporter).await,
+            Command::Exec(a) => commands::exec::run(a, reporter).await,
+            Command::Demo(a) => commands::demo::run(a, reporter).await,
+        }
+    });
+    let exit = match result {
+        Ok(exit) => exit,
+        Err(failure) => {
+            reporter.finish("kubemigrate", None, failure.exit, Some(&failure));
+            failure.exit
+        }
+    };
+    ExitCode::from(exit.code())
+}

@@ -1,0 +1,941 @@
+//! Where to connect, and how: connection options resolved from a URL and the
+//! environment, TLS over rustls, and passwords kept out of every message.
+//!
+//! # Precedence
+//! Each field is taken from the first source that sets it:
+//! 1. the URL (`--database-url`, or `DATABASE_URL`);
+//! 2. the libpq variables (`PGHOST`, `PGPORT`, `PGDATABASE`, `PGUSER`, `PGPASSWORD`,
+//!    `PGSSLMODE`, `PGSSLROOTCERT`, `PGAPPNAME`);
+//! 3. the variables the Terraform module gives its control-plane job (`DB_HOST`,
+//!    `DB_PORT`, `DB_DATABASE`, `DB_USER`, `DB_PASSWORD`, `DB_SCHEMA`);
+//! 4. defaults: host `localhost`, port 5432, user `postgres`, database = user,
+//!    sslmode `prefer`, application_name `kubemigrate`.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use tokio::sync::mpsc;
+use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres::{AsyncMessage, Client};
+
+/// A value that must never be printed: its `Debug` and `Display` show `****`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The value itself, for the one place that must send it (the server, a child's env).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("****")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("****")
+    }
+}
+
+/// libpq's `sslmode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SslMode {
+    /// Never use TLS.
+    Disable,
+    /// Use TLS when the server offers it, without verifying the certificate.
+    #[default]
+    Prefer,
+    /// Require TLS, without verifying the certificate.
+    Require,
+    /// Require TLS and a certificate signed by a trusted root; the host name is not checked.
+    VerifyCa,
+    /// Require TLS, a trusted certificate, and a host name that matches it.
+    VerifyFull,
+}
+
+impl SslMode {
+    /// The libpq spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
+impl std::str::FromStr for SslMode {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        Ok(match s {
+            "disable" => SslMode::Disable,
+            "prefer" | "allow" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
+            other => {
+                return Err(ConfigError(format!(
+                    "sslmode {other:?} is not one of disable, prefer, require, verify-ca, verify-full"
+                )));
+            }
+        })
+    }
+}
+
+/// A connection setting that cannot be used (bad URL, bad port, bad sslmode).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// Why a connection failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The host name did not resolve.
+    #[error("cannot connect to {target}: cannot resolve host {host:?}: {source}")]
+    Resolve {
+        /// The masked URL.
+        target: String,
+        /// The host name.
+        host: String,
+        /// The resolver's error.
+        source: std::io::Error,
+    },
+    /// The TCP or Unix connection failed (refused, unreachable, reset).
+    #[error("cannot connect to {target}: {source}")]
+    Io {
+        /// The masked URL.
+        target: String,
+        /// The socket error.
+        source: std::io::Error,
+    },
+    /// The connection or login took longer than the connect timeout.
+    #[error("cannot connect to {target}: no answer within {after:?}")]
+    Timeout {
+        /// The masked URL.
+        target: String,
+        /// The timeout.
+        after: Duration,
+    },
+    /// TLS could not be set up (bad root certificate file, handshake failure).
+    #[error("cannot connect to {target}: TLS: {message}")]
+    Tls {
+        /// The masked URL.
+        target: String,
+        /// What failed.
+        message: String,
+    },
+    /// The server refused the connection with an error (authentication, unknown database, starting up).
+    #[error("cannot connect to {target}: {message} (SQLSTATE {code})")]
+    Server {
+        /// The masked URL.
+        target: String,
+        /// SQLSTATE.
+        code: String,
+        /// The server's message.
+        message: String,
+    },
+    /// Any other client or protocol error.
+    #[error("cannot connect to {target}: {message}")]
+    Other {
+        /// The masked URL.
+        target: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+impl ConnectError {
+    /// True when retrying cannot help: authentication failed, the database does not
+    /// exist, or TLS is misconfigured.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            ConnectError::Server { code, .. } => {
+                matches!(code.as_str(), "28P01" | "28000" | "3D000" | "42501")
+            }
+            ConnectError::Tls { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// Everything needed to open a connection. Build it with [`ConnectOptions::resolve`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectOptions {
+    /// Host name, IP address, or a Unix socket directory (starting with `/`).
+    pub host: String,
+    /// TCP port (also names the Unix socket file).
+    pub port: u16,
+    /// Database name.
+    pub dbname: String,
+    /// User name.
+    pub user: String,
+    /// Password, if any.
+    pub password: Option<Secret>,
+    /// TLS mode.
+    pub ssl_mode: SslMode,
+    /// PEM file of trusted roots for verify-ca / verify-full (else the system's roots).
+    pub ssl_root_cert: Option<PathBuf>,
+    /// `application_name`, shown in `pg_stat_activity`.
+    pub application_name: String,
+    /// The schema the application uses (`DB_SCHEMA`), passed on to commands; the SQL
+    /// engine does not change `search_path`.
+    pub schema: Option<String>,
+    /// How long one connection attempt may take, login included.
+    pub connect_timeout: Duration,
+}
+
+#[derive(Default)]
+struct Partial {
+    host: Option<String>,
+    port: Option<String>,
+    dbname: Option<String>,
+    user: Option<String>,
+    password: Option<String>,
+    ssl_mode: Option<String>,
+    ssl_root_cert: Option<String>,
+    application_name: Option<String>,
+    schema: Option<String>,
+    connect_timeout: Option<String>,
+}
+
+impl Partial {
+    fn or(self, other: Partial) -> Partial {
+        Partial {
+            host: self.host.or(other.host),
+            port: self.port.or(other.port),
+            dbname: self.dbname.or(other.dbname),
+            user: self.user.or(other.user),
+            password: self.password.or(other.password),
+            ssl_mode: self.ssl_mode.or(other.ssl_mode),
+            ssl_root_cert: self.ssl_root_cert.or(other.ssl_root_cert),
+            application_name: self.application_name.or(other.application_name),
+            schema: self.schema.or(other.schema),
+            connect_timeout: self.connect_timeout.or(other.connect_timeout),
+        }
+    }
+}
+
+/// The default `application_name`.
+pub const DEFAULT_APPLICATION_NAME: &str = "kubemigrate";
+
+impl ConnectOptions {
+    /// Resolves options from a URL (if any) and the environment, as described in the
+    /// [module docs](self). `env` looks up a variable (pass `|k| std::env::var(k).ok()`).
+    ///
+    /// # Errors
+    /// A malformed URL, a port that is not a number, an unknown sslmode.
+    pub fn resolve(
+        url: Option<&str>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let get = |k: &str| env(k).filter(|v| !v.is_empty());
+        let from_url = match url.filter(|u| !u.is_empty()) {
+            Some(u) => parse_url(u)?,
+            None => Partial::default(),
+        };
+        let from_pg = Partial {
+            host: get("PGHOST"),
+            port: get("PGPORT"),
+            dbname: get("PGDATABASE"),
+            user: get("PGUSER"),
+            password: get("PGPASSWORD"),
+            ssl_mode: get("PGSSLMODE"),
+            ssl_root_cert: get("PGSSLROOTCERT"),
+            application_name: get("PGAPPNAME"),
+            schema: None,
+            connect_timeout: get("PGCONNECT_TIMEOUT"),
+        };
+        let from_db = Partial {
+            host: get("DB_HOST"),
+            port: get("DB_PORT"),
+            dbname: get("DB_DATABASE"),
+            user: get("DB_USER"),
+            password: get("DB_PASSWORD"),
+            schema: get("DB_SCHEMA"),
+            ..Partial::default()
+        };
+        let p = from_url.or(from_pg).or(from_db);
+        let port = match p.port {
+            Some(s) => s.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| {
+                ConfigError(format!("port {s:?} is not a number from 1 to 65535"))
+            })?,
+            None => 5432,
+        };
+        let user = p.user.unwrap_or_else(|| "postgres".to_string());
+        let connect_timeout = match p.connect_timeout {
+            Some(s) => Duration::from_secs(s.parse::<u64>().map_err(|_| {
+                ConfigError(format!("connect_timeout {s:?} is not a number of seconds"))
+            })?),
+            None => Duration::from_secs(10),
+        };
+        Ok(ConnectOptions {
+            host: p.host.unwrap_or_else(|| "localhost".to_string()),
+            port,
+            dbname: p.dbname.unwrap_or_else(|| user.clone()),
+            user,
+            password: p.password.map(Secret),
+            ssl_mode: p.ssl_mode.as_deref().unwrap_or("prefer").parse()?,
+            ssl_root_cert: p.ssl_root_cert.map(PathBuf::from),
+            application_name: p
+                .application_name
+                .unwrap_or_else(|| DEFAULT_APPLICATION_NAME.to_string()),
+            schema: p.schema,
+            connect_timeout,
+        })
+    }
+
+    /// The connection as a URL with the password shown as `****`: safe to print.
+    pub fn masked_url(&self) -> String {
+        self.url(false)
+    }
+
+    /// The connection as a URL with the real password, for a child process's
+    /// `DATABASE_URL`. Never print it.
+    pub fn url_with_password(&self) -> Secret {
+        Secret(self.url(true))
+    }
+
+    fn url(&self, reveal: bool) -> String {
+        let mut s = format!("postgres://{}", encode(&self.user));
+        if let Some(pw) = &self.password {
+            s.push(':');
+            s.push_str(&if reveal {
+                encode(pw.expose())
+            } else {
+                "****".into()
+            });
+        }
+        s.push('@');
+        if self.host.starts_with('/') {
+            s.push_str(&format!(
+                ":{}/{}?host={}",
+                self.port,
+                encode(&self.dbname),
+                encode(&self.host)
+            ));
+        } else if self.host.contains(':') {
+            s.push_str(&format!(
+                "[{}]:{}/{}",
+                self.host,
+                self.port,
+                encode(&self.dbname)
+            ));
+        } else {
+            s.push_str(&format!(
+                "{}:{}/{}",
+                self.host,
+                self.port,
+                encode(&self.dbname)
+            ));
+        }
+        if self.ssl_mode != SslMode::Prefer {
+            s.push(if s.contains('?') { '&' } else { '?' });
+            s.push_str("sslmode=");
+            s.push_str(self.ssl_mode.as_str());
+        }
+        s
+    }
+
+    /// The environment a migration command gets: `DATABASE_URL`, the libpq
+    /// variables and the module's `DB_*` variables. Values include the password.
+    pub fn env_vars(&self) -> Vec<(&'static str, Secret)> {
+        let mut vars = vec![
+            ("DATABASE_URL", self.url_with_password()),
+            ("PGHOST", Secret::new(&self.host)),
+            ("PGPORT", Secret::new(self.port.to_string())),
+            ("PGDATABASE", Secret::new(&self.dbname)),
+            ("PGUSER", Secret::new(&self.user)),
+            ("PGSSLMODE", Secret::new(self.ssl_mode.as_str())),
+            ("PGAPPNAME", Secret::new(&self.application_name)),
+            ("DB_HOST", Secret::new(&self.host)),
+            ("DB_PORT", Secret::new(self.port.to_string())),
+            ("DB_DATABASE", Secret::new(&self.dbname)),
+            ("DB_USER", Secret::new(&self.user)),
+        ];
+        if let Some(pw) = &self.password {
+            vars.push(("PGPASSWORD", pw.clone()));
+            vars.push(("DB_PASSWORD", pw.clone()));
+        }
+        if let Some(cert) = &self.ssl_root_cert {
+            vars.push(("PGSSLROOTCERT", Secret::new(cert.display().to_string())));
+        }
+        if let Some(schema) = &self.schema {
+            vars.push(("DB_SCHEMA", Secret::new(schema)));
+        }
+        vars
+    }
+
+    /// Opens a connection and drives it on a background task.
+    ///
+    /// Server notices (`RAISE NOTICE`) arrive on the returned receiver.
+    ///
+    /// # Errors
+    /// See [`ConnectError`]; [`ConnectError::is_permanent`] tells whether a retry can help.
+    pub async fn connect(&self) -> Result<Connection, ConnectError> {
+        let after = self.connect_timeout;
+        match tokio::time::timeout(after, self.connect_inner()).await {
+            Ok(result) => result,
+            Err(_) => Err(ConnectError::Timeout {
+                target: self.masked_url(),
+                after,
+            }),
+        }
+    }
+
+    async fn connect_inner(&self) -> Result<Connection, ConnectError> {
+        let target = self.masked_url();
+        let mut config = tokio_postgres::Config::new();
+        config
+            .user(&self.user)
+            .dbname(&self.dbname)
+            .application_name(&self.application_name)
+            .ssl_mode(match self.ssl_mode {
+                SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+                SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+                _ => tokio_postgres::config::SslMode::Require,
+            });
+        if let Some(pw) = &self.password {
+            config.password(pw.expose());
+        }
+        if self.host.starts_with('/') {
+            let path = format!("{}/.s.PGSQL.{}", self.host, self.port);
+            let stream = tokio::net::UnixStream::connect(&path)
+                .await
+                .map_err(|source| ConnectError::Io {
+                    target: target.clone(),
+                    source,
+                })?;
+            // TLS over a Unix socket is pointless; libpq skips it too.
+            config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+            let (client, conn) = config
+                .connect_raw(stream, tokio_postgres::NoTls)
+                .await
+                .map_err(|e| classify(&target, e))?;
+            return Ok(spawn(client, conn));
+        }
+        let addrs =
+            resolve(&self.host, self.port)
+                .await
+                .map_err(|source| ConnectError::Resolve {
+                    target: target.clone(),
+                    host: self.host.clone(),
+                    source,
+                })?;
+        let mut last_io = None;
+        for addr in addrs {
+            let stream = match tokio::net::TcpStream::connect(addr).await {
+                Ok(s) => s,
+                Err(e) => {
+                    last_io = Some(e);
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            return match self.tls_config(&target)? {
+                None => {
+                    let (client, conn) = config
+                        .connect_raw(stream, tokio_postgres::NoTls)
+                        .await
+                        .map_err(|e| classify(&target, e))?;
+                    Ok(spawn(client, conn))
+                }
+                Some(tls) => {
+                    let mut make = tokio_postgres_rustls::MakeRustlsConnect::new(tls);
+                    let connector = <tokio_postgres_rustls::MakeRustlsConnect as MakeTlsConnect<
+                        tokio::net::TcpStream,
+                    >>::make_tls_connect(&mut make, &self.host)
+                    .map_err(|e| ConnectError::Tls {
+                        target: target.clone(),
+                        message: e.to_string(),
+                    })?;
+                    let (client, conn) = config
+                        .connect_raw(stream, connector)
+                        .await
+                        .map_err(|e| classify(&target, e))?;
+                    Ok(spawn(client, conn))
+                }
+            };
+        }
+        Err(ConnectError::Io {
+            target,
+            source: last_io
+                .unwrap_or_else(|| std::io::Error::other("the host name has no addresses")),
+        })
+    }
+
+    fn tls_config(&self, target: &str) -> Result<Option<rustls::ClientConfig>, ConnectError> {
+        let tls_err = |message: String| ConnectError::Tls {
+            target: target.to_string(),
+            message,
+        };
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| tls_err(e.to_string()))?;
+        let verifier: Arc<dyn ServerCertVerifier> = match self.ssl_mode {
+            SslMode::Disable => return Ok(None),
+            SslMode::Prefer | SslMode::Require => {
+                Arc::new(NoVerify(provider.signature_verification_algorithms))
+            }
+            SslMode::VerifyCa | SslMode::VerifyFull => {
+                let mut roots = rustls::RootCertStore::empty();
+                match &self.ssl_root_cert {
+                    Some(path) => {
+                        let certs = CertificateDer::pem_file_iter(path)
+                            .map_err(|e| tls_err(format!("reading {}: {e}", path.display())))?;
+                        for cert in certs {
+                            let cert = cert
+                                .map_err(|e| tls_err(format!("reading {}: {e}", path.display())))?;
+                            roots
+                                .add(cert)
+                                .map_err(|e| tls_err(format!("{}: {e}", path.display())))?;
+                        }
+                    }
+                    None => {
+                        for cert in rustls_native_certs::load_native_certs().certs {
+                            let _ = roots.add(cert);
+                        }
+                    }
+                }
+                if roots.is_empty() {
+                    return Err(tls_err(
+                        "no trusted root certificates: set sslrootcert or PGSSLROOTCERT".into(),
+                    ));
+                }
+                let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider.clone(),
+                )
+                .build()
+                .map_err(|e| tls_err(e.to_string()))?;
+                if self.ssl_mode == SslMode::VerifyFull {
+                    webpki
+                } else {
+                    Arc::new(IgnoreHostName(webpki))
+                }
+            }
+        };
+        Ok(Some(
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(verifier)
+                .with_no_client_auth(),
+        ))
+    }
+}
+
+/// An open connection: the client, and the server's notices.
+pub struct Connection {
+    /// The client.
+    pub client: Client,
+    /// Notices (`RAISE NOTICE`, warnings) the server sent, as `SEVERITY: message`.
+    pub notices: mpsc::UnboundedReceiver<String>,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection").finish_non_exhaustive()
+    }
+}
+
+fn spawn<S, T>(client: Client, mut conn: tokio_postgres::Connection<S, T>) -> Connection
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+        while let Some(Ok(message)) = messages.next().await {
+            if let AsyncMessage::Notice(n) = message {
+                let _ = tx.send(format!("{}: {}", n.severity(), n.message()));
+            }
+        }
+    });
+    Connection {
+        client,
+        notices: rx,
+    }
+}
+
+fn classify(target: &str, e: tokio_postgres::Error) -> ConnectError {
+    if let Some(db) = e.as_db_error() {
+        return ConnectError::Server {
+            target: target.to_string(),
+            code: db.code().code().to_string(),
+            message: db.message().to_string(),
+        };
+    }
+    let text = e.to_string();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return ConnectError::Io {
+                target: target.to_string(),
+                source: std::io::Error::new(io.kind(), io.to_string()),
+            };
+        }
+        if s.downcast_ref::<rustls::Error>().is_some() {
+            return ConnectError::Tls {
+                target: target.to_string(),
+                message: s.to_string(),
+            };
+        }
+        source = s.source();
+    }
+    ConnectError::Other {
+        target: target.to_string(),
+        message: text,
+    }
+}
+
+/// Resolves a host name. IP literals and `localhost` never touch the resolver.
+async fn resolve(host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    if host.eq_ignore_ascii_case("localhost") {
+        return Ok(vec![
+            SocketAddr::new(IpAddr::from([127, 0, 0, 1]), port),
+            SocketAddr::new(IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]), port),
+        ]);
+    }
+    Ok(tokio::net::lookup_host((host, port)).await?.collect())
+}
+
+/// Accepts any certificate (sslmode prefer/require do not verify, as in libpq),
+/// while still checking that the handshake signatures are valid.
+#[derive(Debug)]
+struct NoVerify(WebPkiSupportedAlgorithms);
+
+impl ServerCertVerifier for NoVerify {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_schemes()
+    }
+}
+
+/// verify-ca: the chain must lead to a trusted root; the host name is not checked.
+#[derive(Debug)]
+struct IgnoreHostName(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl ServerCertVerifier for IgnoreHostName {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForName
+                | rustls::CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// Parses `postgres://user:password@host:port/dbname?param=value`.
+fn parse_url(url: &str) -> Result<Partial, ConfigError> {
+    let bad = |why: &str| ConfigError(format!("invalid database URL: {why}"));
+    let rest = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))
+        .ok_or_else(|| bad("it must start with postgres:// or postgresql://"))?;
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => (r, Some(q)),
+        None => (rest, None),
+    };
+    let (authority, path) = match rest.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (rest, None),
+    };
+    let mut p = Partial::default();
+    let hostport = match authority.rsplit_once('@') {
+        Some((userinfo, hostport)) => {
+            let (user, password) = match userinfo.split_once(':') {
+                Some((u, pw)) => (u, Some(pw)),
+                None => (userinfo, None),
+            };
+            if !user.is_empty() {
+                p.user = Some(decode(user).ok_or_else(|| bad("bad %-escape in the user name"))?);
+            }
+            if let Some(pw) = password {
+                // Never echo the password, even in an error.
+                p.password = Some(decode(pw).ok_or_else(|| bad("bad %-escape in the password"))?);
+            }
+            hostport
+        }
+        None => authority,
+    };
+    if hostport.contains(',') {
+        return Err(bad("several hosts are not supported; give one"));
+    }
+    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+        let (h, after) = v6
+            .split_once(']')
+            .ok_or_else(|| bad("unclosed [ in the IPv6 address"))?;
+        (h, after.strip_prefix(':'))
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, port)) => (h, Some(port)),
+            None => (hostport, None),
+        }
+    };
+    if !host.is_empty() {
+        p.host = Some(decode(host).ok_or_else(|| bad("bad %-escape in the host"))?);
+    }
+    p.port = port.filter(|s| !s.is_empty()).map(str::to_string);
+    if let Some(path) = path.filter(|s| !s.is_empty()) {
+        p.dbname = Some(decode(path).ok_or_else(|| bad("bad %-escape in the database name"))?);
+    }
+    for pair in query.unwrap_or("").split('&').filter(|s| !s.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value =
+            decode(value).ok_or_else(|| bad(&format!("bad %-escape in parameter {key}")))?;
+        let slot = match key {
+            "sslmode" => &mut p.ssl_mode,
+            "sslrootcert" => &mut p.ssl_root_cert,
+            "application_name" => &mut p.application_name,
+            "connect_timeout" => &mut p.connect_timeout,
+            "host" => &mut p.host,
+            "port" => &mut p.port,
+            "user" => &mut p.user,
+            "password" => &mut p.password,
+            "dbname" => &mut p.dbname,
+            other => return Err(bad(&format!("unsupported parameter {other:?}"))),
+        };
+        *slot = Some(value);
+    }
+    Ok(p)
+}
+
+fn decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn url_fields_and_params() {
+        let o = ConnectOptions::resolve(
+            Some("postgresql://app%40x:p%40ss%3Aword@db.example:6543/my%20db?sslmode=verify-full&application_name=job"),
+            env(&[]),
+        )
+        .unwrap();
+        assert_eq!(o.user, "app@x");
+        assert_eq!(o.password.as_ref().unwrap().expose(), "p@ss:word");
+        assert_eq!(
+            (o.host.as_str(), o.port, o.dbname.as_str()),
+            ("db.example", 6543, "my db")
+        );
+        assert_eq!(o.ssl_mode, SslMode::VerifyFull);
+        assert_eq!(o.application_name, "job");
+    }
+
+    #[test]
+    fn precedence_is_url_then_pg_then_db_then_defaults() {
+        let e = env(&[
+            ("PGHOST", "pghost"),
+            ("PGPASSWORD", "pgpw"),
+            ("DB_HOST", "dbhost"),
+            ("DB_PORT", "27010"),
+            ("DB_USER", "dbuser"),
+            ("DB_SCHEMA", "tenant_management"),
+        ]);
+        let o = ConnectOptions::resolve(Some("postgres://urluser@/urldb"), &e).unwrap();
+        assert_eq!(o.user, "urluser"); // URL wins over DB_USER
+        assert_eq!(o.host, "pghost"); // PGHOST wins over DB_HOST
+        assert_eq!(o.port, 27010); // only DB_PORT sets it
+        assert_eq!(o.dbname, "urldb");
+        assert_eq!(o.password.unwrap().expose(), "pgpw");
+        assert_eq!(o.schema.as_deref(), Some("tenant_management"));
+        let d = ConnectOptions::resolve(None, env(&[])).unwrap();
+        assert_eq!(
+            (d.host.as_str(), d.port, d.user.as_str()),
+            ("localhost", 5432, "postgres")
+        );
+        assert_eq!(d.dbname, "postgres");
+        assert_eq!(d.application_name, "kubemigrate");
+        assert_eq!(d.ssl_mode, SslMode::Prefer);
+    }
+
+    #[test]
+    fn masked_url_never_shows_the_password() {
+        let o = ConnectOptions::resolve(
+            Some("postgres://u:s3cr%2Ft@h:1/d?sslmode=require"),
+            env(&[]),
+        )
+        .unwrap();
+        assert_eq!(o.masked_url(), "postgres://u:****@h:1/d?sslmode=require");
+        assert_eq!(
+            o.url_with_password().expose(),
+            "postgres://u:s3cr%2Ft@h:1/d?sslmode=require"
+        );
+        assert!(!format!("{o:?}").contains("s3cr"));
+        let reparsed =
+            ConnectOptions::resolve(Some(o.url_with_password().expose()), env(&[])).unwrap();
+        assert_eq!(reparsed, o);
+    }
+
+    #[test]
+    fn bad_urls_are_one_line_errors_without_the_password() {
+        for (url, want) in [
+            ("mysql://u:pw@h/d", "must start with postgres://"),
+            ("postgres://u:pw@h:notaport/d", "port \"notaport\""),
+            ("postgres://u:pw@h/d?sslmode=maybe", "sslmode \"maybe\""),
+            (
+                "postgres://u:pw@h/d?frobnicate=1",
+                "unsupported parameter \"frobnicate\"",
+            ),
+            ("postgres://u:p%zzw@h/d", "bad %-escape in the password"),
+            ("postgres://u:pw@a,b/d", "several hosts"),
+        ] {
+            let err = ConnectOptions::resolve(Some(url), env(&[]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{url}: {err}");
+            assert!(
+                !err.contains("pw") || want.contains("pw"),
+                "{url} leaked: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn ipv6_and_unix_socket_hosts() {
+        let o = ConnectOptions::resolve(Some("postgres://u@[::1]:5433/d"), env(&[])).unwrap();
+        assert_eq!((o.host.as_str(), o.port), ("::1", 5433));
+        assert_eq!(o.masked_url(), "postgres://u@[::1]:5433/d");
+        let s = ConnectOptions::resolve(Some("postgres:///d?host=/var/run/postgresql"), env(&[]))
+            .unwrap();
+        assert_eq!(s.host, "/var/run/postgresql");
+    }
+
+    #[test]
+    fn env_vars_carry_the_module_contract() {
+        let o = ConnectOptions::resolve(
+            Some("postgres://u:pw@h:5432/arc_saas"),
+            env(&[("DB_SCHEMA", "tenant_management")]),
+        )
+        .unwrap();
+        let vars: HashMap<&str, String> = o
+            .env_vars()
+            .into_iter()
+            .map(|(k, v)| (k, v.expose().to_string()))
+            .collect();
+        assert_eq!(vars["DB_HOST"], "h");
+        assert_eq!(vars["DB_DATABASE"], "arc_saas");
+        assert_eq!(vars["DB_PASSWORD"], "pw");
+        assert_eq!(vars["PGPASSWORD"], "pw");
+        assert_eq!(vars["DB_SCHEMA"], "tenant_management");
+        assert_eq!(vars["DATABASE_URL"], "postgres://u:pw@h:5432/arc_saas");
+    }
+}

@@ -1,0 +1,348 @@
+//! Migration sources: the `*.sql` files of a directory, in the order they run.
+//!
+//! A migration's *version* is its file name. Files run in byte-wise order of
+//! their names, which is the order of the module's `for f in /migrations/*.sql`
+//! loop under the C locale. The checksum is the SHA-256 of the content with
+//! CRLF line ends turned into LF and a leading byte-order mark dropped, so a
+//! change of line endings alone is not drift.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+/// The directive that makes a file run without a wrapping transaction.
+pub const NO_TRANSACTION_DIRECTIVE: &str = "kubemigrate:no-transaction";
+
+/// One migration file, read and checksummed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migration {
+    /// The file name, e.g. `0001_create_users.sql`. This is the version recorded in the history.
+    pub version: String,
+    /// The full path of the file.
+    pub path: PathBuf,
+    /// The content with a leading byte-order mark dropped (line ends kept as written).
+    pub sql: String,
+    /// Lower-case hex SHA-256 of the normalised content.
+    pub checksum: String,
+    /// True when the leading comment lines hold `-- kubemigrate:no-transaction`.
+    pub no_transaction: bool,
+}
+
+/// Why a directory could not be read as a migration source.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SourceError {
+    /// The directory cannot be listed.
+    #[error("{path}: cannot read migration directory: {source}")]
+    Dir {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A file cannot be read.
+    #[error("{path}: cannot read migration file: {source}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A `*.sql` entry is a directory or another non-file.
+    #[error(
+        "{path}: is not a regular file (migrations are the *.sql files directly in the directory)"
+    )]
+    NotAFile {
+        /// The entry.
+        path: PathBuf,
+    },
+    /// A file is not valid UTF-8.
+    #[error("{path}:{line}: file is not valid UTF-8 (byte offset {offset})")]
+    NotUtf8 {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the first invalid byte.
+        line: usize,
+        /// Byte offset of the first invalid byte.
+        offset: usize,
+    },
+    /// A file name is not valid UTF-8, so it cannot be a version.
+    #[error("{path}: file name is not valid UTF-8")]
+    NameNotUtf8 {
+        /// The entry.
+        path: PathBuf,
+    },
+}
+
+/// A warning found while reading a source; the run goes on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceWarning(pub String);
+
+impl fmt::Display for SourceWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The migrations of one directory, in run order.
+#[derive(Debug, Clone, Default)]
+pub struct Source {
+    /// The directory.
+    pub dir: PathBuf,
+    /// The files, sorted byte-wise by name.
+    pub migrations: Vec<Migration>,
+    /// Things worth telling the user (numeric prefixes that sort against their numbers).
+    pub warnings: Vec<SourceWarning>,
+}
+
+impl Source {
+    /// Reads every `*.sql` file directly in `dir` (not in subdirectories; symlinks to
+    /// files are followed). Other names are ignored.
+    ///
+    /// # Errors
+    /// The directory or a file cannot be read, a `*.sql` entry is not a file, or a
+    /// file is not UTF-8.
+    pub fn read_dir(dir: &Path) -> Result<Source, SourceError> {
+        let dir_err = |source| SourceError::Dir {
+            path: dir.to_path_buf(),
+            source,
+        };
+        let mut entries = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(dir_err)? {
+            let entry = entry.map_err(dir_err)?;
+            let path = entry.path();
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                if entry.file_name().as_encoded_bytes().ends_with(b".sql") {
+                    return Err(SourceError::NameNotUtf8 { path });
+                }
+                continue;
+            };
+            if !name.ends_with(".sql") || name.starts_with('.') {
+                continue;
+            }
+            entries.push((name, path));
+        }
+        entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        let mut migrations = Vec::with_capacity(entries.len());
+        for (version, path) in entries {
+            let meta = std::fs::metadata(&path).map_err(|source| SourceError::File {
+                path: path.clone(),
+                source,
+            })?;
+            if !meta.is_file() {
+                return Err(SourceError::NotAFile { path });
+            }
+            let bytes = std::fs::read(&path).map_err(|source| SourceError::File {
+                path: path.clone(),
+                source,
+            })?;
+            migrations.push(Migration::from_bytes(version, path, bytes)?);
+        }
+        let warnings = numeric_order_warnings(&migrations);
+        Ok(Source {
+            dir: dir.to_path_buf(),
+            migrations,
+            warnings,
+        })
+    }
+
+    /// The migration with this version, if any.
+    pub fn get(&self, version: &str) -> Option<&Migration> {
+        self.migrations.iter().find(|m| m.version == version)
+    }
+}
+
+impl Migration {
+    /// Builds a migration from a file's bytes.
+    ///
+    /// # Errors
+    /// [`SourceError::NotUtf8`] when the bytes are not UTF-8.
+    pub fn from_bytes(version: String, path: PathBuf, bytes: Vec<u8>) -> Result<Self, SourceError> {
+        let text = match String::from_utf8(bytes) {
+            Ok(t) => t,
+            Err(e) => {
+                let offset = e.utf8_error().valid_up_to();
+                let line = 1 + e.as_bytes()[..offset]
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count();
+                return Err(SourceError::NotUtf8 { path, line, offset });
+            }
+        };
+        let sql = match text.strip_prefix('\u{feff}') {
+            Some(rest) => rest.to_string(),
+            None => text,
+        };
+        let checksum = checksum(&sql);
+        let no_transaction = has_no_transaction_directive(&sql);
+        Ok(Migration {
+            version,
+            path,
+            sql,
+            checksum,
+            no_transaction,
+        })
+    }
+}
+
+/// SHA-256 (lower-case hex) of `sql` with CRLF turned into LF and a leading BOM dropped.
+pub fn checksum(sql: &str) -> String {
+    let sql = sql.strip_prefix('\u{feff}').unwrap_or(sql);
+    let mut hasher = Sha256::new();
+    let bytes = sql.as_bytes();
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\r' && bytes.get(i + 1) == Some(&b'\n') {
+            hasher.update(&bytes[start..i]);
+            start = i + 1;
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    hasher.update(&bytes[start..]);
+    let digest = hasher.finalize();
+    let mut hex = String::with_capacity(64);
+    for b in digest {
+        hex.push(char::from(HEX[usize::from(b >> 4)]));
+        hex.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    hex
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// True when one of the leading lines (blank lines and `--` comments before the first
+/// other line) is `-- kubemigrate:no-transaction`.
+pub fn has_no_transaction_directive(sql: &str) -> bool {
+    for line in sql.lines() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let Some(comment) = line.strip_prefix("--") else {
+            return false;
+        };
+        if comment.trim() == NO_TRANSACTION_DIRECTIVE {
+            return true;
+        }
+    }
+    false
+}
+
+/// Warns when names with numeric prefixes of different widths sort against their numbers,
+/// e.g. `10_a.sql` before `2_b.sql`.
+fn numeric_order_warnings(migrations: &[Migration]) -> Vec<SourceWarning> {
+    let mut warnings = Vec::new();
+    let mut max: Option<(u128, usize, &str)> = None;
+    for m in migrations {
+        let digits = m.version.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            continue;
+        }
+        let Ok(n) = m.version[..digits].parse::<u128>() else {
+            continue;
+        };
+        if let Some((max_n, max_width, max_name)) = max {
+            if n < max_n && digits != max_width {
+                warnings.push(SourceWarning(format!(
+                    "{max_name} runs before {} although its number is larger: file names sort \
+                     byte-wise; pad the numbers to one width (e.g. {:0width$}_…)",
+                    m.version,
+                    n,
+                    width = max_width.max(digits)
+                )));
+                continue;
+            }
+        }
+        if max.is_none_or(|(max_n, _, _)| n >= max_n) {
+            max = Some((n, digits, &m.version));
+        }
+    }
+    warnings
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn m(name: &str) -> Migration {
+        Migration::from_bytes(name.into(), PathBuf::from(name), b"select 1;".to_vec()).unwrap()
+    }
+
+    #[test]
+    fn crlf_and_bom_do_not_change_the_checksum() {
+        let lf = checksum("create table t (id int);\nselect 1;\n");
+        assert_eq!(lf, checksum("create table t (id int);\r\nselect 1;\r\n"));
+        assert_eq!(
+            lf,
+            checksum("\u{feff}create table t (id int);\r\nselect 1;\n")
+        );
+        assert_ne!(lf, checksum("create table t (id int);\nselect 2;\n"));
+        // A lone CR is content, not a line end.
+        assert_ne!(checksum("a\rb"), checksum("ab"));
+        assert_eq!(
+            checksum(""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    #[test]
+    fn directive_only_in_leading_comments() {
+        assert!(has_no_transaction_directive(
+            "-- add an index\n\n--   kubemigrate:no-transaction\ncreate index concurrently i on t (a);"
+        ));
+        assert!(!has_no_transaction_directive(
+            "select 1;\n-- kubemigrate:no-transaction\n"
+        ));
+        assert!(!has_no_transaction_directive(
+            "-- kubemigrate:no-transactions\n"
+        ));
+    }
+
+    #[test]
+    fn warns_when_numbers_of_different_widths_sort_against_their_numbers() {
+        let w = numeric_order_warnings(&[m("10_a.sql"), m("2_b.sql")]);
+        assert_eq!(w.len(), 1);
+        assert!(
+            w[0].0.starts_with("10_a.sql runs before 2_b.sql"),
+            "{}",
+            w[0]
+        );
+        assert!(numeric_order_warnings(&[m("01_a.sql"), m("02_b.sql"), m("10_c.sql")]).is_empty());
+        assert!(numeric_order_warnings(&[m("1_a.sql"), m("2_b.sql"), m("init.sql")]).is_empty());
+    }
+
+    #[test]
+    fn reads_sql_files_in_byte_order_and_rejects_non_utf8() {
+        let dir = std::env::temp_dir().join(format!("km-source-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, body) in [
+            ("b.sql", "select 2;"),
+            ("B.sql", "select 1;"),
+            ("a.txt", "x"),
+            ("a.sql", "-- kubemigrate:no-transaction\nvacuum;"),
+        ] {
+            std::fs::write(dir.join(name), body).unwrap();
+        }
+        std::fs::create_dir_all(dir.join("sub.d")).unwrap();
+        let s = Source::read_dir(&dir).unwrap();
+        let names: Vec<_> = s.migrations.iter().map(|m| m.version.as_str()).collect();
+        assert_eq!(names, ["B.sql", "a.sql", "b.sql"]);
+        assert!(s.migrations[1].no_transaction);
+        std::fs::write(dir.join("c.sql"), b"select 1;\n\xff").unwrap();
+        let err = Source::read_dir(&dir).unwrap_err().to_string();
+        assert!(
+            err.ends_with("c.sql:2: file is not valid UTF-8 (byte offset 10)"),
+            "{err}"
+        );
+        std::fs::remove_file(dir.join("c.sql")).unwrap();
+        std::fs::create_dir_all(dir.join("d.sql")).unwrap();
+        let err = Source::read_dir(&dir).unwrap_err();
+        assert!(matches!(err, SourceError::NotAFile { .. }), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
