@@ -93,3 +93,13 @@ fn main() -> ExitCode {
     };
     ExitCode::from(exit.code())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

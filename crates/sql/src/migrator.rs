@@ -667,6 +667,13 @@ async fn migrate_inner(
         .await;
     }
 
+    // PostgreSQL 14+: notice within a second that this runner died (kill -9, lost
+    // node) and roll its transaction back, instead of finishing a long statement
+    // for a client that is gone. Older servers lack the setting; that is fine.
+    let _ = conn
+        .client
+        .batch_execute("SET client_connection_check_interval = 1000")
+        .await;
     let lock = with_lock(connect, options, events).await?;
     // From here on the lock is released on every path.
     let result = async {

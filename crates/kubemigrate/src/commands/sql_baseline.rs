@@ -11,6 +11,7 @@ use crate::reporter::Reporter;
 /// Use it once on a database whose schema already holds what those files create
 /// (migrated by psql, Flyway or by hand). Files after --version stay pending.
 #[derive(Debug, clap::Args)]
+#[command(disable_version_flag = true)]
 #[command(after_help = "Example:
   kubemigrate sql baseline --dir ./migrations --version 0042_add_orders.sql")]
 pub struct Args {

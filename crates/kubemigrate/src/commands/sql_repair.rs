@@ -14,6 +14,7 @@ use crate::reporter::Reporter;
 /// instead; with --accept-checksum an applied file that was edited keeps its new
 /// content; with --forget the record of a file that is gone is deleted.
 #[derive(Debug, clap::Args)]
+#[command(disable_version_flag = true)]
 #[command(after_help = "Examples:
   kubemigrate sql repair --dir ./migrations --version 0007_index.sql
   kubemigrate sql repair --dir ./migrations --version 0007_index.sql --mark-applied

@@ -1,0 +1,343 @@
+//! Several runners at once, runners killed mid-file, the lock, `exec` and `wait-for-db`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Db, Dir, Run};
+
+/// 30 files; each inserts its name into `applied`, whose primary key would reject a
+/// second application of the same file.
+fn corpus() -> Dir {
+    let mut files = vec![(
+        "000_init.sql".to_string(),
+        "CREATE TABLE applied (file text PRIMARY KEY, at timestamptz DEFAULT clock_timestamp());"
+            .to_string(),
+    )];
+    for i in 1..30 {
+        let name = format!("{i:03}_step.sql");
+        files.push((name.clone(), format!("CREATE TABLE t{i} (id int);\nSELECT pg_sleep(0.01);\nINSERT INTO applied (file) VALUES ('{name}');\n")));
+    }
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    Dir::new(&refs)
+}
+
+fn concurrent_runners(n: usize) {
+    let db = Db::new();
+    let dir = corpus();
+    let children: Vec<_> = (0..n)
+        .map(|_| db.spawn(&["sql", "migrate", "--dir", &dir.arg()]))
+        .collect();
+    let runs: Vec<Run> = children
+        .into_iter()
+        .map(|c| Run::from_output(c.wait_with_output().unwrap()))
+        .collect();
+    for run in &runs {
+        assert_eq!(run.code, 0, "{run:?}");
+    }
+    // Every file applied exactly once, by one runner.
+    assert_eq!(
+        db.sql("SELECT count(*), count(DISTINCT file) FROM applied"),
+        "29|29"
+    );
+    assert_eq!(db.sql("SELECT count(*) FROM kubemigrate_history"), "30");
+    let applied_lines: usize = runs
+        .iter()
+        .map(|r| {
+            r.stdout.matches("\napplied ").count() + usize::from(r.stdout.starts_with("applied "))
+        })
+        .sum();
+    assert_eq!(applied_lines, 30, "{runs:?}");
+    // The others found nothing left to do after they got the lock.
+    assert_eq!(
+        runs.iter()
+            .filter(|r| r.stdout.contains("0 to apply, 30 already applied"))
+            .count(),
+        n - 1
+    );
+    // No advisory lock is left behind.
+    assert_eq!(
+        db.sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"),
+        "0"
+    );
+}
+
+#[test]
+fn two_runners_at_once_apply_each_file_once() {
+    concurrent_runners(2);
+}
+
+#[test]
+fn eight_runners_at_once_apply_each_file_once() {
+    concurrent_runners(8);
+}
+
+#[test]
+fn a_runner_killed_inside_a_file_leaves_it_unrecorded_and_a_rerun_applies_it() {
+    let db = Db::new();
+    let dir = Dir::new(&[
+        ("001_a.sql", "CREATE TABLE a ();"),
+        (
+            "002_slow.sql",
+            "CREATE TABLE slow ();\nSELECT pg_sleep(20);\nCREATE TABLE after_sleep ();\n",
+        ),
+    ]);
+    let mut child = db.spawn(&["sql", "migrate", "--dir", &dir.arg()]);
+    assert!(common::wait_until(Duration::from_secs(20), || {
+        db.sql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(20)%' AND state = 'active'") == "1"
+    }));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    // The server notices the dead client (client_connection_check_interval) and
+    // rolls the file back; the lock's session ends with it.
+    assert!(common::wait_until(Duration::from_secs(15), || {
+        db.sql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(20)%'")
+            == "0"
+    }));
+    assert_eq!(db.history(), ["001_a.sql|sql|true|"]);
+    assert_eq!(db.sql("SELECT to_regclass('slow') IS NULL"), "t");
+    dir.write(
+        "002_slow.sql",
+        "CREATE TABLE slow ();\nCREATE TABLE after_sleep ();\n",
+    );
+    let run = db
+        .km(&[
+            "sql",
+            "migrate",
+            "--dir",
+            &dir.arg(),
+            "--lock-timeout",
+            "20s",
+        ])
+        .expect(0);
+    assert!(run.stdout.contains("applied 002_slow.sql"), "{run:?}");
+    assert_eq!(
+        db.history(),
+        ["001_a.sql|sql|true|", "002_slow.sql|sql|true|"]
+    );
+}
+
+#[test]
+fn a_killed_no_transaction_file_is_recorded_as_interrupted() {
+    let db = Db::new();
+    let dir = Dir::new(&[(
+        "001_nt.sql",
+        "-- kubemigrate:no-transaction\nCREATE TABLE first ();\nSELECT pg_sleep(20);\nCREATE TABLE second ();\n",
+    )]);
+    let mut child = db.spawn(&["sql", "migrate", "--dir", &dir.arg()]);
+    assert!(common::wait_until(Duration::from_secs(20), || {
+        db.sql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(20)%' AND state = 'active'") == "1"
+    }));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(db.history(), ["001_nt.sql|sql|false|2"]);
+    let run = db
+        .km(&[
+            "sql",
+            "migrate",
+            "--dir",
+            &dir.arg(),
+            "--lock-timeout",
+            "20s",
+        ])
+        .expect(4);
+    assert!(
+        run.stderr
+            .contains("001_nt.sql: was interrupted at statement 2"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn a_runner_waits_for_the_lock_names_the_holder_and_gives_up_after_the_timeout() {
+    let db = Db::new();
+    let dir = Dir::new(&[("001.sql", "SELECT 1;")]);
+    // Hold the lock with our own exec --lock.
+    let mut holder = db.spawn(&["exec", "--lock", "--", "sleep", "30"]);
+    assert!(common::wait_until(Duration::from_secs(20), || {
+        db.sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted") == "1"
+    }));
+    let started = Instant::now();
+    let run = db
+        .km(&[
+            "sql",
+            "migrate",
+            "--dir",
+            &dir.arg(),
+            "--lock-timeout",
+            "1s",
+        ])
+        .expect(5);
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert!(
+        run.stdout
+            .contains("waiting for the migration lock, held by pid "),
+        "{run:?}"
+    );
+    assert!(
+        run.stdout
+            .contains("application_name kubemigrate, client 127.0.0.1, connected since "),
+        "{run:?}"
+    );
+    assert!(
+        run.stderr
+            .contains("error: timed out after 1s waiting for the migration lock (held by pid "),
+        "{run:?}"
+    );
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    // Once the holder is gone, the lock is free again.
+    assert!(common::wait_until(Duration::from_secs(10), || {
+        db.sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == "0"
+    }));
+    db.km(&[
+        "sql",
+        "migrate",
+        "--dir",
+        &dir.arg(),
+        "--lock-timeout",
+        "5s",
+    ])
+    .expect(0);
+}
+
+#[test]
+fn exec_lock_serialises_two_commands_and_records_them() {
+    let db = Db::new();
+    let scratch = tempfile::tempdir().unwrap();
+    let log = scratch.path().join("log");
+    let script = format!("echo start >> {0}; sleep 1; echo end >> {0}", log.display());
+    let a = db.spawn(&["exec", "--lock", "--", "sh", "-c", &script]);
+    let b = db.spawn(&["exec", "--lock", "--", "sh", "-c", &script]);
+    for c in [a, b] {
+        let run = Run::from_output(c.wait_with_output().unwrap());
+        assert_eq!(run.code, 0, "{run:?}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "start\nend\nstart\nend\n"
+    );
+    assert_eq!(
+        db.sql("SELECT string_agg(kind || ':' || exit_code || ':' || success || ':' || (execution_ms >= 1000), ',') FROM kubemigrate_history"),
+        "command:0:true:true,command:0:true:true"
+    );
+    assert_eq!(
+        db.sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"),
+        "0"
+    );
+}
+
+#[test]
+fn exec_exports_the_connection_and_exits_with_the_commands_code() {
+    let db = Db::new();
+    let password = common::pg().password().to_string();
+    // The command can use every exported form of the connection.
+    let check = r#"psql -XAtq "$DATABASE_URL" -c 'select 1' && psql -XAtq -c 'select 2' && test "$DB_DATABASE" = "$PGDATABASE" && test -n "$DB_PASSWORD" && exit 7"#;
+    let run = db.km(&["exec", "--", "sh", "-c", check]).expect(7);
+    assert_eq!(
+        run.stdout
+            .lines()
+            .filter(|l| *l == "1" || *l == "2")
+            .count(),
+        2,
+        "{run:?}"
+    );
+    assert!(!run.stdout.contains(&password) && !run.stderr.contains(&password));
+    assert_eq!(
+        db.sql(
+            "SELECT exit_code || ':' || success FROM kubemigrate_history WHERE kind = 'command'"
+        ),
+        "7:false"
+    );
+    let run = db.km(&["exec", "--", "/nonexistent/migrate"]).expect(127);
+    assert!(
+        run.stderr.contains("cannot run /nonexistent/migrate"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn exec_forwards_sigterm_to_the_command() {
+    let db = Db::new();
+    let scratch = tempfile::tempdir().unwrap();
+    let marker = scratch.path().join("got-term");
+    let script = format!(
+        "trap 'echo term > {}; exit 42' TERM; sleep 30 & wait",
+        marker.display()
+    );
+    let child = db.spawn(&["exec", "--", "sh", "-c", &script]);
+    assert!(common::wait_until(Duration::from_secs(20), || {
+        db.sql("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'kubemigrate'") == "1"
+    }));
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let run = Run::from_output(child.wait_with_output().unwrap());
+    assert_eq!(run.code, 42, "{run:?}");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "term\n");
+}
+
+#[test]
+fn wait_for_db_goes_on_once_a_late_server_starts() {
+    let mut pg = kubemigrate_localpg::LocalPostgres::start().unwrap();
+    let url = pg.url("postgres");
+    pg.stop_fast().unwrap();
+    let child = common::km_command(
+        &["wait-for-db", "--timeout", "60s"],
+        &[("DATABASE_URL", url.as_str())],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    pg.restart().unwrap();
+    let run = Run::from_output(child.wait_with_output().unwrap());
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("waiting for the database: cannot connect to"),
+        "{run:?}"
+    );
+    assert!(run.stdout.contains("is ready after"), "{run:?}");
+    // Nothing listens on the port once the server is stopped again: the timeout names the last error.
+    pg.stop_fast().unwrap();
+    let run = common::km(
+        &["wait-for-db", "--timeout", "1s"],
+        &[("DATABASE_URL", url.as_str())],
+    )
+    .expect(6);
+    assert!(
+        run.stderr.contains("did not accept connections within 1s"),
+        "{run:?}"
+    );
+    assert!(run.stderr.contains("refused"), "{run:?}");
+}
+
+#[test]
+fn wait_for_db_fails_at_once_when_the_database_does_not_exist() {
+    let url = common::pg().url("no_such_db");
+    let started = Instant::now();
+    let run = common::km(
+        &["wait-for-db", "--timeout", "60s"],
+        &[("DATABASE_URL", url.as_str())],
+    )
+    .expect(6);
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(
+        run.stderr
+            .contains("database \"no_such_db\" does not exist (SQLSTATE 3D000)"),
+        "{run:?}"
+    );
+}
