@@ -40,23 +40,16 @@ enum Command {
     /// Plain-SQL migrations: migrate, status, baseline, repair.
     #[command(subcommand)]
     Sql(SqlCommand),
-    /// Wait until the database accepts connections.
     WaitForDb(commands::wait_for_db::Args),
-    /// Run a migration command with the connection exported, optionally under the lock.
     Exec(commands::exec::Args),
-    /// Run the example migrations on a throwaway local PostgreSQL.
     Demo(commands::demo::Args),
 }
 
 #[derive(Debug, Subcommand)]
 enum SqlCommand {
-    /// Apply the pending *.sql files of a directory, each once, in order.
     Migrate(commands::sql_migrate::Args),
-    /// Show applied, pending, drifted, missing and failed files.
     Status(commands::sql_status::Args),
-    /// Record files up to --version as applied without running them.
     Baseline(commands::sql_baseline::Args),
-    /// Change the history record of one file after a person has looked.
     Repair(commands::sql_repair::Args),
 }
 

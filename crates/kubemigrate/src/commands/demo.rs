@@ -29,9 +29,11 @@ const EXAMPLES: &[(&str, &str)] = &[
     ),
 ];
 
-/// Run the example migrations on a throwaway local PostgreSQL: migrate, migrate again
-/// (nothing left to do), then status. Needs PostgreSQL's server binaries (initdb,
-/// pg_ctl) installed; the server and its data are removed at the end.
+/// Run the example migrations on a throwaway local PostgreSQL.
+///
+/// Runs `sql migrate`, then `sql migrate` again (nothing left to do), then `sql status`.
+/// Needs PostgreSQL's server binaries (initdb, pg_ctl) installed; the server and its
+/// data are removed at the end.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example:
   kubemigrate demo

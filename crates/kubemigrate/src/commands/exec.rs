@@ -28,16 +28,16 @@ use crate::reporter::{Reporter, duration};
   kubemigrate exec --lock -- npm run migrate
   kubemigrate exec --lock -- npx db-migrate up --env prod")]
 pub struct Args {
-    #[command(flatten)]
-    conn: ConnArgs,
-    #[command(flatten)]
-    history: HistoryArgs,
     /// Hold the migration lock for the command's whole run.
     #[arg(long)]
     lock: bool,
     /// The command and its arguments.
     #[arg(required = true, last = true, value_name = "COMMAND")]
     command: Vec<String>,
+    #[command(flatten)]
+    conn: ConnArgs,
+    #[command(flatten)]
+    history: HistoryArgs,
 }
 
 /// Runs the command.

@@ -17,13 +17,13 @@ use crate::reporter::Reporter;
 pub struct Args {
     #[command(flatten)]
     dir: DirArgs,
+    /// The last file to record (a file name from --dir).
+    #[arg(long, value_name = "FILE")]
+    version: String,
     #[command(flatten)]
     conn: ConnArgs,
     #[command(flatten)]
     history: HistoryArgs,
-    /// The last file to record (a file name from --dir).
-    #[arg(long, value_name = "FILE")]
-    version: String,
 }
 
 /// Runs the command.

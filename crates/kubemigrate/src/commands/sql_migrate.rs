@@ -23,10 +23,6 @@ use crate::reporter::Reporter;
 pub struct Args {
     #[command(flatten)]
     dir: DirArgs,
-    #[command(flatten)]
-    conn: ConnArgs,
-    #[command(flatten)]
-    history: HistoryArgs,
     /// List what would run; change nothing (no lock, no history table).
     #[arg(long)]
     dry_run: bool,
@@ -43,6 +39,10 @@ pub struct Args {
     /// forever behind a long transaction (e.g. 5s) [default: unset].
     #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
     statement_lock_timeout: Option<Duration>,
+    #[command(flatten)]
+    conn: ConnArgs,
+    #[command(flatten)]
+    history: HistoryArgs,
 }
 
 /// Runs the command.

@@ -22,10 +22,6 @@ use crate::reporter::Reporter;
 pub struct Args {
     #[command(flatten)]
     dir: DirArgs,
-    #[command(flatten)]
-    conn: ConnArgs,
-    #[command(flatten)]
-    history: HistoryArgs,
     /// The file whose record to change.
     #[arg(long, value_name = "FILE")]
     version: String,
@@ -38,6 +34,10 @@ pub struct Args {
     /// Delete the record of a file that is no longer in the directory.
     #[arg(long)]
     forget: bool,
+    #[command(flatten)]
+    conn: ConnArgs,
+    #[command(flatten)]
+    history: HistoryArgs,
 }
 
 /// Runs the command.

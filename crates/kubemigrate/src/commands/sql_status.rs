@@ -7,7 +7,9 @@ use super::{ConnArgs, DirArgs, HistoryArgs};
 use crate::exit::{CommandResult, Exit, Failure};
 use crate::reporter::Reporter;
 
-/// Show each file's state: applied, baselined, pending, drifted (changed since it was
+/// Show applied, pending, drifted, failed and missing files.
+///
+/// Each file's state: applied, baselined, pending, drifted (changed since it was
 /// applied), failed; and history rows whose file is missing.
 ///
 /// Exit code 0 when nothing is pending, 7 when files are pending, 4 when something
@@ -20,13 +22,13 @@ use crate::reporter::Reporter;
 pub struct Args {
     #[command(flatten)]
     dir: DirArgs,
+    /// Count history rows whose file is gone as a problem (exit 4).
+    #[arg(long)]
+    strict: bool,
     #[command(flatten)]
     conn: ConnArgs,
     #[command(flatten)]
     history: HistoryArgs,
-    /// Count history rows whose file is gone as a problem (exit 4).
-    #[arg(long)]
-    strict: bool,
 }
 
 /// Runs the command.
