@@ -509,10 +509,7 @@ pub async fn status(
     events: &mut dyn FnMut(Event),
 ) -> Result<(Report, Reconciled), MigrateError> {
     let started = Instant::now();
-    let conn = connect.connect().await?;
-    events(Event::Connected {
-        target: connect.masked_url(),
-    });
+    let conn = open(connect, events).await?;
     let rows = history
         .load(&conn.client)
         .await
@@ -649,10 +646,7 @@ async fn migrate_inner(
         .map(plan_steps)
         .collect::<Result<Vec<_>, _>>()?;
 
-    let mut conn = connect.connect().await?;
-    events(Event::Connected {
-        target: connect.masked_url(),
-    });
+    let mut conn = open(connect, events).await?;
 
     if options.dry_run {
         let rows = options
@@ -1160,10 +1154,7 @@ async fn baseline_inner(
             source.dir.display()
         )));
     }
-    let conn = connect.connect().await?;
-    events(Event::Connected {
-        target: connect.masked_url(),
-    });
+    let conn = open(connect, events).await?;
     let lock = with_lock(connect, options, events).await?;
     let result = async {
         let history = &options.history;
@@ -1234,6 +1225,18 @@ async fn baseline_inner(
     result
 }
 
+/// Opens the migration connection and says so.
+async fn open(
+    connect: &ConnectOptions,
+    events: &mut dyn FnMut(Event),
+) -> Result<Connection, MigrateError> {
+    let conn = connect.connect().await?;
+    events(Event::Connected {
+        target: connect.masked_url(),
+    });
+    Ok(conn)
+}
+
 async fn with_lock(
     connect: &ConnectOptions,
     options: &MigrateOptions,
@@ -1289,10 +1292,7 @@ pub async fn repair(
             source.dir.display()
         )));
     }
-    let conn = connect.connect().await?;
-    events(Event::Connected {
-        target: connect.masked_url(),
-    });
+    let conn = open(connect, events).await?;
     let lock = with_lock(connect, options, events).await?;
     let result = async {
         let h = &options.history;
