@@ -99,7 +99,7 @@ impl Failure {
             MigrateError::Sql(s) => s.excerpt(),
             MigrateError::NeedsPerson(problems) if problems.len() > 1 => problems
                 .iter()
-                .map(|p| format!("  {}: {}", p.version, p.message))
+                .map(|p| format!("{}: {}", p.version, p.message))
                 .collect(),
             _ => Vec::new(),
         };

@@ -66,6 +66,15 @@ fn main() -> ExitCode {
             return ExitCode::from(Exit::Internal.code());
         }
     };
+    let name = match &cli.command {
+        Command::Sql(SqlCommand::Migrate(_)) => "sql migrate",
+        Command::Sql(SqlCommand::Status(_)) => "sql status",
+        Command::Sql(SqlCommand::Baseline(_)) => "sql baseline",
+        Command::Sql(SqlCommand::Repair(_)) => "sql repair",
+        Command::WaitForDb(_) => "wait-for-db",
+        Command::Exec(_) => "exec",
+        Command::Demo(_) => "demo",
+    };
     let result = runtime.block_on(async {
         match cli.command {
             Command::Sql(SqlCommand::Migrate(a)) => commands::sql_migrate::run(a, reporter).await,
@@ -80,7 +89,7 @@ fn main() -> ExitCode {
     let exit = match result {
         Ok(exit) => exit,
         Err(failure) => {
-            reporter.finish("kubemigrate", None, failure.exit, Some(&failure));
+            reporter.finish(name, None, failure.exit, Some(&failure));
             failure.exit
         }
     };

@@ -151,7 +151,7 @@ impl Reporter {
                 _ => serde_json::Map::new(),
             };
             doc.insert("command".into(), command.into());
-            doc.insert("ok".into(), (exit == Exit::Ok).into());
+            doc.insert("ok".into(), (exit.code() == 0).into());
             doc.insert("exit_code".into(), exit.code().into());
             doc.insert("outcome".into(), exit.name().into());
             if let Some(f) = failure {
@@ -170,6 +170,7 @@ impl Reporter {
             FileStatus::Applied,
             FileStatus::Baselined,
             FileStatus::Skipped,
+            FileStatus::Drifted,
             FileStatus::Pending,
             FileStatus::Failed,
             FileStatus::NotRun,
@@ -179,7 +180,7 @@ impl Reporter {
                 let label = match status {
                     FileStatus::Skipped => "already applied",
                     FileStatus::NotRun => "not run",
-                    FileStatus::Pending => "would apply",
+                    FileStatus::Pending if report.dry_run => "would apply",
                     other => other.as_str(),
                 };
                 parts.push(format!("{n} {label}"));

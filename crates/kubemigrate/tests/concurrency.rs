@@ -62,7 +62,7 @@ fn concurrent_runners(n: usize) {
     );
     // No advisory lock is left behind.
     assert_eq!(
-        db.sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"),
+        db.sql("SELECT count(*) FROM pg_locks WHERE database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND locktype = 'advisory'"),
         "0"
     );
 }
@@ -89,14 +89,14 @@ fn a_runner_killed_inside_a_file_leaves_it_unrecorded_and_a_rerun_applies_it() {
     ]);
     let mut child = db.spawn(&["sql", "migrate", "--dir", &dir.arg()]);
     assert!(common::wait_until(Duration::from_secs(20), || {
-        db.sql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(20)%' AND state = 'active'") == "1"
+        db.sql("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'SELECT pg_sleep(20)%' AND state = 'active'") == "1"
     }));
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     // The server notices the dead client (client_connection_check_interval) and
     // rolls the file back; the lock's session ends with it.
     assert!(common::wait_until(Duration::from_secs(15), || {
-        db.sql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(20)%'")
+        db.sql("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'SELECT pg_sleep(20)%'")
             == "0"
     }));
     assert_eq!(db.history(), ["001_a.sql|sql|true|"]);
@@ -131,7 +131,7 @@ fn a_killed_no_transaction_file_is_recorded_as_interrupted() {
     )]);
     let mut child = db.spawn(&["sql", "migrate", "--dir", &dir.arg()]);
     assert!(common::wait_until(Duration::from_secs(20), || {
-        db.sql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(20)%' AND state = 'active'") == "1"
+        db.sql("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'SELECT pg_sleep(20)%' AND state = 'active'") == "1"
     }));
     child.kill().unwrap();
     child.wait().unwrap();
@@ -160,7 +160,7 @@ fn a_runner_waits_for_the_lock_names_the_holder_and_gives_up_after_the_timeout()
     // Hold the lock with our own exec --lock.
     let mut holder = db.spawn(&["exec", "--lock", "--", "sleep", "30"]);
     assert!(common::wait_until(Duration::from_secs(20), || {
-        db.sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted") == "1"
+        db.sql("SELECT count(*) FROM pg_locks WHERE database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND locktype = 'advisory' AND granted") == "1"
     }));
     let started = Instant::now();
     let run = db
@@ -193,7 +193,7 @@ fn a_runner_waits_for_the_lock_names_the_holder_and_gives_up_after_the_timeout()
     holder.wait().unwrap();
     // Once the holder is gone, the lock is free again.
     assert!(common::wait_until(Duration::from_secs(10), || {
-        db.sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == "0"
+        db.sql("SELECT count(*) FROM pg_locks WHERE database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND locktype = 'advisory'") == "0"
     }));
     db.km(&[
         "sql",
@@ -227,7 +227,7 @@ fn exec_lock_serialises_two_commands_and_records_them() {
         "command:0:true:true,command:0:true:true"
     );
     assert_eq!(
-        db.sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"),
+        db.sql("SELECT count(*) FROM pg_locks WHERE database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND locktype = 'advisory'"),
         "0"
     );
 }
@@ -340,4 +340,18 @@ fn wait_for_db_fails_at_once_when_the_database_does_not_exist() {
             .contains("database \"no_such_db\" does not exist (SQLSTATE 3D000)"),
         "{run:?}"
     );
+}
+
+#[test]
+fn wait_for_db_fails_at_once_when_tls_is_required_but_the_server_has_none() {
+    let url = format!("{}?sslmode=require", common::pg().url("postgres"));
+    let started = Instant::now();
+    let run = common::km(
+        &["wait-for-db", "--timeout", "60s"],
+        &[("DATABASE_URL", url.as_str())],
+    )
+    .expect(6);
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(run.stderr.contains("TLS"), "{run:?}");
+    assert!(run.stderr.contains("not retrying"), "{run:?}");
 }

@@ -289,8 +289,10 @@ fn a_failed_no_transaction_file_needs_repair() {
         run.stderr
     );
     assert!(
-        run.stderr
-            .contains("kubemigrate sql repair --version 002_idx.sql"),
+        run.stderr.contains(&format!(
+            "kubemigrate sql repair --dir {} --version 002_idx.sql",
+            dir.arg()
+        )),
         "{}",
         run.stderr
     );
@@ -511,16 +513,24 @@ fn a_history_row_without_its_file_warns_or_fails_with_strict() {
     );
     let run = db.km(&["sql", "status", "--dir", &dir.arg()]).expect(0);
     assert!(run.stdout.contains("missing"), "{}", run.stdout);
-    db.km(&[
-        "sql",
-        "repair",
-        "--dir",
-        &dir.arg(),
-        "--version",
-        "001.sql",
-        "--forget",
-    ])
-    .expect(0);
+    let repair = |version: &str| {
+        db.km(&[
+            "sql",
+            "repair",
+            "--dir",
+            &dir.arg(),
+            "--version",
+            version,
+            "--forget",
+        ])
+    };
+    let run = repair("002.sql").expect(2);
+    assert!(
+        run.stderr.contains("the file is still in"),
+        "{}",
+        run.stderr
+    );
+    repair("001.sql").expect(0);
     db.km(&["sql", "migrate", "--dir", &dir.arg(), "--strict"])
         .expect(0);
 }
@@ -671,4 +681,33 @@ fn the_statement_lock_timeout_stops_ddl_queueing_behind_a_long_transaction() {
     );
     holder.kill().unwrap();
     holder.wait().unwrap();
+}
+
+#[test]
+fn a_statement_that_cannot_run_in_a_transaction_gets_a_hint() {
+    let db = Db::new();
+    let dir = Dir::new(&[(
+        "001.sql",
+        "CREATE TABLE t (id int);\nCREATE INDEX CONCURRENTLY t_id ON t (id);\n",
+    )]);
+    let run = migrate(&db, &dir).expect(3);
+    assert!(run.stderr.contains("SQLSTATE 25001"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("HINT: put `-- kubemigrate:no-transaction` in the first comment lines"),
+        "{}",
+        run.stderr
+    );
+    let status = db
+        .km(&["sql", "status", "--dir", &dir.arg(), "-o", "json"])
+        .expect(7);
+    let error = status.json()["files"][0]["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.contains("failed: ")
+            && error.contains("CREATE INDEX CONCURRENTLY cannot run inside a transaction block"),
+        "{error}"
+    );
 }

@@ -112,22 +112,22 @@ pub struct ConfigError(pub String);
 #[non_exhaustive]
 pub enum ConnectError {
     /// The host name did not resolve.
-    #[error("cannot connect to {target}: cannot resolve host {host:?}: {source}")]
+    #[error("cannot connect to {target}: cannot resolve host {host:?}: {cause}")]
     Resolve {
         /// The masked URL.
         target: String,
         /// The host name.
         host: String,
         /// The resolver's error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The TCP or Unix connection failed (refused, unreachable, reset).
-    #[error("cannot connect to {target}: {source}")]
+    #[error("cannot connect to {target}: {cause}")]
     Io {
         /// The masked URL.
         target: String,
         /// The socket error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The connection or login took longer than the connect timeout.
     #[error("cannot connect to {target}: no answer within {after:?}")]
@@ -422,9 +422,9 @@ impl ConnectOptions {
             let path = format!("{}/.s.PGSQL.{}", self.host, self.port);
             let stream = tokio::net::UnixStream::connect(&path)
                 .await
-                .map_err(|source| ConnectError::Io {
+                .map_err(|cause| ConnectError::Io {
                     target: target.clone(),
-                    source,
+                    cause,
                 })?;
             // TLS over a Unix socket is pointless; libpq skips it too.
             config.ssl_mode(tokio_postgres::config::SslMode::Disable);
@@ -437,10 +437,10 @@ impl ConnectOptions {
         let addrs =
             resolve(&self.host, self.port)
                 .await
-                .map_err(|source| ConnectError::Resolve {
+                .map_err(|cause| ConnectError::Resolve {
                     target: target.clone(),
                     host: self.host.clone(),
-                    source,
+                    cause,
                 })?;
         let mut last_io = None;
         for addr in addrs {
@@ -479,7 +479,7 @@ impl ConnectOptions {
         }
         Err(ConnectError::Io {
             target,
-            source: last_io
+            cause: last_io
                 .unwrap_or_else(|| std::io::Error::other("the host name has no addresses")),
         })
     }
@@ -587,22 +587,45 @@ fn classify(target: &str, e: tokio_postgres::Error) -> ConnectError {
             message: db.message().to_string(),
         };
     }
-    let text = e.to_string();
+    // The whole chain, each cause once ("error performing TLS handshake: server does
+    // not support TLS").
+    let mut text = e.to_string();
+    let mut tls = text.contains("TLS");
+    let mut io_kind = None;
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&e);
     while let Some(s) = source {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            return ConnectError::Io {
-                target: target.to_string(),
-                source: std::io::Error::new(io.kind(), io.to_string()),
-            };
+            // rustls reports certificate problems inside an io::Error.
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+            {
+                tls = true;
+            } else if io_kind.is_none() {
+                io_kind = Some(io.kind());
+            }
         }
         if s.downcast_ref::<rustls::Error>().is_some() {
-            return ConnectError::Tls {
-                target: target.to_string(),
-                message: s.to_string(),
-            };
+            tls = true;
+        }
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
         }
         source = s.source();
+    }
+    if tls {
+        return ConnectError::Tls {
+            target: target.to_string(),
+            message: text,
+        };
+    }
+    if let Some(kind) = io_kind {
+        return ConnectError::Io {
+            target: target.to_string(),
+            cause: std::io::Error::new(kind, text),
+        };
     }
     ConnectError::Other {
         target: target.to_string(),

@@ -132,7 +132,8 @@ pub struct FileReport {
     /// The checksum recorded in the history, when it differs from the file's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recorded_checksum: Option<String>,
-    /// How long it ran in this run (or, for `status`, when it was applied).
+    /// How long it ran: in this run for files this run applied, else as recorded
+    /// when it was applied.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
     /// When it was applied, from the history.
@@ -143,7 +144,7 @@ pub struct FileReport {
     /// A pending file that sorts before the newest applied one.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub out_of_order: bool,
-    /// The error of a failure.
+    /// The error of a failure (for a pending file: of its last, rolled back, attempt).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// The failed statement (1-based).

@@ -219,9 +219,9 @@ fn problems_line(problems: &[Problem]) -> String {
             "{} files need attention: {}",
             many.len(),
             many.iter()
-                .map(|p| format!("{}: {}", p.version, p.message))
+                .map(|p| p.version.as_str())
                 .collect::<Vec<_>>()
-                .join("; ")
+                .join(", ")
         ),
     }
 }
@@ -280,7 +280,9 @@ pub fn is_connection_error(e: &tokio_postgres::Error) -> bool {
     }
 }
 
-fn describe(e: &tokio_postgres::Error) -> String {
+/// A one-line description of a database error: the server's message and SQLSTATE,
+/// or the client's error.
+pub fn describe(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
         None if e.is_closed() => "the server closed the connection".to_string(),
@@ -375,17 +377,18 @@ impl Reconciled {
                     version: m.version.clone(),
                     message: format!(
                         "changed since it was applied on {} (checksum {} recorded, {} now); restore the file, \
-                         or accept the edit with `kubemigrate sql repair --version {} --accept-checksum`, \
+                         or accept the edit with `kubemigrate sql repair --dir {} --version {} --accept-checksum`, \
                          or pass --allow-drift",
                         row.applied_at,
                         short(row.checksum.as_deref().unwrap_or("none")),
                         short(&m.checksum),
+                        source.dir.display(),
                         m.version
                     ),
                 }),
                 FileState::Failed(row) => problems.push(Problem {
                     version: m.version.clone(),
-                    message: failed_message(m, row),
+                    message: failed_message(&source.dir, m, row),
                 }),
                 FileState::Pending { .. } if *out_of_order && !options.allow_out_of_order => {
                     problems.push(Problem {
@@ -411,7 +414,7 @@ impl Reconciled {
     }
 }
 
-fn failed_message(m: &Migration, row: &HistoryRow) -> String {
+fn failed_message(dir: &std::path::Path, m: &Migration, row: &HistoryRow) -> String {
     let at = row
         .statement
         .map(|s| format!(" at statement {s}"))
@@ -422,8 +425,9 @@ fn failed_message(m: &Migration, row: &HistoryRow) -> String {
     };
     format!(
         "{what}; it runs without a transaction, so the statements before it stayed applied. \
-         Finish or undo them by hand, then run `kubemigrate sql repair --version {v}` to run the file again, \
-         or `kubemigrate sql repair --version {v} --mark-applied` to record it as applied",
+         Finish or undo them by hand, then run `kubemigrate sql repair --dir {d} --version {v}` to run the file \
+         again, or add --mark-applied to record it as applied",
+        d = dir.display(),
         v = m.version
     )
 }
@@ -574,7 +578,18 @@ fn state_report(m: &Migration, state: &FileState, out_of_order: bool) -> FileRep
             );
             f.statement = row.statement;
         }
-        FileState::Pending { .. } => {}
+        FileState::Pending {
+            previous_failure: Some(row),
+        } => {
+            f.error = Some(format!(
+                "last attempt on {} failed: {}",
+                row.applied_at,
+                row.error.as_deref().unwrap_or("interrupted")
+            ));
+        }
+        FileState::Pending {
+            previous_failure: None,
+        } => {}
     }
     f
 }
@@ -1095,6 +1110,16 @@ fn sql_failure(m: &Migration, number: usize, start: usize, text: &str, db: &DbEr
         .unwrap_or("")
         .trim_end_matches('\r')
         .to_string();
+    let code = db.code().code().to_string();
+    let hint = match db.hint() {
+        Some(h) => Some(h.to_string()),
+        // "cannot run inside a transaction block"
+        None if code == "25001" && !m.no_transaction => Some(format!(
+            "put `-- {}` in the first comment lines of the file to run it without a transaction",
+            crate::source::NO_TRANSACTION_DIRECTIVE
+        )),
+        None => None,
+    };
     SqlFailure {
         version: m.version.clone(),
         path: m.path.display().to_string(),
@@ -1103,10 +1128,10 @@ fn sql_failure(m: &Migration, number: usize, start: usize, text: &str, db: &DbEr
         column,
         line_text,
         exact,
-        code: db.code().code().to_string(),
+        code,
         message: db.message().to_string(),
         detail: db.detail().map(str::to_string),
-        hint: db.hint().map(str::to_string),
+        hint,
         context: db.where_().map(str::to_string),
     }
 }
@@ -1289,6 +1314,13 @@ pub async fn repair(
     if file.is_none() && action != RepairAction::Forget {
         return Err(MigrateError::Usage(format!(
             "--version {version}: no such file in {}",
+            source.dir.display()
+        )));
+    }
+    if file.is_some() && action == RepairAction::Forget {
+        return Err(MigrateError::Usage(format!(
+            "--version {version}: the file is still in {}; --forget is for records whose file is gone \
+             (forgetting it would run it again)",
             source.dir.display()
         )));
     }

@@ -34,20 +34,20 @@ pub struct Migration {
 #[non_exhaustive]
 pub enum SourceError {
     /// The directory cannot be listed.
-    #[error("{path}: cannot read migration directory: {source}")]
+    #[error("{path}: cannot read migration directory: {cause}")]
     Dir {
         /// The directory.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A file cannot be read.
-    #[error("{path}: cannot read migration file: {source}")]
+    #[error("{path}: cannot read migration file: {cause}")]
     File {
         /// The file.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A `*.sql` entry is a directory or another non-file.
     #[error(
@@ -104,9 +104,9 @@ impl Source {
     /// The directory or a file cannot be read, a `*.sql` entry is not a file, or a
     /// file is not UTF-8.
     pub fn read_dir(dir: &Path) -> Result<Source, SourceError> {
-        let dir_err = |source| SourceError::Dir {
+        let dir_err = |cause| SourceError::Dir {
             path: dir.to_path_buf(),
-            source,
+            cause,
         };
         let mut entries = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(dir_err)? {
@@ -126,16 +126,16 @@ impl Source {
         entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
         let mut migrations = Vec::with_capacity(entries.len());
         for (version, path) in entries {
-            let meta = std::fs::metadata(&path).map_err(|source| SourceError::File {
+            let meta = std::fs::metadata(&path).map_err(|cause| SourceError::File {
                 path: path.clone(),
-                source,
+                cause,
             })?;
             if !meta.is_file() {
                 return Err(SourceError::NotAFile { path });
             }
-            let bytes = std::fs::read(&path).map_err(|source| SourceError::File {
+            let bytes = std::fs::read(&path).map_err(|cause| SourceError::File {
                 path: path.clone(),
-                source,
+                cause,
             })?;
             migrations.push(Migration::from_bytes(version, path, bytes)?);
         }

@@ -75,14 +75,11 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
         .map_err(|e| Failure::new(Exit::Connection, e))?;
     let url = pg.url("postgres");
     let conn = ConnectOptions::resolve(Some(&url), |_| None).map_err(|e| internal(e.into()))?;
-    let mut options = super::HistoryArgs {
-        history_schema: kubemigrate_sql::history::DEFAULT_SCHEMA.into(),
-        history_table: kubemigrate_sql::history::DEFAULT_TABLE.into(),
-        applied_by: None,
+    let options = migrator::MigrateOptions {
+        applied_by: "kubemigrate-demo".into(),
         lock_timeout: std::time::Duration::from_secs(60),
-    }
-    .migrate_options();
-    options.applied_by = "kubemigrate-demo".into();
+        ..Default::default()
+    };
     for round in ["first run", "second run: everything is applied already"] {
         reporter.line(&format!(
             "\n== sql migrate --dir {} ({round})",

@@ -11,7 +11,7 @@ use kubemigrate_sql::lock::MigrationLock;
 use kubemigrate_sql::migrator::MigrateError;
 use tokio::signal::unix::{SignalKind, signal};
 
-use super::{ConnArgs, HistoryArgs};
+use super::{ConnArgs, HistoryArgs, RunArgs};
 use crate::exit::{CommandResult, Exit, Failure};
 use crate::reporter::{Reporter, duration};
 
@@ -38,12 +38,14 @@ pub struct Args {
     conn: ConnArgs,
     #[command(flatten)]
     history: HistoryArgs,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 /// Runs the command.
 pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
     let conn_opts = args.conn.options()?;
-    let options = args.history.migrate_options();
+    let options = args.run.migrate_options(&args.history);
     let engine = |e: MigrateError| Failure::from_engine(e);
     let conn = conn_opts.connect().await.map_err(|e| engine(e.into()))?;
     reporter.event(Event::Connected {
@@ -95,8 +97,9 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
         };
         if let Err(e) = options.history.insert(&conn.client, &row).await {
             reporter.warn(&format!(
-                "could not record the command in {}: {e}",
-                options.history.display_name()
+                "could not record the command in {}: {}",
+                options.history.display_name(),
+                kubemigrate_sql::migrator::describe(&e)
             ));
         }
         reporter.line(&format!(
@@ -137,6 +140,10 @@ async fn run_child(
     let mut interrupt = signal(SignalKind::interrupt())
         .context("installing the SIGINT handler")
         .map_err(|e| Failure::new(Exit::Internal, e))?;
+    reporter.line(&format!(
+        "running {}",
+        command_line(command, conn.password.as_ref().map(|p| p.expose()))
+    ));
     let started = Instant::now();
     let mut child = cmd.spawn().map_err(|e| {
         let exit = match e.kind() {
@@ -149,10 +156,6 @@ async fn run_child(
             anyhow::Error::new(e).context(format!("cannot run {program}")),
         )
     })?;
-    reporter.line(&format!(
-        "running {}",
-        command_line(command, conn.password.as_ref().map(|p| p.expose()))
-    ));
     let pid = child.id();
     let status = loop {
         tokio::select! {

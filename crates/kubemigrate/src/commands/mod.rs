@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use kubemigrate_sql::connect::ConnectOptions;
 use kubemigrate_sql::history::HistoryTable;
 use kubemigrate_sql::migrator::MigrateOptions;
@@ -23,10 +22,13 @@ pub mod wait_for_db;
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Connection")]
 pub struct ConnArgs {
-    /// postgres://user:password@host:port/dbname?sslmode=… Without it: the libpq
-    /// variables (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD, PGSSLMODE,
-    /// PGSSLROOTCERT, PGAPPNAME), then DB_HOST, DB_PORT, DB_DATABASE, DB_USER,
-    /// DB_PASSWORD, field by field.
+    /// postgres://user:password@host:port/dbname?sslmode=…
+    ///
+    /// Each setting comes from the URL if it has it, else from the libpq variables
+    /// (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD, PGSSLMODE, PGSSLROOTCERT,
+    /// PGAPPNAME, PGCONNECT_TIMEOUT), else from DB_HOST, DB_PORT, DB_DATABASE, DB_USER,
+    /// DB_PASSWORD, else the defaults (localhost, 5432, user postgres, database = user,
+    /// sslmode prefer). So PGPASSWORD fills in a URL without a password.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
     pub database_url: Option<String>,
 }
@@ -39,9 +41,9 @@ impl ConnArgs {
     }
 }
 
-/// Where the history lives, and the lock that guards it.
+/// Where the history lives.
 #[derive(Debug, Clone, clap::Args)]
-#[command(next_help_heading = "History and lock")]
+#[command(next_help_heading = "History")]
 pub struct HistoryArgs {
     /// Schema of the history table (created if missing).
     #[arg(long, default_value = kubemigrate_sql::history::DEFAULT_SCHEMA, value_name = "SCHEMA")]
@@ -49,12 +51,6 @@ pub struct HistoryArgs {
     /// Name of the history table.
     #[arg(long, default_value = kubemigrate_sql::history::DEFAULT_TABLE, value_name = "TABLE")]
     pub history_table: String,
-    /// Who applied the migrations, recorded in the history [default: $HOSTNAME, the pod name].
-    #[arg(long, value_name = "NAME")]
-    pub applied_by: Option<String>,
-    /// Give up when another migrator holds the lock for this long (e.g. 30s, 10m).
-    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration, value_name = "DURATION")]
-    pub lock_timeout: Duration,
 }
 
 impl HistoryArgs {
@@ -65,11 +61,26 @@ impl HistoryArgs {
             table: self.history_table.clone(),
         }
     }
+}
 
+/// Settings of commands that change the database: who they record, and how long
+/// they wait for the migration lock.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "History and lock")]
+pub struct RunArgs {
+    /// Who applied the migrations, recorded in the history [default: $HOSTNAME, the pod name].
+    #[arg(long, value_name = "NAME")]
+    pub applied_by: Option<String>,
+    /// Give up when another migrator holds the lock for this long (e.g. 30s, 10m).
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub lock_timeout: Duration,
+}
+
+impl RunArgs {
     /// Engine options with these settings and defaults for the rest.
-    pub fn migrate_options(&self) -> MigrateOptions {
+    pub fn migrate_options(&self, history: &HistoryArgs) -> MigrateOptions {
         MigrateOptions {
-            history: self.table(),
+            history: history.table(),
             applied_by: self.applied_by.clone().unwrap_or_else(default_applied_by),
             lock_timeout: self.lock_timeout,
             ..MigrateOptions::default()
@@ -103,8 +114,6 @@ pub struct DirArgs {
 impl DirArgs {
     /// Reads the directory.
     pub fn source(&self) -> Result<Source, Failure> {
-        Source::read_dir(&self.dir)
-            .with_context(|| format!("reading migrations from {}", self.dir.display()))
-            .map_err(|e| Failure::new(Exit::Usage, e))
+        Source::read_dir(&self.dir).map_err(|e| Failure::new(Exit::Usage, e))
     }
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use kubemigrate_sql::migrator;
 
-use super::{ConnArgs, DirArgs, HistoryArgs};
+use super::{ConnArgs, DirArgs, HistoryArgs, RunArgs};
 use crate::exit::{CommandResult, Exit, Failure};
 use crate::reporter::Reporter;
 
@@ -43,13 +43,15 @@ pub struct Args {
     conn: ConnArgs,
     #[command(flatten)]
     history: HistoryArgs,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 /// Runs the command.
 pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
     let source = args.dir.source()?;
     let conn = args.conn.options()?;
-    let mut options = args.history.migrate_options();
+    let mut options = args.run.migrate_options(&args.history);
     options.dry_run = args.dry_run;
     options.allow_drift = args.allow_drift;
     options.allow_out_of_order = args.allow_out_of_order;

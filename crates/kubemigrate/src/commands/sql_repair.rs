@@ -2,7 +2,7 @@
 
 use kubemigrate_sql::migrator::{self, RepairAction};
 
-use super::{ConnArgs, DirArgs, HistoryArgs};
+use super::{ConnArgs, DirArgs, HistoryArgs, RunArgs};
 use crate::exit::{CommandResult, Exit, Failure};
 use crate::reporter::Reporter;
 
@@ -38,13 +38,15 @@ pub struct Args {
     conn: ConnArgs,
     #[command(flatten)]
     history: HistoryArgs,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 /// Runs the command.
 pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
     let source = args.dir.source()?;
     let conn = args.conn.options()?;
-    let options = args.history.migrate_options();
+    let options = args.run.migrate_options(&args.history);
     let action = if args.mark_applied {
         RepairAction::MarkApplied
     } else if args.accept_checksum {

@@ -35,8 +35,11 @@ pub struct Args {
 pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
     let source = args.dir.source()?;
     let conn = args.conn.options()?;
-    let mut options = args.history.migrate_options();
-    options.strict = args.strict;
+    let options = kubemigrate_sql::migrator::MigrateOptions {
+        history: args.history.table(),
+        strict: args.strict,
+        ..Default::default()
+    };
     for w in &source.warnings {
         reporter.warn(&w.0);
     }

@@ -19,11 +19,11 @@ use crate::reporter::{Reporter, duration};
   kubemigrate wait-for-db --timeout 2m
   PGHOST=db PGUSER=app PGPASSWORD=… kubemigrate wait-for-db")]
 pub struct Args {
-    #[command(flatten)]
-    conn: ConnArgs,
     /// Give up after this long (e.g. 30s, 5m).
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration, value_name = "DURATION")]
     timeout: Duration,
+    #[command(flatten)]
+    conn: ConnArgs,
 }
 
 /// Runs the command.
