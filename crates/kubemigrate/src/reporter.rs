@@ -99,14 +99,18 @@ impl Reporter {
             Event::FileStarted {
                 version,
                 transactional,
+                controls_transaction,
             } => {
-                let how = if transactional {
+                let how = if controls_transaction {
+                    " (as written: it controls its own transaction)"
+                } else if transactional {
                     ""
                 } else {
                     " (no transaction)"
                 };
                 self.line(&format!("applying {version}{how}"));
             }
+            Event::Echo { version, text } => self.line(&format!("  {version}: {text}")),
             Event::Notice { version, message } => self.line(&format!("  {version}: {message}")),
             Event::FileApplied {
                 version,

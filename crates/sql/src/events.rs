@@ -54,8 +54,17 @@ pub enum Event {
     FileStarted {
         /// The file name.
         version: String,
-        /// Whether it runs in a transaction.
+        /// Whether it runs in a transaction of the engine's.
         transactional: bool,
+        /// Whether it runs as written because it has its own BEGIN/COMMIT.
+        controls_transaction: bool,
+    },
+    /// `\echo` in a file.
+    Echo {
+        /// The file name.
+        version: String,
+        /// The text.
+        text: String,
     },
     /// The server sent a notice (`RAISE NOTICE`, a warning) while a file ran.
     Notice {

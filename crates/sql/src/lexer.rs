@@ -151,6 +151,119 @@ pub fn split(input: &str) -> Result<Vec<Chunk>, LexError> {
     })
 }
 
+/// The complete chunks at the start of a piece of a longer input, for reading a file
+/// in blocks. See [`split_prefix`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Prefix {
+    /// Complete chunks, covering `input[..consumed]`, with `line` counted from the
+    /// start of the piece.
+    pub chunks: Vec<Chunk>,
+    /// How many bytes the chunks cover. The rest must be passed again, with more input.
+    pub consumed: usize,
+    /// The last chunk is a `COPY … FROM stdin` statement (then the rest of its line as
+    /// a Blank chunk): its data starts at `consumed` and runs through a `\.` line.
+    pub copy_data_follows: bool,
+}
+
+/// Splits the complete chunks off the start of `piece`, the beginning of an input
+/// whose end has not been read yet.
+///
+/// A statement is complete at its terminating `;`, a meta-command at its line break;
+/// blank material is left for the next call when nothing follows it. Parse errors
+/// that more input could cure (an unterminated quote, comment or statement) end the
+/// prefix instead. When `copy_data_follows` is set the caller reads the data itself
+/// up to the `\.` line and goes on after it. When the whole input has been read, pass
+/// the remainder to [`split`], which reports what is still unterminated.
+///
+/// # Errors
+/// Errors that more input cannot cure: a meta-command inside a statement, text after
+/// `COPY … FROM stdin;` on its line.
+pub fn split_prefix(piece: &str) -> Result<Prefix, LexError> {
+    Splitter {
+        bytes: piece.as_bytes(),
+        chunks: Vec::new(),
+        line: 1,
+        line_pos: 0,
+    }
+    .run_prefix()
+    .map_err(|(kind, offset)| {
+        let (line, column) = line_col(piece, offset);
+        LexError { kind, line, column }
+    })
+}
+
+/// The byte ranges of `sql` that are code: outside quoted strings, quoted
+/// identifiers, dollar quotes and comments. Unterminated constructs run to the end.
+/// Used to interpolate psql variables where psql does.
+pub fn code_spans(sql: &str) -> Vec<(usize, usize)> {
+    let bytes = sql.as_bytes();
+    let len = bytes.len();
+    let mut spans = Vec::new();
+    let mut code_start = 0;
+    let mut i = 0;
+    let cut = |spans: &mut Vec<(usize, usize)>, from: usize, to: usize| {
+        if to > from {
+            spans.push((from, to));
+        }
+    };
+    while i < len {
+        let b = bytes[i];
+        let skip_to = if is_ident_start(b) {
+            let word_start = i;
+            let mut j = i + 1;
+            while j < len && is_ident_cont(bytes[j]) {
+                j += 1;
+            }
+            match string_prefix_len(bytes, word_start, j) {
+                Some((escape, quote)) if bytes.get(j).is_some_and(|&n| n == b'\'' || n == b'&') => {
+                    let end = if bytes[quote] == b'"' {
+                        scan_quoted_ident(bytes, quote + 1)
+                    } else if escape {
+                        scan_escape_string(bytes, quote + 1)
+                    } else {
+                        scan_standard_string(bytes, quote + 1)
+                    };
+                    Some((word_start, end.unwrap_or(len)))
+                }
+                _ => {
+                    i = j;
+                    None
+                }
+            }
+        } else {
+            match b {
+                b'\'' => Some((i, scan_standard_string(bytes, i + 1).unwrap_or(len))),
+                b'"' => Some((i, scan_quoted_ident(bytes, i + 1).unwrap_or(len))),
+                b'$' => match dollar_tag_end(bytes, i) {
+                    Some(tag_end) => Some((
+                        i,
+                        scan_dollar_body(bytes, tag_end, &bytes[i..tag_end]).unwrap_or(len),
+                    )),
+                    None => {
+                        i += 1;
+                        None
+                    }
+                },
+                b'-' if bytes.get(i + 1) == Some(&b'-') => Some((i, skip_line_comment(bytes, i))),
+                b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                    Some((i, skip_block_comment(bytes, i).unwrap_or(len)))
+                }
+                _ => {
+                    i += 1;
+                    None
+                }
+            }
+        };
+        if let Some((from, to)) = skip_to {
+            cut(&mut spans, code_start, from);
+            code_start = to;
+            i = to;
+        }
+    }
+    cut(&mut spans, code_start, len);
+    spans
+}
+
 /// 1-based (line, column) of a byte offset; column counted in chars. Offsets past the end clamp
 /// to the end, and an offset inside a multi-byte char counts as that char's position.
 pub fn line_col(input: &str, byte_offset: usize) -> (u32, u32) {
@@ -715,6 +828,29 @@ fn scan_statement(bytes: &[u8], start: usize) -> Result<StatementEnd, Fail> {
     })
 }
 
+/// After `COPY … FROM stdin;` ending at `stmt_end`: skips horizontal space and `--`
+/// comments to the line break and returns the position after it, where data starts;
+/// `None` when the line break is not in `bytes` yet.
+fn copy_line_end(bytes: &[u8], stmt_end: usize) -> Result<Option<usize>, Fail> {
+    let len = bytes.len();
+    let mut i = stmt_end;
+    loop {
+        while i < len && is_hspace(bytes[i]) {
+            i += 1;
+        }
+        if bytes.get(i) == Some(&b'-') && bytes.get(i + 1) == Some(&b'-') {
+            i = skip_line_comment(bytes, i);
+        } else {
+            break;
+        }
+    }
+    match bytes.get(i) {
+        None => Ok(None),
+        Some(b'\n') => Ok(Some(i + 1)),
+        Some(_) => Err((LexErrorKind::TextAfterCopyStatement, i)),
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The splitter.
 
@@ -803,6 +939,84 @@ impl Splitter<'_> {
     /// Handles what follows `COPY … FROM stdin;` (whose statement starts at
     /// `stmt_start` and ends at `stmt_end`): the rest of the line as a Blank
     /// chunk, then the data through the `\.` line. Returns the end of the data.
+    /// [`split_prefix`]: like [`Splitter::run`], but stops before the first unit
+    /// that more input could change.
+    fn run_prefix(mut self) -> Result<Prefix, Fail> {
+        let bytes = self.bytes;
+        let len = bytes.len();
+        let mut blank_start = 0;
+        let mut i = 0;
+        let done = |s: Self, consumed: usize, copy_data_follows: bool| Prefix {
+            chunks: s.chunks,
+            consumed,
+            copy_data_follows,
+        };
+        while i < len {
+            let b = bytes[i];
+            if is_space(b) {
+                i += 1;
+                continue;
+            }
+            match b {
+                b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                    i = skip_line_comment(bytes, i);
+                }
+                b'/' if bytes.get(i + 1) == Some(&b'*') => match skip_block_comment(bytes, i) {
+                    Some(end) => i = end,
+                    None => return Ok(done(self, blank_start, false)),
+                },
+                b'\\' => {
+                    let Some(p) = bytes[i..].iter().position(|&b| b == b'\n') else {
+                        return Ok(done(self, blank_start, false));
+                    };
+                    let line_end = i + p;
+                    let end = if line_end > i && bytes[line_end - 1] == b'\r' {
+                        line_end - 1
+                    } else {
+                        line_end
+                    };
+                    self.push(ChunkKind::Blank, blank_start, i);
+                    self.push(ChunkKind::Meta, i, end);
+                    // `\copy … from stdin` is followed by data, not SQL: stop here.
+                    if bytes.len() >= i + 5 && bytes[i..i + 5].eq_ignore_ascii_case(b"\\copy") {
+                        return Ok(done(self, end, false));
+                    }
+                    blank_start = end;
+                    i = end;
+                }
+                _ => {
+                    let stmt = match scan_statement(bytes, i) {
+                        Ok(stmt) if stmt.terminated => stmt,
+                        Ok(_) => return Ok(done(self, blank_start, false)),
+                        Err((
+                            LexErrorKind::UnterminatedQuote
+                            | LexErrorKind::UnterminatedIdentifier
+                            | LexErrorKind::UnterminatedDollarQuote { .. }
+                            | LexErrorKind::UnterminatedComment,
+                            _,
+                        )) => return Ok(done(self, blank_start, false)),
+                        Err(e) => return Err(e),
+                    };
+                    if stmt.copy_from_stdin {
+                        // The rest of the COPY line must be here to know where data starts.
+                        let Some(data_start) = copy_line_end(bytes, stmt.end)? else {
+                            return Ok(done(self, blank_start, false));
+                        };
+                        self.push(ChunkKind::Blank, blank_start, i);
+                        self.push(ChunkKind::Sql, i, stmt.end);
+                        self.push(ChunkKind::Blank, stmt.end, data_start);
+                        return Ok(done(self, data_start, true));
+                    }
+                    self.push(ChunkKind::Blank, blank_start, i);
+                    self.push(ChunkKind::Sql, i, stmt.end);
+                    blank_start = stmt.end;
+                    i = stmt.end;
+                }
+            }
+        }
+        Ok(done(self, blank_start, false))
+    }
+
     fn copy_data(&mut self, stmt_start: usize, stmt_end: usize) -> Result<usize, Fail> {
         let bytes = self.bytes;
         let len = bytes.len();

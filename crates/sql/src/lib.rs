@@ -17,5 +17,6 @@ pub mod history;
 pub mod lexer;
 pub mod lock;
 pub mod migrator;
+pub mod script;
 pub mod source;
 pub mod wait;

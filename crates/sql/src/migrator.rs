@@ -25,8 +25,8 @@ use tokio_postgres::error::{DbError, ErrorPosition};
 use crate::connect::{ConnectError, ConnectOptions, Connection};
 use crate::events::{Event, FileReport, FileStatus, MissingReport, Report};
 use crate::history::{HistoryRow, HistoryTable, NewRow, RowKind};
-use crate::lexer::{self, ChunkKind, LexError};
 use crate::lock::{LockError, MigrationLock};
+use crate::script::{Item, Location, Script, ScriptError, Variables, unmap_offset};
 use crate::source::{Migration, Source, SourceError};
 
 /// Settings shared by the commands that change the database.
@@ -48,6 +48,8 @@ pub struct MigrateOptions {
     pub lock_timeout: Duration,
     /// PostgreSQL's `lock_timeout` for the migrations' statements.
     pub statement_lock_timeout: Option<Duration>,
+    /// psql variables (`--set NAME=VALUE`).
+    pub variables: Variables,
 }
 
 impl Default for MigrateOptions {
@@ -61,6 +63,7 @@ impl Default for MigrateOptions {
             dry_run: false,
             lock_timeout: Duration::from_secs(600),
             statement_lock_timeout: None,
+            variables: Variables::new(),
         }
     }
 }
@@ -165,26 +168,9 @@ pub enum MigrateError {
     /// The directory or a file could not be read.
     #[error(transparent)]
     Source(#[from] SourceError),
-    /// A file does not split into statements.
-    #[error("{path}:{}:{}: {}", .error.line, .error.column, .error.kind)]
-    Lex {
-        /// The file.
-        path: String,
-        /// Where and why.
-        error: LexError,
-    },
-    /// A psql meta-command that the engine does not run.
-    #[error(
-        "{path}:{line}: psql meta-command {command} is not supported; only SQL statements and COPY … FROM stdin data can run"
-    )]
-    MetaCommand {
-        /// The file.
-        path: String,
-        /// 1-based line.
-        line: u32,
-        /// The command, e.g. `\set`.
-        command: String,
-    },
+    /// A file cannot be read or run as written (found while it runs).
+    #[error(transparent)]
+    Script(#[from] ScriptError),
     /// The database cannot be reached.
     #[error(transparent)]
     Connect(#[from] ConnectError),
@@ -230,10 +216,9 @@ impl MigrateError {
     /// The class of the error, for exit codes.
     pub fn class(&self) -> ErrorClass {
         match self {
-            MigrateError::Source(_)
-            | MigrateError::Lex { .. }
-            | MigrateError::MetaCommand { .. }
-            | MigrateError::Usage(_) => ErrorClass::Input,
+            MigrateError::Source(_) | MigrateError::Script(_) | MigrateError::Usage(_) => {
+                ErrorClass::Input
+            }
             MigrateError::Connect(_) => ErrorClass::Connection,
             MigrateError::Lock(LockError::Timeout { .. }) => ErrorClass::LockTimeout,
             MigrateError::Lock(_) => ErrorClass::Connection,
@@ -436,72 +421,6 @@ fn short(checksum: &str) -> &str {
     checksum.get(..12).unwrap_or(checksum)
 }
 
-/// One step of a file: a statement, or a `COPY … FROM stdin` with its data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Step {
-    Sql {
-        start: usize,
-        end: usize,
-    },
-    Copy {
-        start: usize,
-        end: usize,
-        data_start: usize,
-        data_end: usize,
-    },
-}
-
-/// Splits a file into steps.
-fn plan_steps(m: &Migration) -> Result<Vec<Step>, MigrateError> {
-    let chunks = lexer::split(&m.sql).map_err(|error| MigrateError::Lex {
-        path: m.path.display().to_string(),
-        error,
-    })?;
-    let mut steps: Vec<Step> = Vec::new();
-    for c in &chunks {
-        match c.kind {
-            ChunkKind::Blank => {}
-            ChunkKind::Sql => steps.push(Step::Sql {
-                start: c.start,
-                end: c.end,
-            }),
-            ChunkKind::CopyData => {
-                let data_end = copy_data_end(c.text(&m.sql)) + c.start;
-                match steps.pop() {
-                    Some(Step::Sql { start, end }) => steps.push(Step::Copy {
-                        start,
-                        end,
-                        data_start: c.start,
-                        data_end,
-                    }),
-                    // The lexer emits CopyData only right after its COPY statement.
-                    other => {
-                        steps.extend(other);
-                    }
-                }
-            }
-            ChunkKind::Meta => {
-                let text = c.text(&m.sql);
-                let command = text.split_whitespace().next().unwrap_or(text).to_string();
-                return Err(MigrateError::MetaCommand {
-                    path: m.path.display().to_string(),
-                    line: c.line,
-                    command,
-                });
-            }
-        }
-    }
-    Ok(steps)
-}
-
-/// The length of COPY data without its `\.` terminator line.
-fn copy_data_end(data: &str) -> usize {
-    let trimmed = data.strip_suffix('\n').unwrap_or(data);
-    let trimmed = trimmed.strip_suffix('\r').unwrap_or(trimmed);
-    let without = trimmed.strip_suffix("\\.").unwrap_or(trimmed);
-    without.len()
-}
-
 /// Reads the history without the lock and matches it with the files (`sql status`).
 ///
 /// # Errors
@@ -654,13 +573,6 @@ async fn migrate_inner(
             message: w.to_string(),
         });
     }
-    // Lex everything first: a file that does not split stops the run before any change.
-    let steps = source
-        .migrations
-        .iter()
-        .map(plan_steps)
-        .collect::<Result<Vec<_>, _>>()?;
-
     let mut conn = open(connect, events).await?;
 
     if options.dry_run {
@@ -670,19 +582,13 @@ async fn migrate_inner(
             .await
             .map_err(|e| MigrateError::database("reading the history", &e))?;
         let rec = reconcile(source, &rows);
-        return plan_and_run(
-            &mut conn, None, source, &steps, &rec, options, events, report,
-        )
-        .await;
+        return plan_and_run(&mut conn, None, source, &rec, options, events, report).await;
     }
 
     // PostgreSQL 14+: notice within a second that this runner died (kill -9, lost
     // node) and roll its transaction back, instead of finishing a long statement
     // for a client that is gone. Older servers lack the setting; that is fine.
-    let _ = conn
-        .client
-        .batch_execute("SET client_connection_check_interval = 1000")
-        .await;
+    let check_interval = conn.client.batch_execute(CHECK_INTERVAL).await.is_ok();
     let lock = with_lock(connect, options, events).await?;
     // From here on the lock is released on every path.
     let result = async {
@@ -703,18 +609,14 @@ async fn migrate_inner(
             .await
             .map_err(|e| MigrateError::database("reading the history", &e))?;
         let rec = reconcile(source, &rows);
-        if let Some(timeout) = options.statement_lock_timeout {
-            let value = format!("{}ms", timeout.as_millis().max(1));
-            conn.client
-                .query_one("SELECT set_config('lock_timeout', $1, false)", &[&value])
-                .await
-                .map_err(|e| MigrateError::database("setting lock_timeout", &e))?;
-        }
+        let session = Session {
+            lock: &lock,
+            check_interval,
+        };
         plan_and_run(
             &mut conn,
-            Some(&lock),
+            Some(session),
             source,
-            &steps,
             &rec,
             options,
             events,
@@ -727,12 +629,23 @@ async fn migrate_inner(
     result
 }
 
-#[allow(clippy::too_many_arguments)]
+/// `SET` for PostgreSQL 14+: notice within a second that this runner died (kill -9,
+/// lost node) and roll its transaction back, instead of finishing a long statement
+/// for a client that is gone.
+const CHECK_INTERVAL: &str = "SET client_connection_check_interval = 1000";
+
+/// What a run that changes the database holds: the lock, and whether the server
+/// took [`CHECK_INTERVAL`].
+#[derive(Clone, Copy)]
+struct Session<'a> {
+    lock: &'a MigrationLock,
+    check_interval: bool,
+}
+
 async fn plan_and_run(
     conn: &mut Connection,
-    lock: Option<&MigrationLock>,
+    session: Option<Session<'_>>,
     source: &Source,
-    steps: &[Vec<Step>],
     rec: &Reconciled,
     options: &MigrateOptions,
     events: &mut dyn FnMut(Event),
@@ -781,21 +694,21 @@ async fn plan_and_run(
         applied: rec.files.len() - pending.len(),
         pending: pending.len(),
     });
-    let Some(lock) = lock else {
+    let Some(session) = session else {
         for &i in &pending {
             let m = &source.migrations[i];
             events(Event::WouldApply {
                 version: m.version.clone(),
-                transactional: !m.no_transaction,
-                statements: steps[i].len(),
+                transactional: m.transactional(),
+                statements: m.statements,
             });
         }
         return Ok(());
     };
-    let runner = Runner::new(conn, options).await?;
+    let runner = Runner::new(conn, options, session.check_interval).await?;
     for &i in &pending {
         let m = &source.migrations[i];
-        lock.check().await?;
+        session.lock.check().await?;
         let previous_failure = matches!(
             &rec.files[i].0,
             FileState::Pending {
@@ -804,16 +717,11 @@ async fn plan_and_run(
         );
         events(Event::FileStarted {
             version: m.version.clone(),
-            transactional: !m.no_transaction,
+            transactional: m.transactional(),
+            controls_transaction: m.controls_transaction,
         });
         let t0 = Instant::now();
-        let result = if m.no_transaction {
-            runner.run_no_transaction(m, &steps[i], events).await
-        } else {
-            runner
-                .run_transactional(m, &steps[i], previous_failure, events)
-                .await
-        };
+        let result = runner.run_file(source, m, previous_failure, events).await;
         let duration = t0.elapsed();
         let f = &mut report.files[i];
         f.duration_ms = Some(millis(duration));
@@ -849,23 +757,61 @@ struct Runner<'a> {
     notices: std::sync::Mutex<&'a mut tokio::sync::mpsc::UnboundedReceiver<String>>,
     options: &'a MigrateOptions,
     insert: tokio_postgres::Statement,
+    /// Restores the session after a file (a file may `SET` anything, as pg_dump
+    /// output does): what psql's fresh session per file gives.
+    reset: String,
+}
+
+/// How a file runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Inside a transaction with its history row.
+    Transaction,
+    /// Statement by statement; its row is written first and finished last.
+    NoTransaction,
+    /// As written: the file has its own BEGIN/COMMIT.
+    OwnTransaction,
+}
+
+/// The history row of a file run outside a wrapping transaction.
+struct Progress {
+    id: i64,
+    statement: i32,
 }
 
 impl<'a> Runner<'a> {
     async fn new(
         conn: &'a mut Connection,
         options: &'a MigrateOptions,
+        check_interval: bool,
     ) -> Result<Runner<'a>, MigrateError> {
         let Connection { client, notices } = conn;
         let insert = client
             .prepare(&options.history.insert_sql())
             .await
             .map_err(|e| MigrateError::database("preparing the history insert", &e))?;
+        let mut reset = String::from("RESET ALL; RESET SESSION AUTHORIZATION;");
+        if check_interval {
+            reset.push_str(CHECK_INTERVAL);
+            reset.push(';');
+        }
+        if let Some(timeout) = options.statement_lock_timeout {
+            // A number of milliseconds: no user text goes into this SQL.
+            reset.push_str(&format!(
+                "SET lock_timeout = {};",
+                timeout.as_millis().max(1)
+            ));
+        }
+        client
+            .batch_execute(&reset)
+            .await
+            .map_err(|e| MigrateError::database("setting up the session", &e))?;
         Ok(Runner {
             client,
             notices: std::sync::Mutex::new(notices),
             options,
             insert,
+            reset,
         })
     }
 
@@ -873,171 +819,248 @@ impl<'a> Runner<'a> {
         self.client
     }
 
-    async fn run_transactional(
-        &self,
-        m: &Migration,
-        steps: &[Step],
-        previous_failure: bool,
-        events: &mut dyn FnMut(Event),
-    ) -> Result<(), MigrateError> {
-        let history = &self.options.history;
-        let t0 = Instant::now();
-        let result = async {
-            self.client()
-                .batch_execute("BEGIN")
-                .await
-                .map_err(|e| MigrateError::database("starting a transaction", &e))?;
-            if previous_failure {
-                history
-                    .delete_failed(self.client(), &m.version)
-                    .await
-                    .map_err(|e| MigrateError::database("clearing the failed attempt", &e))?;
-            }
-            for (n, step) in steps.iter().enumerate() {
-                self.run_step(m, n + 1, *step, events).await?;
-            }
-            let row = NewRow {
-                version: &m.version,
-                kind: RowKind::Sql,
-                checksum: Some(&m.checksum),
-                execution_ms: i64::try_from(t0.elapsed().as_millis()).unwrap_or(i64::MAX),
-                applied_by: &self.options.applied_by,
-                success: true,
-                error: None,
-                statement: None,
-                exit_code: None,
-                transactional: true,
-            };
-            history
-                .insert_with(self.client(), &self.insert, &row)
-                .await
-                .map_err(|e| {
-                    MigrateError::database(format!("recording {} in the history", m.version), &e)
-                })?;
-            self.client()
-                .batch_execute("COMMIT")
-                .await
-                .map_err(|e| commit_error(m, steps.len(), e))
-        }
-        .await;
-        if let Err(e) = &result {
-            if e.class() == ErrorClass::Connection {
-                return result;
-            }
-            // Best effort: the transaction is aborted; record the attempt for people to read.
-            let _ = self.client().batch_execute("ROLLBACK").await;
-            if let MigrateError::Sql(s) = e {
-                let _ = history.delete_failed(self.client(), &m.version).await;
-                let row = NewRow {
-                    version: &m.version,
-                    kind: RowKind::Sql,
-                    checksum: Some(&m.checksum),
-                    execution_ms: i64::try_from(t0.elapsed().as_millis()).unwrap_or(i64::MAX),
-                    applied_by: &self.options.applied_by,
-                    success: false,
-                    error: Some(&s.to_string()),
-                    statement: i32::try_from(s.statement).ok(),
-                    exit_code: None,
-                    transactional: true,
-                };
-                let _ = history.insert_with(self.client(), &self.insert, &row).await;
-            }
-        }
-        result
-    }
-
-    async fn run_no_transaction(
-        &self,
-        m: &Migration,
-        steps: &[Step],
-        events: &mut dyn FnMut(Event),
-    ) -> Result<(), MigrateError> {
-        let history = &self.options.history;
-        let t0 = Instant::now();
-        let row = NewRow {
+    fn row<'r>(&self, m: &'r Migration, success: bool, mode: Mode) -> NewRow<'r>
+    where
+        'a: 'r,
+    {
+        NewRow {
             version: &m.version,
             kind: RowKind::Sql,
             checksum: Some(&m.checksum),
             execution_ms: 0,
             applied_by: &self.options.applied_by,
-            success: false,
+            success,
             error: None,
             statement: None,
             exit_code: None,
-            transactional: false,
+            transactional: mode == Mode::Transaction,
+        }
+    }
+
+    async fn run_file(
+        &self,
+        source: &Source,
+        m: &Migration,
+        previous_failure: bool,
+        events: &mut dyn FnMut(Event),
+    ) -> Result<(), MigrateError> {
+        let history = &self.options.history;
+        let mode = if m.controls_transaction {
+            Mode::OwnTransaction
+        } else if m.no_transaction {
+            Mode::NoTransaction
+        } else {
+            Mode::Transaction
         };
-        let id = history
-            .insert_with(self.client(), &self.insert, &row)
-            .await
-            .map_err(|e| {
-                MigrateError::database(format!("recording the start of {}", m.version), &e)
-            })?;
-        for (n, step) in steps.iter().enumerate() {
-            let number = i32::try_from(n + 1).unwrap_or(i32::MAX);
-            history
-                .set_statement(self.client(), id, number)
+        let t0 = Instant::now();
+        let ms = |t0: Instant| i64::try_from(t0.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let db = |what: String| move |e: tokio_postgres::Error| MigrateError::database(what, &e);
+        let mut progress = None;
+        if mode == Mode::Transaction {
+            self.client()
+                .batch_execute("BEGIN")
                 .await
-                .map_err(|e| {
-                    MigrateError::database(format!("recording progress of {}", m.version), &e)
-                })?;
-            if let Err(e) = self.run_step(m, n + 1, *step, events).await {
-                if e.class() != ErrorClass::Connection {
-                    let ms = i64::try_from(t0.elapsed().as_millis()).unwrap_or(i64::MAX);
+                .map_err(db("starting a transaction".into()))?;
+        }
+        if previous_failure {
+            // A failed attempt of a transactional file left nothing behind but its row.
+            history
+                .delete_failed(self.client(), &m.version)
+                .await
+                .map_err(db(format!("clearing the failed attempt of {}", m.version)))?;
+        }
+        if mode != Mode::Transaction {
+            let id = history
+                .insert_with(self.client(), &self.insert, &self.row(m, false, mode))
+                .await
+                .map_err(db(format!("recording the start of {}", m.version)))?;
+            progress = Some(Progress { id, statement: 0 });
+        }
+        let mut progress_ref = progress;
+        let result = self
+            .run_statements(source, m, mode, &mut progress_ref, events)
+            .await;
+        let result = match result {
+            Ok(()) => self.finish_file(m, mode, progress_ref.as_ref(), t0).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &result {
+            if e.class() == ErrorClass::Connection {
+                return result;
+            }
+            // The transaction (ours, or the file's own) is aborted: end it, then record
+            // the failure for people to read.
+            let _ = self.client().batch_execute("ROLLBACK").await;
+            let message = e.to_string();
+            let statement = match e {
+                MigrateError::Sql(s) => i32::try_from(s.statement).ok(),
+                _ => progress_ref.as_ref().map(|p| p.statement),
+            };
+            match &progress_ref {
+                Some(p) => {
                     let _ = history
                         .finish(
                             self.client(),
-                            id,
+                            p.id,
                             false,
-                            ms,
-                            Some(&e.to_string()),
-                            Some(number),
+                            ms(t0),
+                            Some(&message),
+                            statement,
                         )
                         .await;
                 }
-                return Err(e);
+                None => {
+                    let mut row = self.row(m, false, mode);
+                    row.execution_ms = ms(t0);
+                    row.error = Some(&message);
+                    row.statement = statement;
+                    let _ = history.delete_failed(self.client(), &m.version).await;
+                    let _ = history.insert_with(self.client(), &self.insert, &row).await;
+                }
             }
         }
-        let ms = i64::try_from(t0.elapsed().as_millis()).unwrap_or(i64::MAX);
-        history
-            .finish(self.client(), id, true, ms, None, None)
-            .await
-            .map_err(|e| MigrateError::database(format!("recording {} as applied", m.version), &e))
+        result
     }
 
-    async fn run_step(
+    /// Records a file that ran to its end, and restores the session.
+    async fn finish_file(
         &self,
         m: &Migration,
-        number: usize,
-        step: Step,
-        events: &mut dyn FnMut(Event),
+        mode: Mode,
+        progress: Option<&Progress>,
+        t0: Instant,
     ) -> Result<(), MigrateError> {
-        let (start, end) = match step {
-            Step::Sql { start, end } | Step::Copy { start, end, .. } => (start, end),
-        };
-        let text = m.sql.get(start..end).unwrap_or("");
-        let result = match step {
-            Step::Sql { .. } => self.client().batch_execute(text).await,
-            Step::Copy {
-                data_start,
-                data_end,
-                ..
-            } => {
-                let data = m.sql.get(data_start..data_end).unwrap_or("");
-                self.copy_in(text, data).await
+        let history = &self.options.history;
+        let ms = i64::try_from(t0.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let db = |what: String| move |e: tokio_postgres::Error| MigrateError::database(what, &e);
+        if mode == Mode::OwnTransaction {
+            self.check_no_open_transaction(m).await?;
+        }
+        match progress {
+            None => {
+                let mut row = self.row(m, true, mode);
+                row.execution_ms = ms;
+                history
+                    .insert_with(self.client(), &self.insert, &row)
+                    .await
+                    .map_err(db(format!("recording {} in the history", m.version)))?;
+                self.client()
+                    .batch_execute("COMMIT")
+                    .await
+                    .map_err(|e| commit_error(m, e))?;
             }
-        };
-        self.drain_notices(m, events);
-        result.map_err(|e| statement_error(m, number, start, text, e))
+            Some(p) => history
+                .finish(self.client(), p.id, true, ms, None, None)
+                .await
+                .map_err(db(format!("recording {} as applied", m.version)))?,
+        }
+        self.client()
+            .batch_execute(&self.reset)
+            .await
+            .map_err(db("restoring the session after a file".into()))
     }
 
-    async fn copy_in(&self, statement: &str, data: &str) -> Result<(), tokio_postgres::Error> {
-        let sink = self.client().copy_in::<_, Bytes>(statement).await?;
-        futures_util::pin_mut!(sink);
-        // Send in pieces so one huge block does not become one huge message.
-        for piece in data.as_bytes().chunks(64 * 1024) {
-            sink.feed(Bytes::copy_from_slice(piece)).await?;
+    /// A file that controls its own transaction must not leave one open: psql would
+    /// roll it back at exit, so its last statements would silently not apply.
+    async fn check_no_open_transaction(&self, m: &Migration) -> Result<(), MigrateError> {
+        self.drain_notices(m, &mut |_| {});
+        self.client()
+            .batch_execute("ROLLBACK")
+            .await
+            .map_err(|e| MigrateError::database("ending the file's transaction", &e))?;
+        let mut open = true;
+        self.drain_notices(m, &mut |e| {
+            if let Event::Notice { message, .. } = e {
+                if message.contains("no transaction in progress") {
+                    open = false;
+                }
+            }
+        });
+        if open {
+            return Err(MigrateError::Usage(format!(
+                "{}: the file began a transaction and did not end it; it was rolled back. \
+                 End the file with COMMIT;",
+                m.path.display()
+            )));
         }
-        sink.finish().await.map(drop)
+        Ok(())
+    }
+
+    async fn run_statements(
+        &self,
+        source: &Source,
+        m: &Migration,
+        mode: Mode,
+        progress: &mut Option<Progress>,
+        events: &mut dyn FnMut(Event),
+    ) -> Result<(), MigrateError> {
+        let history = &self.options.history;
+        let mut script = Script::open(&m.path, &source.dir, &self.options.variables)?;
+        let mut number = 0usize;
+        while let Some(item) = script.next_item()? {
+            let (text, at) = match &item {
+                Item::Echo(text) => {
+                    events(Event::Echo {
+                        version: m.version.clone(),
+                        text: text.clone(),
+                    });
+                    continue;
+                }
+                Item::Sql { text, at, .. } | Item::Copy { text, at } => (text, at),
+            };
+            number += 1;
+            if let Some(p) = progress.as_mut() {
+                p.statement = i32::try_from(number).unwrap_or(i32::MAX);
+                if mode == Mode::NoTransaction {
+                    history
+                        .set_statement(self.client(), p.id, p.statement)
+                        .await
+                        .map_err(|e| {
+                            MigrateError::database(
+                                format!("recording progress of {}", m.version),
+                                &e,
+                            )
+                        })?;
+                }
+            }
+            let result = match &item {
+                Item::Copy { .. } => self.copy_in(text, &mut script).await,
+                _ => self
+                    .client()
+                    .batch_execute(text)
+                    .await
+                    .map_err(CopyError::Db),
+            };
+            self.drain_notices(m, events);
+            match result {
+                Ok(()) => {}
+                Err(CopyError::Script(e)) => return Err(e.into()),
+                Err(CopyError::Db(e)) => return Err(statement_error(m, number, &item, at, e)),
+            }
+        }
+        let summary = script.finish();
+        if summary.checksum != m.checksum {
+            return Err(MigrateError::Usage(format!(
+                "{}: the file (or a file it includes) changed while kubemigrate was running; run again",
+                m.path.display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Streams a COPY's data from the script.
+    async fn copy_in(&self, statement: &str, script: &mut Script) -> Result<(), CopyError> {
+        let sink = self
+            .client()
+            .copy_in::<_, Bytes>(statement)
+            .await
+            .map_err(CopyError::Db)?;
+        futures_util::pin_mut!(sink);
+        // Dropping the sink before `finish` aborts the COPY (CopyFail).
+        while let Some(block) = script.copy_block().map_err(CopyError::Script)? {
+            sink.feed(Bytes::from(block)).await.map_err(CopyError::Db)?;
+        }
+        sink.finish().await.map(drop).map_err(CopyError::Db)
     }
 
     fn drain_notices(&self, m: &Migration, events: &mut dyn FnMut(Event)) {
@@ -1052,16 +1075,22 @@ impl<'a> Runner<'a> {
     }
 }
 
-fn commit_error(m: &Migration, statements: usize, e: tokio_postgres::Error) -> MigrateError {
+/// Why a statement did not run: the server refused it, or the file could not be read.
+enum CopyError {
+    Db(tokio_postgres::Error),
+    Script(ScriptError),
+}
+
+fn commit_error(m: &Migration, e: tokio_postgres::Error) -> MigrateError {
     match e.as_db_error() {
         // A deferred constraint fails at COMMIT: report it against the file.
         Some(db) if !is_connection_error(&e) => MigrateError::Sql(Box::new(SqlFailure {
             version: m.version.clone(),
             path: m.path.display().to_string(),
-            statement: statements,
+            statement: m.statements,
             line: 1,
             column: 1,
-            line_text: m.sql.lines().next().unwrap_or("").to_string(),
+            line_text: String::new(),
             exact: false,
             code: db.code().code().to_string(),
             message: format!("at COMMIT: {}", db.message()),
@@ -1077,44 +1106,72 @@ fn commit_error(m: &Migration, statements: usize, e: tokio_postgres::Error) -> M
 fn statement_error(
     m: &Migration,
     number: usize,
-    start: usize,
-    text: &str,
+    item: &Item,
+    at: &Location,
     e: tokio_postgres::Error,
 ) -> MigrateError {
+    let context = || format!("running {} (statement {number})", m.version);
     if is_connection_error(&e) {
-        return MigrateError::database(format!("running {} (statement {number})", m.version), &e);
+        return MigrateError::database(context(), &e);
     }
     let Some(db) = e.as_db_error() else {
-        return MigrateError::database(format!("running {} (statement {number})", m.version), &e);
+        return MigrateError::database(context(), &e);
     };
-    MigrateError::Sql(Box::new(sql_failure(m, number, start, text, db)))
+    MigrateError::Sql(Box::new(sql_failure(m, number, item, at, db)))
 }
 
-fn sql_failure(m: &Migration, number: usize, start: usize, text: &str, db: &DbError) -> SqlFailure {
-    // PostgreSQL's position counts characters from 1 in the statement text as sent.
+fn sql_failure(
+    m: &Migration,
+    number: usize,
+    item: &Item,
+    at: &Location,
+    db: &DbError,
+) -> SqlFailure {
+    let (sent, edits, original) = match item {
+        Item::Sql {
+            text,
+            edits,
+            original,
+            ..
+        } => (text.as_str(), edits.as_slice(), original.as_deref()),
+        Item::Copy { text, .. } => (text.as_str(), &[][..], None),
+        Item::Echo(_) => ("", &[][..], None),
+    };
+    let written = original.unwrap_or(sent);
+    // PostgreSQL's position counts characters from 1 in the statement as sent.
     let (offset, exact) = match db.position() {
         Some(ErrorPosition::Original(p)) => {
             let chars = (*p as usize).saturating_sub(1);
-            match text.char_indices().nth(chars) {
-                Some((o, _)) => (start + o, true),
-                None => (start + text.len(), true),
-            }
+            let sent_offset = sent
+                .char_indices()
+                .nth(chars)
+                .map_or(sent.len(), |(o, _)| o);
+            (unmap_offset(edits, sent_offset).min(written.len()), true)
         }
-        _ => (start + leading_trivia(text), false),
+        _ => (0, false),
     };
-    let (line, column) = lexer::line_col(&m.sql, offset);
-    let line_text = m
-        .sql
-        .lines()
-        .nth(line.saturating_sub(1) as usize)
-        .unwrap_or("")
-        .trim_end_matches('\r')
-        .to_string();
+    let offset = (0..=offset)
+        .rev()
+        .find(|&o| written.is_char_boundary(o))
+        .unwrap_or(0);
+    let before = &written[..offset];
+    let newlines = before.matches('\n').count();
+    let line_start = before.rfind('\n').map_or(0, |p| p + 1);
+    let rest_of_line = written[line_start..].split('\n').next().unwrap_or("");
+    let (column, line_text) = if newlines == 0 {
+        let col = at.column as usize + before.chars().count();
+        (col, format!("{}{}", at.prefix, rest_of_line))
+    } else {
+        (
+            before[line_start..].chars().count() + 1,
+            rest_of_line.to_string(),
+        )
+    };
     let code = db.code().code().to_string();
     let hint = match db.hint() {
         Some(h) => Some(h.to_string()),
         // "cannot run inside a transaction block"
-        None if code == "25001" && !m.no_transaction => Some(format!(
+        None if code == "25001" && m.transactional() => Some(format!(
             "put `-- {}` in the first comment lines of the file to run it without a transaction",
             crate::source::NO_TRANSACTION_DIRECTIVE
         )),
@@ -1122,11 +1179,13 @@ fn sql_failure(m: &Migration, number: usize, start: usize, text: &str, db: &DbEr
     };
     SqlFailure {
         version: m.version.clone(),
-        path: m.path.display().to_string(),
+        path: at.path.display().to_string(),
         statement: number,
-        line,
-        column,
-        line_text,
+        line: at
+            .line
+            .saturating_add(u32::try_from(newlines).unwrap_or(u32::MAX)),
+        column: u32::try_from(column).unwrap_or(u32::MAX),
+        line_text: line_text.trim_end_matches('\r').to_string(),
         exact,
         code,
         message: db.message().to_string(),
@@ -1134,12 +1193,6 @@ fn sql_failure(m: &Migration, number: usize, start: usize, text: &str, db: &DbEr
         hint,
         context: db.where_().map(str::to_string),
     }
-}
-
-/// Bytes of whitespace before a statement's first token (statements start at a token,
-/// so this is normally 0).
-fn leading_trivia(text: &str) -> usize {
-    text.len() - text.trim_start().len()
 }
 
 /// `sql baseline`: records every file up to and including `version` as applied,
@@ -1376,9 +1429,13 @@ mod tests {
             dir: PathBuf::from("m"),
             migrations: files
                 .iter()
-                .map(|(n, b)| {
-                    Migration::from_bytes(n.to_string(), PathBuf::from(n), b.as_bytes().to_vec())
-                        .unwrap()
+                .map(|(n, b)| Migration {
+                    version: n.to_string(),
+                    path: PathBuf::from(n),
+                    checksum: crate::source::checksum(b),
+                    no_transaction: false,
+                    controls_transaction: false,
+                    statements: 1,
                 })
                 .collect(),
             warnings: vec![],
@@ -1464,29 +1521,5 @@ mod tests {
             .map(|p| p.version)
             .collect();
         assert_eq!(names, ["4.sql", "9.sql"]);
-    }
-
-    #[test]
-    fn copy_terminator_is_not_sent() {
-        assert_eq!(copy_data_end("1\ta\n2\tb\n\\.\n"), "1\ta\n2\tb\n".len());
-        assert_eq!(copy_data_end("1\ta\r\n\\.\r\n"), "1\ta\r\n".len());
-        assert_eq!(copy_data_end("\\."), 0);
-    }
-
-    #[test]
-    fn steps_pair_copy_with_its_data_and_reject_meta_commands() {
-        let s = src(&[(
-            "1.sql",
-            "create table t (a int);\ncopy t from stdin;\n1\n\\.\nselect 1;\n",
-        )]);
-        let steps = plan_steps(&s.migrations[0]).unwrap();
-        assert_eq!(steps.len(), 3);
-        assert!(matches!(steps[1], Step::Copy { .. }));
-        let s = src(&[("2.sql", "select 1;\n\\set x 1\n")]);
-        let err = plan_steps(&s.migrations[0]).unwrap_err().to_string();
-        assert_eq!(
-            err,
-            "2.sql:2: psql meta-command \\set is not supported; only SQL statements and COPY … FROM stdin data can run"
-        );
     }
 }

@@ -11,22 +11,34 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use crate::script::{Script, ScriptError, Variables};
+
 /// The directive that makes a file run without a wrapping transaction.
 pub const NO_TRANSACTION_DIRECTIVE: &str = "kubemigrate:no-transaction";
 
-/// One migration file, read and checksummed.
+/// One migration file, read and checksummed (its content is read again, as a
+/// stream, when it runs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Migration {
     /// The file name, e.g. `0001_create_users.sql`. This is the version recorded in the history.
     pub version: String,
     /// The full path of the file.
     pub path: PathBuf,
-    /// The content with a leading byte-order mark dropped (line ends kept as written).
-    pub sql: String,
-    /// Lower-case hex SHA-256 of the normalised content.
+    /// Lower-case hex SHA-256 of the normalised content (and of what it includes).
     pub checksum: String,
     /// True when the leading comment lines hold `-- kubemigrate:no-transaction`.
     pub no_transaction: bool,
+    /// True when the file has a top-level BEGIN/COMMIT/ROLLBACK of its own.
+    pub controls_transaction: bool,
+    /// How many statements it runs (with the variables given).
+    pub statements: usize,
+}
+
+impl Migration {
+    /// Whether the engine wraps the file in a transaction.
+    pub fn transactional(&self) -> bool {
+        !self.no_transaction && !self.controls_transaction
+    }
 }
 
 /// Why a directory could not be read as a migration source.
@@ -57,21 +69,32 @@ pub enum SourceError {
         /// The entry.
         path: PathBuf,
     },
-    /// A file is not valid UTF-8.
-    #[error("{path}:{line}: file is not valid UTF-8 (byte offset {offset})")]
-    NotUtf8 {
-        /// The file.
-        path: PathBuf,
-        /// 1-based line of the first invalid byte.
-        line: usize,
-        /// Byte offset of the first invalid byte.
-        offset: usize,
-    },
     /// A file name is not valid UTF-8, so it cannot be a version.
     #[error("{path}: file name is not valid UTF-8")]
     NameNotUtf8 {
         /// The entry.
         path: PathBuf,
+    },
+    /// A file cannot be run as written (see [`ScriptError`]).
+    #[error(transparent)]
+    Script(#[from] ScriptError),
+    /// A file holds no statement.
+    #[error(
+        "{path}: has no SQL statements (an empty migration is usually a mistake; add a comment and `SELECT 1;` to keep it)"
+    )]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Two names differ only in case.
+    #[error(
+        "{first} and {second}: file names differ only in case, so they collide on case-insensitive file systems and in review; rename one"
+    )]
+    CaseCollision {
+        /// The first name.
+        first: String,
+        /// The second name.
+        second: String,
     },
 }
 
@@ -98,17 +121,20 @@ pub struct Source {
 
 impl Source {
     /// Reads every `*.sql` file directly in `dir` (not in subdirectories; symlinks to
-    /// files are followed). Other names are ignored.
+    /// files are followed) as a [`Script`] with these variables: checks that it can
+    /// run as written and computes its checksum. Other names are ignored (with a
+    /// warning for names such as `x.SQL` or `x.sql.bak`).
     ///
     /// # Errors
-    /// The directory or a file cannot be read, a `*.sql` entry is not a file, or a
-    /// file is not UTF-8.
-    pub fn read_dir(dir: &Path) -> Result<Source, SourceError> {
+    /// The directory or a file cannot be read, a `*.sql` entry is not a file, a file
+    /// is not UTF-8, does not lex, or uses something the engine cannot run.
+    pub fn read_dir(dir: &Path, vars: &Variables) -> Result<Source, SourceError> {
         let dir_err = |cause| SourceError::Dir {
             path: dir.to_path_buf(),
             cause,
         };
         let mut entries = Vec::new();
+        let mut warnings = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(dir_err)? {
             let entry = entry.map_err(dir_err)?;
             let path = entry.path();
@@ -119,11 +145,28 @@ impl Source {
                 continue;
             };
             if !name.ends_with(".sql") || name.starts_with('.') {
+                let lower = name.to_ascii_lowercase();
+                if lower.ends_with(".sql") || lower.contains(".sql.") || lower.ends_with(".psql") {
+                    warnings.push(SourceWarning(format!(
+                        "{name} is ignored: only files named *.sql (lower case) run"
+                    )));
+                }
                 continue;
             }
             entries.push((name, path));
         }
         entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        let mut lower: Vec<(String, &str)> = entries
+            .iter()
+            .map(|(n, _)| (n.to_lowercase(), n.as_str()))
+            .collect();
+        lower.sort();
+        if let Some(w) = lower.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(SourceError::CaseCollision {
+                first: w[0].1.to_string(),
+                second: w[1].1.to_string(),
+            });
+        }
         let mut migrations = Vec::with_capacity(entries.len());
         for (version, path) in entries {
             let meta = std::fs::metadata(&path).map_err(|cause| SourceError::File {
@@ -133,13 +176,26 @@ impl Source {
             if !meta.is_file() {
                 return Err(SourceError::NotAFile { path });
             }
-            let bytes = std::fs::read(&path).map_err(|cause| SourceError::File {
-                path: path.clone(),
-                cause,
-            })?;
-            migrations.push(Migration::from_bytes(version, path, bytes)?);
+            let no_transaction = read_head(&path)
+                .map(|head| has_no_transaction_directive(&head))
+                .map_err(|cause| SourceError::File {
+                    path: path.clone(),
+                    cause,
+                })?;
+            let summary = Script::summarize(&path, dir, vars)?;
+            if summary.statements == 0 {
+                return Err(SourceError::Empty { path });
+            }
+            migrations.push(Migration {
+                version,
+                path,
+                checksum: summary.checksum,
+                no_transaction,
+                controls_transaction: summary.controls_transaction,
+                statements: summary.statements,
+            });
         }
-        let warnings = numeric_order_warnings(&migrations);
+        warnings.extend(numeric_order_warnings(&migrations));
         Ok(Source {
             dir: dir.to_path_buf(),
             migrations,
@@ -153,37 +209,14 @@ impl Source {
     }
 }
 
-impl Migration {
-    /// Builds a migration from a file's bytes.
-    ///
-    /// # Errors
-    /// [`SourceError::NotUtf8`] when the bytes are not UTF-8.
-    pub fn from_bytes(version: String, path: PathBuf, bytes: Vec<u8>) -> Result<Self, SourceError> {
-        let text = match String::from_utf8(bytes) {
-            Ok(t) => t,
-            Err(e) => {
-                let offset = e.utf8_error().valid_up_to();
-                let line = 1 + e.as_bytes()[..offset]
-                    .iter()
-                    .filter(|&&b| b == b'\n')
-                    .count();
-                return Err(SourceError::NotUtf8 { path, line, offset });
-            }
-        };
-        let sql = match text.strip_prefix('\u{feff}') {
-            Some(rest) => rest.to_string(),
-            None => text,
-        };
-        let checksum = checksum(&sql);
-        let no_transaction = has_no_transaction_directive(&sql);
-        Ok(Migration {
-            version,
-            path,
-            sql,
-            checksum,
-            no_transaction,
-        })
-    }
+/// The first 64 KiB of a file, as text, for the leading comment lines.
+fn read_head(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    std::fs::File::open(path)?
+        .take(64 * 1024)
+        .read_to_end(&mut head)?;
+    Ok(String::from_utf8_lossy(&head).into_owned())
 }
 
 /// SHA-256 (lower-case hex) of `sql` with CRLF turned into LF and a leading BOM dropped.
@@ -270,7 +303,14 @@ mod tests {
     use super::*;
 
     fn m(name: &str) -> Migration {
-        Migration::from_bytes(name.into(), PathBuf::from(name), b"select 1;".to_vec()).unwrap()
+        Migration {
+            version: name.into(),
+            path: PathBuf::from(name),
+            checksum: checksum("select 1;"),
+            no_transaction: false,
+            controls_transaction: false,
+            statements: 1,
+        }
     }
 
     #[test]
@@ -322,27 +362,38 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         for (name, body) in [
             ("b.sql", "select 2;"),
-            ("B.sql", "select 1;"),
+            ("C.sql", "select 1;"),
             ("a.txt", "x"),
             ("a.sql", "-- kubemigrate:no-transaction\nvacuum;"),
         ] {
             std::fs::write(dir.join(name), body).unwrap();
         }
         std::fs::create_dir_all(dir.join("sub.d")).unwrap();
-        let s = Source::read_dir(&dir).unwrap();
+        let vars = Variables::new();
+        let s = Source::read_dir(&dir, &vars).unwrap();
         let names: Vec<_> = s.migrations.iter().map(|m| m.version.as_str()).collect();
-        assert_eq!(names, ["B.sql", "a.sql", "b.sql"]);
+        assert_eq!(names, ["C.sql", "a.sql", "b.sql"]);
         assert!(s.migrations[1].no_transaction);
-        std::fs::write(dir.join("c.sql"), b"select 1;\n\xff").unwrap();
-        let err = Source::read_dir(&dir).unwrap_err().to_string();
-        assert!(
-            err.ends_with("c.sql:2: file is not valid UTF-8 (byte offset 10)"),
-            "{err}"
-        );
-        std::fs::remove_file(dir.join("c.sql")).unwrap();
+        std::fs::write(dir.join("e.sql"), b"select 1;\n\xff").unwrap();
+        let err = Source::read_dir(&dir, &vars).unwrap_err().to_string();
+        assert!(err.ends_with("e.sql:2: file is not valid UTF-8"), "{err}");
+        std::fs::remove_file(dir.join("e.sql")).unwrap();
         std::fs::create_dir_all(dir.join("d.sql")).unwrap();
-        let err = Source::read_dir(&dir).unwrap_err();
+        let err = Source::read_dir(&dir, &vars).unwrap_err();
         assert!(matches!(err, SourceError::NotAFile { .. }), "{err}");
+        std::fs::remove_dir(dir.join("d.sql")).unwrap();
+        std::fs::write(dir.join("d.SQL"), "select 1;").unwrap();
+        let s = Source::read_dir(&dir, &vars).unwrap();
+        assert_eq!(
+            s.warnings[0].0,
+            "d.SQL is ignored: only files named *.sql (lower case) run"
+        );
+        std::fs::write(dir.join("c.sql"), "select 1;").unwrap();
+        let err = Source::read_dir(&dir, &vars).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "C.sql and c.sql: file names differ only in case, so they collide on case-insensitive file systems and in review; rename one"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

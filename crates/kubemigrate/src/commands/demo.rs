@@ -32,7 +32,7 @@ const EXAMPLES: &[(&str, &str)] = &[
 /// Run the example migrations on a throwaway local PostgreSQL.
 ///
 /// Runs `sql migrate`, then `sql migrate` again (nothing left to do), then `sql status`.
-/// Needs PostgreSQL's server binaries (initdb, pg_ctl) installed; the server and its
+/// Needs PostgreSQL's server binaries (initdb, postgres) installed; the server and its
 /// data are removed at the end.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example:
@@ -61,9 +61,8 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
             scratch.path().to_path_buf()
         }
     };
-    let source = Source::read_dir(&dir)
-        .with_context(|| format!("reading {}", dir.display()))
-        .map_err(|e| Failure::new(Exit::Usage, e))?;
+    let source =
+        Source::read_dir(&dir, &Default::default()).map_err(|e| Failure::new(Exit::Usage, e))?;
     reporter.line("starting a throwaway PostgreSQL…");
     let pg = tokio::task::spawn_blocking(LocalPostgres::start)
         .await

@@ -18,7 +18,8 @@ use crate::reporter::{Reporter, duration};
 /// Run a migration command with the connection exported to it, and record the run.
 ///
 /// The command gets DATABASE_URL, the libpq variables (PGHOST, PGPORT, PGDATABASE,
-/// PGUSER, PGPASSWORD, PGSSLMODE, PGAPPNAME) and the module's DB_* variables. With
+/// PGUSER, PGPASSWORD, PGSSLMODE, PGSSLROOTCERT, PGAPPNAME) and the module's DB_*
+/// variables. With
 /// --lock it runs under the same advisory lock as `sql migrate`, so it never runs
 /// next to another migrator. The run (command line, exit code, duration) is recorded
 /// in the history table. SIGTERM and SIGINT are passed on to the command; kubemigrate

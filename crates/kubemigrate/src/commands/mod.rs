@@ -6,6 +6,7 @@ use std::time::Duration;
 use kubemigrate_sql::connect::ConnectOptions;
 use kubemigrate_sql::history::HistoryTable;
 use kubemigrate_sql::migrator::MigrateOptions;
+use kubemigrate_sql::script::Variables;
 use kubemigrate_sql::source::Source;
 
 use crate::exit::{Exit, Failure};
@@ -102,18 +103,36 @@ pub fn default_applied_by() -> String {
         .unwrap_or_else(|| "unknown".to_string())
 }
 
-/// The migration directory argument.
+/// The migration directory argument, and the psql variables its files use.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DirArgs {
     /// Directory holding the migrations: the *.sql files directly in it, run in
     /// byte-wise order of their names.
     #[arg(long, short = 'd', value_name = "DIR")]
     pub dir: PathBuf,
+    /// Set a psql variable for the files (`:NAME`, `:'NAME'`, `:"NAME"`, `\if :NAME`);
+    /// repeatable. A `\set` in a file overrides it from there on.
+    #[arg(long = "set", short = 'v', value_name = "NAME=VALUE", value_parser = parse_variable)]
+    pub set: Vec<(String, String)>,
+}
+
+fn parse_variable(text: &str) -> Result<(String, String), String> {
+    Variables::parse_assignment(text)
 }
 
 impl DirArgs {
-    /// Reads the directory.
+    /// The variables given with --set.
+    pub fn variables(&self) -> Variables {
+        let mut vars = Variables::new();
+        for (name, value) in &self.set {
+            vars.set(name.clone(), value.clone());
+        }
+        vars
+    }
+
+    /// Reads the directory: every file is read through once, so a file that cannot
+    /// run as written stops the command before it touches the database.
     pub fn source(&self) -> Result<Source, Failure> {
-        Source::read_dir(&self.dir).map_err(|e| Failure::new(Exit::Usage, e))
+        Source::read_dir(&self.dir, &self.variables()).map_err(|e| Failure::new(Exit::Usage, e))
     }
 }

@@ -52,6 +52,7 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
     let source = args.dir.source()?;
     let conn = args.conn.options()?;
     let mut options = args.run.migrate_options(&args.history);
+    options.variables = args.dir.variables();
     options.dry_run = args.dry_run;
     options.allow_drift = args.allow_drift;
     options.allow_out_of_order = args.allow_out_of_order;

@@ -46,7 +46,8 @@ pub struct Args {
 pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
     let source = args.dir.source()?;
     let conn = args.conn.options()?;
-    let options = args.run.migrate_options(&args.history);
+    let mut options = args.run.migrate_options(&args.history);
+    options.variables = args.dir.variables();
     let action = if args.mark_applied {
         RepairAction::MarkApplied
     } else if args.accept_checksum {

@@ -1,0 +1,1393 @@
+//! Reading a migration file the way psql runs it, as a stream.
+//!
+//! A [`Script`] reads a file in blocks and yields [`Item`]s: SQL statements (with
+//! psql variables interpolated), `COPY … FROM stdin` statements whose data the caller
+//! then pulls block by block with [`Script::copy_block`], and `\echo` text. It handles
+//! the psql meta-commands that make sense in a migration:
+//!
+//! - `\set NAME [value …]`, `\unset NAME`, and `:NAME`, `:'NAME'`, `:"NAME"` in SQL;
+//! - `\i FILE` (relative to the migration directory) and `\ir FILE` (relative to the
+//!   including file), with cycle detection; included files stay inside the directory;
+//! - `\if`, `\elif`, `\else`, `\endif` on a variable or a literal boolean;
+//! - `\echo`, `\copy … FROM 'file'|stdin`, and `\restrict`/`\unrestrict` (written by
+//!   recent pg_dump; they only matter to psql itself).
+//!
+//! Any other meta-command is an error naming it, the file and the line. Nothing is
+//! ever held whole in memory: COPY data streams through, and a statement is kept only
+//! until it is complete.
+//!
+//! The checksum covers the bytes of the file and of every file it includes, in the
+//! order read, with CRLF read as LF and a leading byte-order mark dropped.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::lexer::{self, ChunkKind, LexError};
+
+/// psql variables: `--set NAME=VALUE` on the command line, `\set` in files.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Variables(BTreeMap<String, String>);
+
+impl Variables {
+    /// No variables.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets a variable.
+    pub fn set(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.0.insert(name.into(), value.into());
+    }
+
+    /// A variable's value.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// Parses `NAME=VALUE` (as given to `--set`).
+    ///
+    /// # Errors
+    /// No `=`, or a name that is not letters, digits and `_`.
+    pub fn parse_assignment(text: &str) -> Result<(String, String), String> {
+        let (name, value) = text
+            .split_once('=')
+            .ok_or_else(|| format!("{text:?}: expected NAME=VALUE"))?;
+        if !valid_name(name) {
+            return Err(format!(
+                "{name:?}: a variable name is letters, digits and _"
+            ));
+        }
+        Ok((name.to_string(), value.to_string()))
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Where something is in a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// The file (the migration, or a file it includes).
+    pub path: PathBuf,
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column, in characters.
+    pub column: u32,
+    /// The text of the line before `column` (for quoting the line in errors).
+    pub prefix: String,
+}
+
+/// Why a script cannot be read or run as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ScriptError {
+    /// The file.
+    pub path: PathBuf,
+    /// 1-based line (0 when the file cannot be opened).
+    pub line: u32,
+    /// 1-based column, when known.
+    pub column: Option<u32>,
+    /// What is wrong, one line.
+    pub message: String,
+}
+
+impl fmt::Display for ScriptError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if self.line > 0 {
+            write!(f, ":{}", self.line)?;
+        }
+        if let Some(c) = self.column {
+            write!(f, ":{c}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// One thing to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    /// An SQL statement, variables interpolated.
+    Sql {
+        /// The statement as sent.
+        text: String,
+        /// Where it starts.
+        at: Location,
+        /// Interpolations, for mapping positions in `text` back to the file.
+        edits: Vec<Edit>,
+        /// The statement as written, when interpolation changed it.
+        original: Option<String>,
+    },
+    /// `COPY … FROM STDIN`: send `text`, then the blocks of [`Script::copy_block`].
+    Copy {
+        /// The COPY statement as sent.
+        text: String,
+        /// Where it starts.
+        at: Location,
+    },
+    /// `\echo` output.
+    Echo(String),
+}
+
+/// A variable interpolation: `original` bytes at `start` in the file's statement text
+/// became `replaced` bytes in the text sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Edit {
+    /// Offset in the statement as written.
+    pub start: usize,
+    /// Length as written (`:name`).
+    pub original: usize,
+    /// Length as sent (the value).
+    pub replaced: usize,
+}
+
+/// Maps a byte offset in an interpolated statement back to the statement as written.
+pub fn unmap_offset(edits: &[Edit], offset: usize) -> usize {
+    let mut shift: isize = 0;
+    for e in edits {
+        let new_start = e.start.saturating_add_signed(shift);
+        if offset < new_start {
+            break;
+        }
+        if offset < new_start + e.replaced {
+            return e.start;
+        }
+        shift += e.replaced as isize - e.original as isize;
+    }
+    offset.saturating_add_signed(-shift)
+}
+
+/// What a first pass over a file found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// SHA-256 (hex) of the file and what it includes.
+    pub checksum: String,
+    /// Statements it would run (COPY included).
+    pub statements: usize,
+    /// It has a top-level BEGIN/START TRANSACTION/COMMIT/END/ROLLBACK/ABORT.
+    pub controls_transaction: bool,
+}
+
+/// The statement-sized buffer never grows beyond this: a longer statement is an error.
+pub const MAX_STATEMENT: usize = 256 * 1024 * 1024;
+const BLOCK: usize = 256 * 1024;
+
+/// A file read in blocks.
+struct Reader {
+    path: PathBuf,
+    dir: PathBuf,
+    file: File,
+    buf: Vec<u8>,
+    /// Bytes before `start` are consumed.
+    start: usize,
+    /// Bytes of `buf` that are valid UTF-8 (the rest is an incomplete character).
+    eof: bool,
+    /// Line number at `start`.
+    line: u32,
+    /// Chunks split off but not taken yet, with absolute offsets into `buf`.
+    pending: std::collections::VecDeque<(ChunkKind, usize, usize, u32)>,
+    /// Set when the last pending chunk is a COPY statement whose data follows.
+    copy_after_pending: bool,
+    /// Reading COPY data: the position of the COPY statement, for errors.
+    in_copy: Option<u32>,
+    /// Whether the first bytes were looked at (BOM).
+    started: bool,
+    /// `\if` nesting of this file: (any branch taken so far, this branch active, line).
+    conds: Vec<(bool, bool, u32)>,
+    /// The data file of a running `\copy … FROM 'file'`.
+    copy_file: Option<File>,
+    /// Read size.
+    block: usize,
+}
+
+/// Feeds the checksum: CRLF as LF, across block boundaries.
+struct Checksum {
+    hasher: Sha256,
+    cr_pending: bool,
+}
+
+impl Checksum {
+    fn new() -> Self {
+        Checksum {
+            hasher: Sha256::new(),
+            cr_pending: false,
+        }
+    }
+
+    fn update(&mut self, mut bytes: &[u8]) {
+        if self.cr_pending {
+            self.cr_pending = false;
+            if bytes.first() == Some(&b'\n') {
+                // The CR was half of a CRLF: drop it.
+            } else {
+                self.hasher.update(b"\r");
+            }
+        }
+        if bytes.last() == Some(&b'\r') {
+            self.cr_pending = true;
+            bytes = &bytes[..bytes.len() - 1];
+        }
+        let mut from = 0;
+        for i in memchr_all(b'\r', bytes) {
+            if bytes.get(i + 1) == Some(&b'\n') {
+                self.hasher.update(&bytes[from..i]);
+                from = i + 1;
+            }
+        }
+        self.hasher.update(&bytes[from..]);
+    }
+
+    fn finish(mut self) -> String {
+        if self.cr_pending {
+            self.hasher.update(b"\r");
+        }
+        let digest = self.hasher.finalize();
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+fn memchr_all(needle: u8, hay: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    hay.iter()
+        .enumerate()
+        .filter(move |(_, b)| **b == needle)
+        .map(|(i, _)| i)
+}
+
+impl Reader {
+    fn open(path: &Path, block: usize) -> Result<Reader, ScriptError> {
+        let file = File::open(path).map_err(|e| ScriptError {
+            path: path.to_path_buf(),
+            line: 0,
+            column: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        let is_dir = file.metadata().map(|m| m.is_dir()).unwrap_or(false);
+        if is_dir {
+            return Err(ScriptError {
+                path: path.to_path_buf(),
+                line: 0,
+                column: None,
+                message: "is a directory, not a file".into(),
+            });
+        }
+        Ok(Reader {
+            path: path.to_path_buf(),
+            dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            file,
+            buf: Vec::with_capacity(BLOCK),
+            start: 0,
+            eof: false,
+            line: 1,
+            pending: Default::default(),
+            copy_after_pending: false,
+            in_copy: None,
+            started: false,
+            conds: Vec::new(),
+            copy_file: None,
+            block,
+        })
+    }
+
+    fn err(&self, line: u32, message: impl Into<String>) -> ScriptError {
+        ScriptError {
+            path: self.path.clone(),
+            line,
+            column: None,
+            message: message.into(),
+        }
+    }
+
+    /// Reads at least `want` more bytes (or to the end). Keeps the unconsumed bytes
+    /// and the text of the current line before them.
+    fn fill(&mut self, want: usize, sum: &mut Checksum) -> Result<(), ScriptError> {
+        if self.eof {
+            return Ok(());
+        }
+        if self.pending.is_empty() && self.start > 0 {
+            // Keep up to 4 KiB of the current line before `start`, for error quotes.
+            let line_start = self.buf[..self.start]
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |p| p + 1);
+            let keep = line_start.max(self.start.saturating_sub(4096));
+            self.buf.drain(..keep);
+            self.start -= keep;
+        }
+        let target = self.buf.len() + want;
+        while self.buf.len() < target {
+            let old = self.buf.len();
+            self.buf
+                .resize(old + self.block.max(want.min(8 * self.block)), 0);
+            let n = loop {
+                match self.file.read(&mut self.buf[old..]) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        self.buf.truncate(old);
+                        return Err(self.err(self.line, format!("cannot read: {e}")));
+                    }
+                }
+            };
+            self.buf.truncate(old + n);
+            if !self.started && (self.buf.len() >= 3 || n == 0) {
+                self.started = true;
+                if self.buf.starts_with(b"\xEF\xBB\xBF") {
+                    self.buf.drain(..3);
+                }
+                sum.update(&self.buf[..]);
+            } else if self.started {
+                sum.update(&self.buf[old..]);
+            }
+            if n == 0 {
+                self.eof = true;
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The valid UTF-8 text from `start`, and whether bytes after it were cut off
+    /// (an incomplete character at the end of the buffer).
+    fn text(&self) -> Result<&str, ScriptError> {
+        let bytes = &self.buf[self.start..];
+        match std::str::from_utf8(bytes) {
+            Ok(t) => Ok(t),
+            Err(e) if e.error_len().is_none() && !self.eof => {
+                // An incomplete character at the end: more input completes it.
+                Ok(std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or(""))
+            }
+            Err(e) => {
+                let upto = e.valid_up_to();
+                let line = self.line + count_lines(&bytes[..upto]);
+                Err(self.err(line, "file is not valid UTF-8"))
+            }
+        }
+    }
+
+    fn check_nul(&self, text: &str) -> Result<(), ScriptError> {
+        if let Some(p) = text.find('\0') {
+            let line = self.line + count_lines(&text.as_bytes()[..p]);
+            return Err(self.err(line, "file contains a NUL byte"));
+        }
+        Ok(())
+    }
+
+    /// Splits complete chunks into `pending`. Returns false at the end of the file.
+    fn refill_chunks(&mut self, sum: &mut Checksum) -> Result<bool, ScriptError> {
+        let mut want = self.block;
+        loop {
+            if self.start >= self.buf.len() && self.eof {
+                return Ok(false);
+            }
+            let text = self.text()?;
+            self.check_nul(text)?;
+            let text_len = text.len();
+            let prefix = lexer::split_prefix(text).map_err(|e| self.lex_err(e))?;
+            if !prefix.chunks.is_empty() {
+                for c in &prefix.chunks {
+                    self.pending.push_back((
+                        c.kind,
+                        self.start + c.start,
+                        self.start + c.end,
+                        self.line + c.line - 1,
+                    ));
+                }
+                self.copy_after_pending = prefix.copy_data_follows;
+                if self.copy_after_pending {
+                    self.drop_trailing_blank();
+                }
+                return Ok(true);
+            }
+            if self.eof && text_len == self.buf.len() - self.start {
+                // Everything is here and no unit is complete: the strict splitter
+                // reports what is unterminated, or gives the last statement without `;`.
+                let chunks = lexer::split(text).map_err(|e| self.lex_err(e))?;
+                if chunks.is_empty() {
+                    self.start = self.buf.len();
+                    return Ok(false);
+                }
+                for c in chunks {
+                    if c.kind == ChunkKind::CopyData {
+                        // Data read by copy_block; the strict split checked its `\.`.
+                        self.copy_after_pending = true;
+                        self.drop_trailing_blank();
+                        break;
+                    }
+                    self.pending.push_back((
+                        c.kind,
+                        self.start + c.start,
+                        self.start + c.end,
+                        self.line + c.line - 1,
+                    ));
+                }
+                return Ok(true);
+            }
+            if self.buf.len() - self.start > MAX_STATEMENT {
+                return Err(self.err(
+                    self.line,
+                    format!(
+                        "a statement longer than {} MiB (an unterminated quote or comment?)",
+                        MAX_STATEMENT >> 20
+                    ),
+                ));
+            }
+            self.fill(want, sum)?;
+            // Read more each time, so a long statement is not split over and over.
+            want = (want * 2).min(64 * self.block);
+        }
+    }
+
+    /// The rest of a COPY statement's line is skipped by `next_chunk`, not returned.
+    fn drop_trailing_blank(&mut self) {
+        while self.pending.back().is_some_and(|c| c.0 == ChunkKind::Blank) {
+            self.pending.pop_back();
+        }
+    }
+
+    /// Skips to the line after the current position: COPY data starts there.
+    fn start_copy(&mut self, line: u32) {
+        let rest = &self.buf[self.start..];
+        let nl = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(rest.len(), |p| p + 1);
+        self.line += count_lines(&rest[..nl]);
+        self.start += nl;
+        self.in_copy = Some(line);
+    }
+
+    fn lex_err(&self, e: LexError) -> ScriptError {
+        let mut column = e.column;
+        if e.line == 1 {
+            // The text passed to the lexer may start in the middle of a line.
+            let line_start = self.buf[..self.start]
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |p| p + 1);
+            let before = String::from_utf8_lossy(&self.buf[line_start..self.start])
+                .chars()
+                .count();
+            column = column.saturating_add(u32::try_from(before).unwrap_or(u32::MAX));
+        }
+        let mut err = self.err(self.line + e.line - 1, e.kind.to_string());
+        err.column = Some(column);
+        err
+    }
+
+    /// The next chunk: (kind, text, location). Advances `start` past it.
+    fn next_chunk(
+        &mut self,
+        sum: &mut Checksum,
+    ) -> Result<Option<(ChunkKind, String, Location)>, ScriptError> {
+        loop {
+            if let Some((kind, s, e, line)) = self.pending.pop_front() {
+                let line_start = self.buf[..s]
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |p| p + 1);
+                let prefix = String::from_utf8_lossy(&self.buf[line_start..s]).into_owned();
+                let column = u32::try_from(prefix.chars().count())
+                    .unwrap_or(u32::MAX)
+                    .saturating_add(1);
+                let text = String::from_utf8_lossy(&self.buf[s..e]).into_owned();
+                self.line = line + count_lines(&self.buf[s..e]);
+                self.start = e;
+                if self.pending.is_empty() && self.copy_after_pending {
+                    self.copy_after_pending = false;
+                    self.start_copy(line);
+                }
+                return Ok(Some((
+                    kind,
+                    text,
+                    Location {
+                        path: self.path.clone(),
+                        line,
+                        column,
+                        prefix,
+                    },
+                )));
+            }
+            if self.in_copy.is_some() {
+                return Ok(None);
+            }
+            if !self.refill_chunks(sum)? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// The next block of COPY data (whole lines), or `None` after the `\.` line.
+    fn copy_block(&mut self, sum: &mut Checksum) -> Result<Option<Vec<u8>>, ScriptError> {
+        let Some(copy_line) = self.in_copy else {
+            return Ok(None);
+        };
+        loop {
+            let rest = &self.buf[self.start..];
+            // Whole lines in the buffer, up to the terminator.
+            let mut pos = 0;
+            let mut end_of_data = None;
+            while let Some(nl) = rest[pos..].iter().position(|&b| b == b'\n') {
+                let line = &rest[pos..pos + nl];
+                if line == b"\\." || line == b"\\.\r" {
+                    end_of_data = Some((pos, pos + nl + 1));
+                    break;
+                }
+                pos += nl + 1;
+                if pos >= self.block {
+                    break;
+                }
+            }
+            if end_of_data.is_none() && self.eof {
+                let line = &rest[pos..];
+                if line == b"\\." || line == b"\\.\r" {
+                    end_of_data = Some((pos, rest.len()));
+                } else if pos == 0 {
+                    return Err(self.err(
+                        copy_line,
+                        "COPY … FROM stdin without a terminating \\. line",
+                    ));
+                }
+            }
+            if let Some((data_end, after)) = end_of_data {
+                if data_end > 0 {
+                    let block = rest[..data_end].to_vec();
+                    self.line += count_lines(&block);
+                    self.start += data_end;
+                    return Ok(Some(block));
+                }
+                self.line += count_lines(&rest[..after]);
+                self.start += after;
+                self.in_copy = None;
+                return Ok(None);
+            }
+            if pos > 0 {
+                let block = rest[..pos].to_vec();
+                if let Err(e) = std::str::from_utf8(&block) {
+                    let line = self.line + count_lines(&block[..e.valid_up_to()]);
+                    return Err(self.err(line, "file is not valid UTF-8"));
+                }
+                self.line += count_lines(&block);
+                self.start += pos;
+                return Ok(Some(block));
+            }
+            let block = self.block;
+            self.fill(block, sum)?;
+        }
+    }
+}
+
+fn count_lines(bytes: &[u8]) -> u32 {
+    u32::try_from(bytes.iter().filter(|&&b| b == b'\n').count()).unwrap_or(u32::MAX)
+}
+
+impl fmt::Debug for Reader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reader")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A migration file being read, with the files it includes.
+#[derive(Debug)]
+pub struct Script {
+    stack: Vec<Reader>,
+    root: PathBuf,
+    vars: Variables,
+    sum: Option<Checksum>,
+    statements: usize,
+    controls_transaction: bool,
+    skipping_copy: bool,
+}
+
+impl fmt::Debug for Checksum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Checksum")
+    }
+}
+
+/// Keywords that make a statement top-level transaction control.
+fn is_transaction_control(text: &str) -> bool {
+    let kw = lexer::leading_keywords(text, 2);
+    match kw.first().map(String::as_str) {
+        Some("BEGIN") => kw.get(1).is_none_or(|k| k != "ATOMIC"),
+        Some("START") => kw.get(1).is_some_and(|k| k == "TRANSACTION"),
+        Some("COMMIT" | "END" | "ROLLBACK" | "ABORT") => true,
+        _ => false,
+    }
+}
+
+impl Script {
+    /// Opens a migration file. `root` is the migration directory: includes must stay in it.
+    ///
+    /// # Errors
+    /// The file cannot be opened.
+    pub fn open(path: &Path, root: &Path, vars: &Variables) -> Result<Script, ScriptError> {
+        Self::open_with_block(path, root, vars, BLOCK)
+    }
+
+    /// [`Script::open`] with another read size (small sizes test block boundaries).
+    ///
+    /// # Errors
+    /// The file cannot be opened.
+    pub fn open_with_block(
+        path: &Path,
+        root: &Path,
+        vars: &Variables,
+        block: usize,
+    ) -> Result<Script, ScriptError> {
+        let reader = Reader::open(path, block.max(1))?;
+        let root = root.canonicalize().map_err(|e| ScriptError {
+            path: root.to_path_buf(),
+            line: 0,
+            column: None,
+            message: format!("cannot read migration directory: {e}"),
+        })?;
+        Ok(Script {
+            stack: vec![reader],
+            root,
+            vars: vars.clone(),
+            sum: Some(Checksum::new()),
+            statements: 0,
+            controls_transaction: false,
+            skipping_copy: false,
+        })
+    }
+
+    /// Reads a whole file without running it: checks everything that can be checked
+    /// without a database, and returns its checksum.
+    ///
+    /// # Errors
+    /// Anything [`Script::next_item`] reports.
+    pub fn summarize(path: &Path, root: &Path, vars: &Variables) -> Result<Summary, ScriptError> {
+        let mut script = Script::open(path, root, vars)?;
+        while let Some(item) = script.next_item()? {
+            if let Item::Copy { .. } = item {
+                while script.copy_block()?.is_some() {}
+            }
+        }
+        Ok(script.finish())
+    }
+
+    /// The checksum, statement count and transaction control seen, once the script is read.
+    pub fn finish(mut self) -> Summary {
+        Summary {
+            checksum: self.sum.take().map(Checksum::finish).unwrap_or_default(),
+            statements: self.statements,
+            controls_transaction: self.controls_transaction,
+        }
+    }
+
+    fn active(&self) -> bool {
+        self.stack
+            .iter()
+            .all(|r| r.conds.iter().all(|&(_, active, _)| active))
+    }
+
+    /// The next thing to run, or `None` at the end.
+    ///
+    /// # Errors
+    /// The file cannot be read, is not UTF-8, does not lex, uses an unknown
+    /// meta-command or an undefined variable, or an include fails.
+    pub fn next_item(&mut self) -> Result<Option<Item>, ScriptError> {
+        if self.skipping_copy {
+            while self.copy_block()?.is_some() {}
+        }
+        loop {
+            let Some(reader) = self.stack.last_mut() else {
+                return Ok(None);
+            };
+            let sum = self.sum.get_or_insert_with(Checksum::new);
+            let Some((kind, text, at)) = reader.next_chunk(sum)? else {
+                if let Some(&(_, _, line)) = reader.conds.last() {
+                    return Err(reader.err(line, "\\if without \\endif in this file"));
+                }
+                self.stack.pop();
+                continue;
+            };
+            let copy_follows = reader.in_copy.is_some();
+            match kind {
+                ChunkKind::Blank | ChunkKind::CopyData => {}
+                ChunkKind::Meta => {
+                    if let Some(item) = self.meta(&text, &at)? {
+                        return Ok(Some(item));
+                    }
+                }
+                ChunkKind::Sql => {
+                    if !self.active() {
+                        if copy_follows {
+                            while self.copy_block()?.is_some() {}
+                        }
+                        continue;
+                    }
+                    self.statements += 1;
+                    if is_transaction_control(&text) {
+                        self.controls_transaction = true;
+                    }
+                    if copy_follows {
+                        self.skipping_copy = true;
+                        return Ok(Some(Item::Copy { text, at }));
+                    }
+                    let (sent, edits) = interpolate(&text, &self.vars).map_err(|(offset, name)| {
+                        let line = at.line + count_lines(&text.as_bytes()[..offset]);
+                        ScriptError {
+                            path: at.path.clone(),
+                            line,
+                            column: None,
+                            message: format!("variable :{name} is not set (\\set it, or pass --set {name}=VALUE)"),
+                        }
+                    })?;
+                    let original = (!edits.is_empty()).then_some(text);
+                    return Ok(Some(Item::Sql {
+                        text: sent,
+                        at,
+                        edits,
+                        original,
+                    }));
+                }
+            }
+        }
+    }
+
+    /// The next block of data of the current COPY, or `None` at its end.
+    ///
+    /// # Errors
+    /// Read errors, a COPY without its `\.` line.
+    pub fn copy_block(&mut self) -> Result<Option<Vec<u8>>, ScriptError> {
+        let Some(reader) = self.stack.last_mut() else {
+            return Ok(None);
+        };
+        let sum = self.sum.get_or_insert_with(Checksum::new);
+        if let Some(file) = reader.copy_file.as_mut() {
+            let mut block = vec![0; reader.block];
+            let n = file.read(&mut block).map_err(|e| ScriptError {
+                path: reader.path.clone(),
+                line: reader.line,
+                column: None,
+                message: format!("\\copy: cannot read the data file: {e}"),
+            })?;
+            if n == 0 {
+                reader.copy_file = None;
+                self.skipping_copy = false;
+                return Ok(None);
+            }
+            block.truncate(n);
+            return Ok(Some(block));
+        }
+        let block = reader.copy_block(sum)?;
+        if block.is_none() {
+            self.skipping_copy = false;
+        }
+        Ok(block)
+    }
+
+    fn meta(&mut self, text: &str, at: &Location) -> Result<Option<Item>, ScriptError> {
+        let err = |message: String| ScriptError {
+            path: at.path.clone(),
+            line: at.line,
+            column: None,
+            message,
+        };
+        let (command, rest) = match text.find(|c: char| c.is_whitespace()) {
+            Some(p) => (&text[..p], text[p..].trim()),
+            None => (text, ""),
+        };
+        // Conditionals are followed even in inactive branches.
+        match command {
+            "\\if" | "\\elif" | "\\else" | "\\endif" => {
+                return self.conditional(command, rest, at).map(|()| None);
+            }
+            _ => {}
+        }
+        if !self.active() {
+            return Ok(None);
+        }
+        match command {
+            "\\set" => {
+                let args = self.meta_args(rest, at)?;
+                match args.split_first() {
+                    None => {
+                        return Err(err(
+                            "\\set without a name: listing variables is not supported".into(),
+                        ));
+                    }
+                    Some((name, values)) => {
+                        if !valid_name(name) {
+                            return Err(err(format!(
+                                "\\set: {name:?} is not a valid variable name"
+                            )));
+                        }
+                        self.vars.set(name.clone(), values.concat());
+                    }
+                }
+                Ok(None)
+            }
+            "\\unset" => {
+                let args = self.meta_args(rest, at)?;
+                match args.as_slice() {
+                    [name] => {
+                        self.vars.0.remove(name);
+                        Ok(None)
+                    }
+                    _ => Err(err("\\unset takes one variable name".into())),
+                }
+            }
+            "\\echo" => {
+                let args = self.meta_args(rest, at)?;
+                Ok(Some(Item::Echo(args.join(" "))))
+            }
+            "\\i" | "\\include" | "\\ir" | "\\include_relative" => {
+                let args = self.meta_args(rest, at)?;
+                let [file] = args.as_slice() else {
+                    return Err(err(format!("{command} takes one file name")));
+                };
+                let relative = matches!(command, "\\ir" | "\\include_relative");
+                self.include(file, relative, at)?;
+                Ok(None)
+            }
+            "\\copy" => self.copy_meta(rest, at).map(Some),
+            "\\restrict" | "\\unrestrict" => Ok(None),
+            other => Err(err(format!(
+                "psql meta-command {other} is not supported in migrations (supported: \\set, \\unset, \\echo, \\i, \\ir, \\if, \\elif, \\else, \\endif, \\copy … from)"
+            ))),
+        }
+    }
+
+    /// Splits meta-command arguments as psql does: whitespace-separated, '…' quoted
+    /// (with '' and backslash escapes), "…" kept as written, :var interpolated.
+    fn meta_args(&self, rest: &str, at: &Location) -> Result<Vec<String>, ScriptError> {
+        let err = |message: String| ScriptError {
+            path: at.path.clone(),
+            line: at.line,
+            column: None,
+            message,
+        };
+        let mut args = Vec::new();
+        let mut chars = rest.chars().peekable();
+        loop {
+            while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                chars.next();
+            }
+            let Some(&c) = chars.peek() else { break };
+            let mut arg = String::new();
+            if c == '\'' {
+                chars.next();
+                loop {
+                    match chars.next() {
+                        None => {
+                            return Err(err("unterminated quoted string in meta-command".into()));
+                        }
+                        Some('\'') if chars.peek() == Some(&'\'') => {
+                            chars.next();
+                            arg.push('\'');
+                        }
+                        Some('\'') => break,
+                        Some('\\') => match chars.next() {
+                            Some('n') => arg.push('\n'),
+                            Some('t') => arg.push('\t'),
+                            Some(o) => arg.push(o),
+                            None => {
+                                return Err(err(
+                                    "unterminated quoted string in meta-command".into()
+                                ));
+                            }
+                        },
+                        Some(o) => arg.push(o),
+                    }
+                }
+            } else if c == ':' {
+                chars.next();
+                let quote = match chars.peek() {
+                    Some('\'') | Some('"') => chars.next(),
+                    _ => None,
+                };
+                let mut name = String::new();
+                while let Some(&n) = chars.peek() {
+                    if n.is_ascii_alphanumeric() || n == '_' {
+                        name.push(n);
+                        chars.next();
+                    } else {
+                        break;
+                    }
+                }
+                if let Some(q) = quote {
+                    if chars.next() != Some(q) {
+                        return Err(err(format!("bad variable reference :{q}{name}")));
+                    }
+                }
+                let value = self
+                    .vars
+                    .get(&name)
+                    .ok_or_else(|| err(format!("variable :{name} is not set")))?;
+                arg.push_str(value);
+            } else {
+                while let Some(&n) = chars.peek() {
+                    if n.is_whitespace() {
+                        break;
+                    }
+                    arg.push(n);
+                    chars.next();
+                }
+            }
+            args.push(arg);
+        }
+        Ok(args)
+    }
+
+    fn conditional(&mut self, command: &str, rest: &str, at: &Location) -> Result<(), ScriptError> {
+        let err = |message: String| ScriptError {
+            path: at.path.clone(),
+            line: at.line,
+            column: None,
+            message,
+        };
+        let outer_active = {
+            let Some(reader) = self.stack.last() else {
+                return Ok(());
+            };
+            let depth = reader.conds.len();
+            let others = self.stack[..self.stack.len() - 1]
+                .iter()
+                .all(|r| r.conds.iter().all(|&(_, a, _)| a));
+            others
+                && reader.conds[..if command == "\\if" {
+                    depth
+                } else {
+                    depth.saturating_sub(1)
+                }]
+                    .iter()
+                    .all(|&(_, a, _)| a)
+        };
+        let value = |this: &Self| -> Result<bool, ScriptError> {
+            let args = this.meta_args(rest, at)?;
+            let [word] = args.as_slice() else {
+                return Err(err(format!(
+                    "{command} takes one boolean: true/false, on/off, yes/no, 1/0"
+                )));
+            };
+            parse_bool(word).ok_or_else(|| {
+                err(format!(
+                    "{command}: {word:?} is not a boolean (true/false, on/off, yes/no, 1/0)"
+                ))
+            })
+        };
+        match command {
+            "\\if" => {
+                let v = if outer_active { value(self)? } else { false };
+                if let Some(r) = self.stack.last_mut() {
+                    r.conds.push((v, v, at.line));
+                }
+            }
+            "\\elif" => {
+                let Some(&(taken, _, line)) = self.stack.last().and_then(|r| r.conds.last()) else {
+                    return Err(err("\\elif without \\if".into()));
+                };
+                let v = if outer_active && !taken {
+                    value(self)?
+                } else {
+                    false
+                };
+                if let Some(c) = self.stack.last_mut().and_then(|r| r.conds.last_mut()) {
+                    *c = (taken || v, v, line);
+                }
+            }
+            "\\else" => {
+                let Some(c) = self.stack.last_mut().and_then(|r| r.conds.last_mut()) else {
+                    return Err(err("\\else without \\if".into()));
+                };
+                *c = (true, !c.0, c.2);
+            }
+            _ => {
+                if self.stack.last_mut().and_then(|r| r.conds.pop()).is_none() {
+                    return Err(err("\\endif without \\if".into()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn include(&mut self, file: &str, relative: bool, at: &Location) -> Result<(), ScriptError> {
+        let err = |message: String| ScriptError {
+            path: at.path.clone(),
+            line: at.line,
+            column: None,
+            message,
+        };
+        let base = if relative {
+            self.stack.last().map(|r| r.dir.clone()).unwrap_or_default()
+        } else {
+            self.root.clone()
+        };
+        let path = base.join(file);
+        let canonical = path
+            .canonicalize()
+            .map_err(|e| err(format!("cannot include {file}: {e}")))?;
+        if !canonical.starts_with(&self.root) {
+            return Err(err(format!(
+                "cannot include {file}: it is outside the migration directory {}",
+                self.root.display()
+            )));
+        }
+        for r in &self.stack {
+            if r.path.canonicalize().is_ok_and(|p| p == canonical) {
+                return Err(err(format!("include cycle: {file} is already being read")));
+            }
+        }
+        if self.stack.len() >= 32 {
+            return Err(err("includes nested more than 32 deep".into()));
+        }
+        let block = self.stack.last().map_or(BLOCK, |r| r.block);
+        let reader = Reader::open(&path, block)
+            .map_err(|e| err(format!("cannot include {file}: {}", e.message)))?;
+        self.stack.push(reader);
+        Ok(())
+    }
+
+    /// `\copy table [(cols)] FROM 'file'|stdin [WITH …]`: becomes `COPY … FROM STDIN`
+    /// with the data read from the file (relative to the migration's directory) or
+    /// from the lines that follow.
+    fn copy_meta(&mut self, rest: &str, at: &Location) -> Result<Item, ScriptError> {
+        let err = |message: String| ScriptError {
+            path: at.path.clone(),
+            line: at.line,
+            column: None,
+            message,
+        };
+        let lower = rest.to_ascii_lowercase();
+        let from = find_word(&lower, "from").ok_or_else(|| {
+            if find_word(&lower, "to").is_some() {
+                err("\\copy … TO is not supported in migrations".into())
+            } else {
+                err("\\copy: expected \\copy table FROM 'file'".into())
+            }
+        })?;
+        let target = rest[..from].trim();
+        let after = rest[from + 4..].trim_start();
+        let (source, options) = if let Some(q) = after.strip_prefix('\'') {
+            let end = q
+                .find('\'')
+                .ok_or_else(|| err("\\copy: unterminated file name".into()))?;
+            (q[..end].to_string(), &q[end + 1..])
+        } else {
+            let end = after.find(char::is_whitespace).unwrap_or(after.len());
+            (after[..end].to_string(), &after[end..])
+        };
+        let statement = format!("COPY {target} FROM STDIN {}", options.trim());
+        self.statements += 1;
+        self.skipping_copy = true;
+        let Some(reader) = self.stack.last_mut() else {
+            return Err(err("\\copy outside a file".into()));
+        };
+        match source.to_ascii_lowercase().as_str() {
+            "stdin" => {
+                // The data follows in this file, as for COPY … FROM stdin. What the lexer
+                // split after this line was data, not SQL: split again from the next line.
+                reader.pending.clear();
+                reader.copy_after_pending = false;
+                reader.start_copy(at.line);
+            }
+            "pstdin" | "program" => {
+                return Err(err(format!(
+                    "\\copy … FROM {source} is not supported in migrations"
+                )));
+            }
+            _ => {
+                let path = reader.dir.join(&source);
+                let canonical = path
+                    .canonicalize()
+                    .map_err(|e| err(format!("\\copy: cannot read {source}: {e}")))?;
+                if !canonical.starts_with(&self.root) {
+                    return Err(err(format!(
+                        "\\copy: {source} is outside the migration directory"
+                    )));
+                }
+                let file = File::open(&canonical)
+                    .map_err(|e| err(format!("\\copy: cannot read {source}: {e}")))?;
+                reader.copy_file = Some(file);
+            }
+        }
+        Ok(Item::Copy {
+            text: statement,
+            at: at.clone(),
+        })
+    }
+}
+
+fn find_word(haystack: &str, word: &str) -> Option<usize> {
+    let bytes = haystack.as_bytes();
+    let mut from = 0;
+    while let Some(p) = haystack[from..].find(word) {
+        let s = from + p;
+        let e = s + word.len();
+        let before = s == 0 || bytes[s - 1].is_ascii_whitespace() || bytes[s - 1] == b')';
+        let after = e == bytes.len() || bytes[e].is_ascii_whitespace() || bytes[e] == b'\'';
+        if before && after {
+            return Some(s);
+        }
+        from = e;
+    }
+    None
+}
+
+/// psql's booleans: true/false, on/off, yes/no, 1/0 (unique prefixes too).
+pub fn parse_bool(word: &str) -> Option<bool> {
+    let w = word.to_ascii_lowercase();
+    if w.is_empty() {
+        return None;
+    }
+    let is = |full: &str| full.starts_with(&w);
+    if w == "1" || is("true") || is("yes") || (w.len() >= 2 && is("on")) {
+        Some(true)
+    } else if w == "0" || is("false") || is("no") || (w.len() >= 2 && is("off")) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// Interpolates `:name`, `:'name'` and `:"name"` outside quotes, comments and dollar
+/// quotes. `::` is a cast. Returns the new text and the edits made.
+///
+/// # Errors
+/// `(offset, name)` of an undefined variable.
+pub fn interpolate(sql: &str, vars: &Variables) -> Result<(String, Vec<Edit>), (usize, String)> {
+    let spans = lexer::code_spans(sql);
+    let bytes = sql.as_bytes();
+    let mut out = String::new();
+    let mut edits = Vec::new();
+    let mut copied = 0;
+    for (s, e) in spans {
+        let mut i = s;
+        while i < e {
+            if bytes[i] != b':' {
+                i += 1;
+                continue;
+            }
+            if bytes.get(i + 1) == Some(&b':') {
+                i += 2;
+                continue;
+            }
+            let (quote, name_start) = match bytes.get(i + 1) {
+                Some(&q @ (b'\'' | b'"')) => (Some(q), i + 2),
+                _ => (None, i + 1),
+            };
+            let mut j = name_start;
+            while j < bytes.len() && (bytes[j].is_ascii_alphanumeric() || bytes[j] == b'_') {
+                j += 1;
+            }
+            if j == name_start || (quote.is_some() && bytes.get(j) != quote.as_ref()) {
+                i += 1;
+                continue;
+            }
+            let name = &sql[name_start..j];
+            let end = if quote.is_some() { j + 1 } else { j };
+            let value = vars.get(name).ok_or((i, name.to_string()))?;
+            let replacement = match quote {
+                None => value.to_string(),
+                Some(b'\'') => quote_literal(value),
+                Some(_) => format!("\"{}\"", value.replace('"', "\"\"")),
+            };
+            out.push_str(&sql[copied..i]);
+            edits.push(Edit {
+                start: i,
+                original: end - i,
+                replaced: replacement.len(),
+            });
+            out.push_str(&replacement);
+            copied = end;
+            i = end;
+        }
+    }
+    if edits.is_empty() {
+        return Ok((sql.to_string(), edits));
+    }
+    out.push_str(&sql[copied..]);
+    Ok((out, edits))
+}
+
+/// Quotes a literal as psql's `:'name'` does (PQescapeLiteral).
+fn quote_literal(value: &str) -> String {
+    let escaped = value.replace('\'', "''");
+    if value.contains('\\') {
+        format!(" E'{}'", escaped.replace('\\', "\\\\"))
+    } else {
+        format!("'{escaped}'")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Variables {
+        let mut v = Variables::new();
+        for (k, val) in pairs {
+            v.set(*k, *val);
+        }
+        v
+    }
+
+    #[test]
+    fn interpolation_skips_quotes_comments_dollar_quotes_and_casts() {
+        let v = vars(&[("t", "users"), ("n", "it's"), ("c", "Col\"x")]);
+        let (out, edits) = interpolate(
+            "select :'n', x::int, ':t', $$ :t $$, \"a:t\" from :t /* :t */ -- :t\nwhere :\"c\" = 1",
+            &v,
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "select 'it''s', x::int, ':t', $$ :t $$, \"a:t\" from users /* :t */ -- :t\nwhere \"Col\"\"x\" = 1"
+        );
+        assert_eq!(edits.len(), 3);
+        assert_eq!(interpolate("select :nope", &v), Err((7, "nope".into())));
+        assert_eq!(quote_literal("a\\b"), " E'a\\\\b'");
+    }
+
+    #[test]
+    fn offsets_map_back_through_interpolation() {
+        let v = vars(&[("long", "0123456789")]);
+        let sql = "select :long, nope";
+        let (out, edits) = interpolate(sql, &v).unwrap();
+        let at = out.find("nope").unwrap();
+        assert_eq!(unmap_offset(&edits, at), sql.find("nope").unwrap());
+        assert_eq!(unmap_offset(&edits, 3), 3);
+        assert_eq!(
+            unmap_offset(&edits, out.find('3').unwrap()),
+            sql.find(':').unwrap()
+        );
+    }
+
+    /// What the whole-input splitter says a text runs: statements, and COPY data
+    /// without its terminator line.
+    fn expected(text: &str) -> Result<Vec<String>, ()> {
+        let chunks = lexer::split(text).map_err(|_| ())?;
+        let mut out = Vec::new();
+        for c in chunks {
+            match c.kind {
+                ChunkKind::Sql => out.push(c.text(text).to_string()),
+                ChunkKind::CopyData => {
+                    let data = c.text(text);
+                    let data = data.strip_suffix('\n').unwrap_or(data);
+                    let data = data.strip_suffix('\r').unwrap_or(data);
+                    let data = data.strip_suffix("\\.").unwrap_or(data);
+                    out.push(format!("DATA:{data}"));
+                }
+                ChunkKind::Meta => return Err(()),
+                ChunkKind::Blank => {}
+            }
+        }
+        Ok(out)
+    }
+
+    fn streamed(path: &Path, block: usize) -> Result<Vec<String>, ScriptError> {
+        let dir = path.parent().unwrap();
+        let mut script = Script::open_with_block(path, dir, &Variables::new(), block)?;
+        let mut out = Vec::new();
+        while let Some(item) = script.next_item()? {
+            match item {
+                Item::Sql { text, .. } => out.push(text),
+                Item::Copy { text, .. } => {
+                    out.push(text);
+                    let mut data = Vec::new();
+                    while let Some(b) = script.copy_block()? {
+                        data.extend(b);
+                    }
+                    out.push(format!("DATA:{}", String::from_utf8(data).unwrap()));
+                }
+                Item::Echo(_) => {}
+            }
+        }
+        Ok(out)
+    }
+
+    fn fragments() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let frag = prop::sample::select(vec![
+            "select 1",
+            ";",
+            " ",
+            "\n",
+            "\r\n",
+            "'",
+            "''",
+            "\"",
+            "$$",
+            "$a$",
+            "E'\\'",
+            "--",
+            "/*",
+            "*/",
+            "(",
+            ")",
+            "copy t from stdin;\n",
+            "1\t2\n",
+            "\\.\n",
+            "\\.",
+            "begin atomic",
+            "end",
+            "é",
+            "x",
+        ]);
+        prop::collection::vec(frag, 0..40).prop_map(|v| v.concat())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(600))]
+        #[test]
+        fn streaming_in_any_block_size_runs_what_the_whole_file_split_gives(text in fragments(), block in 1usize..9) {
+            let dir = std::env::temp_dir().join(format!("km-script-{}-{:?}", std::process::id(), std::thread::current().id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join("t.sql");
+            std::fs::write(&path, &text).unwrap();
+            let want = expected(&text);
+            let got = streamed(&path, block);
+            match (&want, &got) {
+                (Ok(w), Ok(g)) => proptest::prop_assert_eq!(w, g),
+                (Err(()), Err(_)) => {}
+                _ => proptest::prop_assert!(false, "whole: {:?}\nstreamed: {:?}", want, got),
+            }
+            let summary = Script::summarize(&path, &dir, &Variables::new());
+            if let Ok(summary) = summary {
+                proptest::prop_assert_eq!(summary.checksum, crate::source::checksum(&text));
+            }
+        }
+    }
+
+    #[test]
+    fn booleans_as_psql_reads_them() {
+        for t in ["true", "t", "TRUE", "yes", "y", "on", "1"] {
+            assert_eq!(parse_bool(t), Some(true), "{t}");
+        }
+        for f in ["false", "f", "no", "n", "off", "0"] {
+            assert_eq!(parse_bool(f), Some(false), "{f}");
+        }
+        for x in ["o", "2", "", "maybe"] {
+            assert_eq!(parse_bool(x), None, "{x}");
+        }
+    }
+
+    #[test]
+    fn checksum_matches_the_whole_file_rule_across_blocks() {
+        let text = "a\r\nb\rc\r\n";
+        let mut whole = Checksum::new();
+        whole.update(text.as_bytes());
+        for cut in 0..text.len() {
+            let mut parts = Checksum::new();
+            parts.update(&text.as_bytes()[..cut]);
+            parts.update(&text.as_bytes()[cut..]);
+            assert_eq!(
+                parts.finish(),
+                crate::source::checksum(text),
+                "cut at {cut}"
+            );
+        }
+        assert_eq!(whole.finish(), crate::source::checksum(text));
+    }
+}
