@@ -474,7 +474,24 @@ impl Reader {
                 .count();
             column = column.saturating_add(u32::try_from(before).unwrap_or(u32::MAX));
         }
-        let mut err = self.err(self.line + e.line - 1, e.kind.to_string());
+        let mut message = e.kind.to_string();
+        if e.kind == lexer::LexErrorKind::MetaCommandInStatement {
+            // Name the command: the first word of that line after the backslash.
+            let rest = &self.buf[self.start..];
+            let line = rest
+                .split(|&b| b == b'\n')
+                .nth(e.line.saturating_sub(1) as usize)
+                .unwrap_or(&[]);
+            let word: String = String::from_utf8_lossy(line)
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_string();
+            message = format!(
+                "psql meta-command {word} inside an unfinished SQL statement (end the statement with ; first; \\g and \\gexec are not supported)"
+            );
+        }
+        let mut err = self.err(self.line + e.line - 1, message);
         err.column = Some(column);
         err
     }

@@ -196,6 +196,12 @@ impl Source {
             });
         }
         warnings.extend(numeric_order_warnings(&migrations));
+        if migrations.is_empty() {
+            warnings.push(SourceWarning(format!(
+                "{} holds no *.sql files: nothing to migrate",
+                dir.display()
+            )));
+        }
         Ok(Source {
             dir: dir.to_path_buf(),
             migrations,
