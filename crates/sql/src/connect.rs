@@ -5,9 +5,10 @@
 //! Each field is taken from the first source that sets it:
 //! 1. the URL (`--database-url`, or `DATABASE_URL`);
 //! 2. the libpq variables (`PGHOST`, `PGPORT`, `PGDATABASE`, `PGUSER`, `PGPASSWORD`,
-//!    `PGSSLMODE`, `PGSSLROOTCERT`, `PGAPPNAME`);
+//!    `PGSSLMODE`, `PGSSLROOTCERT`, `PGAPPNAME`, `PGCONNECT_TIMEOUT`);
 //! 3. the variables the Terraform module gives its control-plane job (`DB_HOST`,
-//!    `DB_PORT`, `DB_DATABASE`, `DB_USER`, `DB_PASSWORD`, `DB_SCHEMA`);
+//!    `DB_PORT`, `DB_DATABASE`, `DB_USER`, `DB_PASSWORD`; `DB_SCHEMA` is passed on to
+//!    commands, not used to connect);
 //! 4. defaults: host `localhost`, port 5432, user `postgres`, database = user,
 //!    sslmode `prefer`, application_name `kubemigrate`.
 
@@ -130,7 +131,7 @@ pub enum ConnectError {
         cause: std::io::Error,
     },
     /// The connection or login took longer than the connect timeout.
-    #[error("cannot connect to {target}: no answer within {after:?}")]
+    #[error("cannot connect to {target}: no answer within {}s", .after.as_secs_f64().ceil())]
     Timeout {
         /// The masked URL.
         target: String,

@@ -141,8 +141,8 @@ pub struct FileReport {
     /// The checksum recorded in the history, when it differs from the file's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recorded_checksum: Option<String>,
-    /// How long it ran: in this run for files this run applied, else as recorded
-    /// when it was applied.
+    /// How long it ran: in this run for files this run ran, else as recorded when it
+    /// was applied (none for pending, drifted and recorded-failed files).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
     /// When it was applied, from the history.

@@ -670,9 +670,14 @@ async fn plan_and_run(
         if !options.strict {
             events(Event::Warning {
                 message: format!(
-                    "{} is recorded in {} (applied {}) but its file is not in {}",
+                    "{} is recorded in {} ({} {}) but its file is not in {}",
                     row.version,
                     options.history.display_name(),
+                    if row.success {
+                        "applied"
+                    } else {
+                        "failed attempt on"
+                    },
                     row.applied_at,
                     source.dir.display()
                 ),
@@ -1258,7 +1263,11 @@ async fn baseline_inner(
                     }
                     FileState::Pending { previous_failure: Some(_) } | FileState::Failed(_) => problems.push(Problem {
                         version: m.version.clone(),
-                        message: "has a failed attempt in the history; run `kubemigrate sql repair` first".into(),
+                        message: format!(
+                            "has a failed attempt in the history; run `kubemigrate sql repair --dir {} --version {}` first",
+                            source.dir.display(),
+                            m.version
+                        ),
                     }),
                     _ => f.status = FileStatus::Skipped,
                 }

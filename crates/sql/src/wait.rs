@@ -17,7 +17,7 @@ pub enum WaitError {
     #[error("{0}")]
     Permanent(ConnectError),
     /// The timeout passed; the last error is kept.
-    #[error("the database did not accept connections within {}s ({attempts} attempts); last error: {last}", .timeout.as_secs_f64())]
+    #[error("the database did not accept connections within {}s ({attempts} attempt{}); last error: {last}", .timeout.as_secs_f64(), if *.attempts == 1 { "" } else { "s" })]
     Timeout {
         /// The timeout.
         timeout: Duration,

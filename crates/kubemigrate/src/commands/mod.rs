@@ -46,7 +46,7 @@ impl ConnArgs {
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "History")]
 pub struct HistoryArgs {
-    /// Schema of the history table (created if missing).
+    /// Schema of the history table (commands that write create it if missing).
     #[arg(long, default_value = kubemigrate_sql::history::DEFAULT_SCHEMA, value_name = "SCHEMA")]
     pub history_schema: String,
     /// Name of the history table.

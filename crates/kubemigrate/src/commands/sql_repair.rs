@@ -8,9 +8,10 @@ use crate::reporter::Reporter;
 
 /// Change the history record of one file, under the migration lock.
 ///
-/// Without a flag it clears the record of a failed file (a no-transaction file that
-/// stopped halfway), so the next `sql migrate` runs it again: first undo or finish its
-/// statements by hand. With --mark-applied the failed file is recorded as applied
+/// Without a flag it clears the record of a failed file, so the next `sql migrate` runs
+/// it again. For a no-transaction file (or one with its own BEGIN/COMMIT) that stopped
+/// halfway, first undo or finish its statements by hand; a failed transactional file
+/// left nothing behind. With --mark-applied the failed file is recorded as applied
 /// instead; with --accept-checksum an applied file that was edited keeps its new
 /// content; with --forget the record of a file that is gone is deleted.
 #[derive(Debug, clap::Args)]
