@@ -86,11 +86,14 @@ impl Reporter {
             Event::WouldApply {
                 version,
                 transactional,
+                controls_transaction,
                 statements,
             } => self.line(&format!(
                 "would apply {version} ({statements} statement{}, {})",
                 if statements == 1 { "" } else { "s" },
-                if transactional {
+                if controls_transaction {
+                    "as written: it controls its own transaction"
+                } else if transactional {
                     "in a transaction"
                 } else {
                     "no transaction"

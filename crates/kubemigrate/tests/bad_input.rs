@@ -89,6 +89,17 @@ fn corpus() -> Vec<Case> {
         ),
         case("\\else without \\if", &[("001.sql", "\\else\n")]),
         case(
+            "a second \\else",
+            &[("001.sql", "\\if true\nSELECT 1;\n\\else\n\\else\n\\endif\n")],
+        ),
+        case(
+            "\\elif after \\else",
+            &[(
+                "001.sql",
+                "\\if true\nSELECT 1;\n\\else\n\\elif false\n\\endif\n",
+            )],
+        ),
+        case(
             "\\if on a non-boolean",
             &[("001.sql", "\\if perhaps\nSELECT 1;\n\\endif\n")],
         ),

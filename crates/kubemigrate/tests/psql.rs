@@ -382,3 +382,51 @@ fn a_server_stopped_mid_run_is_a_connection_failure_and_a_rerun_completes() {
         "{run:?}"
     );
 }
+
+#[test]
+fn copy_statements_slices_and_skipped_inline_copy_data() {
+    let db = Db::new();
+    let dir = Dir::new(&[(
+        "001.sql",
+        "CREATE TABLE :\"tbl\" (a int[]);\n\
+         COPY :\"tbl\" FROM stdin;\n{1,2,3}\n\\.\n\
+         CREATE VIEW firsts AS SELECT a[1:2] AS head FROM :\"tbl\";\n\
+         \\if false\n\
+         \\copy :\"tbl\" FROM stdin\nit's not SQL; \\set nothing\n\\.\n\
+         \\endif\n",
+    )]);
+    migrate(&db, &dir, &["--set", "tbl=arrays"]).expect(0);
+    assert_eq!(db.sql("SELECT head::text FROM firsts"), "{1,2}");
+}
+
+#[test]
+fn the_history_is_written_as_kubemigrate_even_after_set_role() {
+    let db = Db::new();
+    db.sql("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'km_reader') THEN CREATE ROLE km_reader; END IF; END $$");
+    let dir = Dir::new(&[
+        ("001.sql", "CREATE TABLE t (id int);\nSET ROLE km_reader;\n"),
+        (
+            "002.sql",
+            "BEGIN;\nSELECT 1;\nCOMMIT;\nSET ROLE km_reader;\n",
+        ),
+        (
+            "003.sql",
+            "SELECT current_user = session_user OR current_user <> 'km_reader';\n",
+        ),
+    ]);
+    migrate(&db, &dir, &[]).expect(0);
+    assert_eq!(db.history().len(), 3);
+}
+
+#[test]
+fn a_changed_copy_data_file_is_drift() {
+    let db = Db::new();
+    let dir = Dir::new(&[(
+        "001.sql",
+        "CREATE TABLE t (v text);\n\\copy t FROM 'data.txt'\n",
+    )]);
+    dir.write("data.txt", "one\n");
+    migrate(&db, &dir, &[]).expect(0);
+    dir.write("data.txt", "one\ntwo\n");
+    migrate(&db, &dir, &[]).expect(4);
+}

@@ -546,12 +546,21 @@ impl ConnectOptions {
     }
 }
 
+/// A notice or warning the server sent (`RAISE NOTICE`, "there is no transaction in progress").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// SQLSTATE.
+    pub code: String,
+    /// `SEVERITY: message`.
+    pub text: String,
+}
+
 /// An open connection: the client, and the server's notices.
 pub struct Connection {
     /// The client.
     pub client: Client,
-    /// Notices (`RAISE NOTICE`, warnings) the server sent, as `SEVERITY: message`.
-    pub notices: mpsc::UnboundedReceiver<String>,
+    /// Notices the server sent, in order.
+    pub notices: mpsc::UnboundedReceiver<Notice>,
 }
 
 impl fmt::Debug for Connection {
@@ -570,7 +579,10 @@ where
         let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
         while let Some(Ok(message)) = messages.next().await {
             if let AsyncMessage::Notice(n) = message {
-                let _ = tx.send(format!("{}: {}", n.severity(), n.message()));
+                let _ = tx.send(Notice {
+                    code: n.code().code().to_string(),
+                    text: format!("{}: {}", n.severity(), n.message()),
+                });
             }
         }
     });

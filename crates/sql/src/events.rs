@@ -45,8 +45,10 @@ pub enum Event {
     WouldApply {
         /// The file name.
         version: String,
-        /// Whether it would run in a transaction.
+        /// Whether it would run in a transaction of the engine's.
         transactional: bool,
+        /// Whether it would run as written, having its own BEGIN/COMMIT.
+        controls_transaction: bool,
         /// How many statements it holds.
         statements: usize,
     },

@@ -521,7 +521,7 @@ fn file_report(m: &Migration, status: FileStatus) -> FileReport {
         recorded_checksum: None,
         duration_ms: None,
         applied_at: None,
-        transactional: !m.no_transaction,
+        transactional: m.transactional(),
         out_of_order: false,
         error: None,
         statement: None,
@@ -705,6 +705,7 @@ async fn plan_and_run(
             events(Event::WouldApply {
                 version: m.version.clone(),
                 transactional: m.transactional(),
+                controls_transaction: m.controls_transaction,
                 statements: m.statements,
             });
         }
@@ -759,7 +760,7 @@ async fn plan_and_run(
 struct Runner<'a> {
     client: &'a Client,
     /// Only drained between statements, by the one task that runs them.
-    notices: std::sync::Mutex<&'a mut tokio::sync::mpsc::UnboundedReceiver<String>>,
+    notices: std::sync::Mutex<&'a mut tokio::sync::mpsc::UnboundedReceiver<crate::connect::Notice>>,
     options: &'a MigrateOptions,
     insert: tokio_postgres::Statement,
     /// Restores the session after a file (a file may `SET` anything, as pg_dump
@@ -894,8 +895,12 @@ impl<'a> Runner<'a> {
                 return result;
             }
             // The transaction (ours, or the file's own) is aborted: end it, then record
-            // the failure for people to read.
+            // the failure for people to read, as ourselves.
             let _ = self.client().batch_execute("ROLLBACK").await;
+            let _ = self
+                .client()
+                .batch_execute("RESET ROLE; RESET SESSION AUTHORIZATION")
+                .await;
             let message = e.to_string();
             let statement = match e {
                 MigrateError::Sql(s) => i32::try_from(s.statement).ok(),
@@ -941,6 +946,11 @@ impl<'a> Runner<'a> {
         if mode == Mode::OwnTransaction {
             self.check_no_open_transaction(m).await?;
         }
+        // The file may have switched roles (SET ROLE): write the history as ourselves.
+        self.client()
+            .batch_execute("RESET ROLE; RESET SESSION AUTHORIZATION")
+            .await
+            .map_err(db("resetting the role after the file".into()))?;
         match progress {
             None => {
                 let mut row = self.row(m, true, mode);
@@ -968,19 +978,13 @@ impl<'a> Runner<'a> {
     /// A file that controls its own transaction must not leave one open: psql would
     /// roll it back at exit, so its last statements would silently not apply.
     async fn check_no_open_transaction(&self, m: &Migration) -> Result<(), MigrateError> {
-        self.drain_notices(m, &mut |_| {});
+        self.take_notices();
         self.client()
             .batch_execute("ROLLBACK")
             .await
             .map_err(|e| MigrateError::database("ending the file's transaction", &e))?;
-        let mut open = true;
-        self.drain_notices(m, &mut |e| {
-            if let Event::Notice { message, .. } = e {
-                if message.contains("no transaction in progress") {
-                    open = false;
-                }
-            }
-        });
+        // 25P01 no_active_sql_transaction: "there is no transaction in progress".
+        let open = !self.take_notices().iter().any(|n| n.code == "25P01");
         if open {
             return Err(MigrateError::Usage(format!(
                 "{}: the file began a transaction and did not end it; it was rolled back. \
@@ -1069,14 +1073,22 @@ impl<'a> Runner<'a> {
     }
 
     fn drain_notices(&self, m: &Migration, events: &mut dyn FnMut(Event)) {
+        for notice in self.take_notices() {
+            events(Event::Notice {
+                version: m.version.clone(),
+                message: notice.text,
+            });
+        }
+    }
+
+    fn take_notices(&self) -> Vec<crate::connect::Notice> {
+        let mut out = Vec::new();
         if let Ok(mut rx) = self.notices.try_lock() {
-            while let Ok(message) = rx.try_recv() {
-                events(Event::Notice {
-                    version: m.version.clone(),
-                    message,
-                });
+            while let Ok(notice) = rx.try_recv() {
+                out.push(notice);
             }
         }
+        out
     }
 }
 
@@ -1292,7 +1304,7 @@ async fn baseline_inner(
                 error: None,
                 statement: None,
                 exit_code: None,
-                transactional: !m.no_transaction,
+                transactional: m.transactional(),
             };
             history
                 .insert(&conn.client, &row)

@@ -201,6 +201,8 @@ struct Reader {
     conds: Vec<(bool, bool, u32)>,
     /// The data file of a running `\copy … FROM 'file'`.
     copy_file: Option<File>,
+    /// For each open `\if`: whether its `\else` was seen.
+    else_seen: Vec<bool>,
     /// Read size.
     block: usize,
 }
@@ -289,6 +291,7 @@ impl Reader {
             started: false,
             conds: Vec::new(),
             copy_file: None,
+            else_seen: Vec::new(),
             block,
         })
     }
@@ -746,10 +749,6 @@ impl Script {
                     if is_transaction_control(&text) {
                         self.controls_transaction = true;
                     }
-                    if copy_follows {
-                        self.skipping_copy = true;
-                        return Ok(Some(Item::Copy { text, at }));
-                    }
                     let (sent, edits) = interpolate(&text, &self.vars).map_err(|(offset, name)| {
                         let line = at.line + count_lines(&text.as_bytes()[..offset]);
                         ScriptError {
@@ -759,6 +758,10 @@ impl Script {
                             message: format!("variable :{name} is not set (\\set it, or pass --set {name}=VALUE)"),
                         }
                     })?;
+                    if copy_follows {
+                        self.skipping_copy = true;
+                        return Ok(Some(Item::Copy { text: sent, at }));
+                    }
                     let original = (!edits.is_empty()).then_some(text);
                     return Ok(Some(Item::Sql {
                         text: sent,
@@ -794,6 +797,8 @@ impl Script {
                 return Ok(None);
             }
             block.truncate(n);
+            // The data a migration loads is part of what it does: it counts toward the checksum.
+            sum.update(&block);
             return Ok(Some(block));
         }
         let block = reader.copy_block(sum)?;
@@ -822,6 +827,16 @@ impl Script {
             _ => {}
         }
         if !self.active() {
+            if command.eq_ignore_ascii_case("\\copy") && copy_source_is_stdin(rest) {
+                // Its data follows in this file: skip it, as for a skipped COPY.
+                if let Some(reader) = self.stack.last_mut() {
+                    reader.pending.clear();
+                    reader.copy_after_pending = false;
+                    reader.start_copy(at.line);
+                }
+                self.skipping_copy = true;
+                while self.copy_block()?.is_some() {}
+            }
             return Ok(None);
         }
         match command {
@@ -870,7 +885,7 @@ impl Script {
             "\\copy" => self.copy_meta(rest, at).map(Some),
             "\\restrict" | "\\unrestrict" => Ok(None),
             other => Err(err(format!(
-                "psql meta-command {other} is not supported in migrations (supported: \\set, \\unset, \\echo, \\i, \\ir, \\if, \\elif, \\else, \\endif, \\copy … from)"
+                "psql meta-command {other} is not supported in migrations (supported: \\set, \\unset, \\echo, \\i, \\ir, \\include, \\include_relative, \\if, \\elif, \\else, \\endif, \\copy … from, \\restrict, \\unrestrict)"
             ))),
         }
     }
@@ -998,12 +1013,20 @@ impl Script {
                 let v = if outer_active { value(self)? } else { false };
                 if let Some(r) = self.stack.last_mut() {
                     r.conds.push((v, v, at.line));
+                    r.else_seen.push(false);
                 }
             }
             "\\elif" => {
                 let Some(&(taken, _, line)) = self.stack.last().and_then(|r| r.conds.last()) else {
                     return Err(err("\\elif without \\if".into()));
                 };
+                if self
+                    .stack
+                    .last()
+                    .is_some_and(|r| r.else_seen.last() == Some(&true))
+                {
+                    return Err(err("\\elif after \\else".into()));
+                }
                 let v = if outer_active && !taken {
                     value(self)?
                 } else {
@@ -1014,15 +1037,28 @@ impl Script {
                 }
             }
             "\\else" => {
-                let Some(c) = self.stack.last_mut().and_then(|r| r.conds.last_mut()) else {
+                let Some(reader) = self.stack.last_mut() else {
+                    return Ok(());
+                };
+                if reader.else_seen.last() == Some(&true) {
+                    return Err(err("\\else after \\else".into()));
+                }
+                let Some(c) = reader.conds.last_mut() else {
                     return Err(err("\\else without \\if".into()));
                 };
                 *c = (true, !c.0, c.2);
+                if let Some(e) = reader.else_seen.last_mut() {
+                    *e = true;
+                }
             }
             _ => {
-                if self.stack.last_mut().and_then(|r| r.conds.pop()).is_none() {
+                let Some(reader) = self.stack.last_mut() else {
+                    return Ok(());
+                };
+                if reader.conds.pop().is_none() {
                     return Err(err("\\endif without \\if".into()));
                 }
+                reader.else_seen.pop();
             }
         }
         Ok(())
@@ -1135,6 +1171,17 @@ impl Script {
     }
 }
 
+/// Whether `\copy …` reads its data from the lines that follow (`FROM stdin`).
+fn copy_source_is_stdin(rest: &str) -> bool {
+    let lower = rest.to_ascii_lowercase();
+    find_word(&lower, "from").is_some_and(|p| {
+        lower[p + 4..]
+            .split_whitespace()
+            .next()
+            .is_some_and(|w| w == "stdin")
+    })
+}
+
 fn find_word(haystack: &str, word: &str) -> Option<usize> {
     let bytes = haystack.as_bytes();
     let mut from = 0;
@@ -1197,7 +1244,12 @@ pub fn interpolate(sql: &str, vars: &Variables) -> Result<(String, Vec<Edit>), (
             while j < bytes.len() && (bytes[j].is_ascii_alphanumeric() || bytes[j] == b'_') {
                 j += 1;
             }
-            if j == name_start || (quote.is_some() && bytes.get(j) != quote.as_ref()) {
+            // A name starts with a letter or `_`: `a[1:2]` is an array slice.
+            let name_like = bytes
+                .get(name_start)
+                .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_' || *b >= 0x80);
+            if j == name_start || !name_like || (quote.is_some() && bytes.get(j) != quote.as_ref())
+            {
                 i += 1;
                 continue;
             }

@@ -156,6 +156,7 @@ impl Source {
             entries.push((name, path));
         }
         entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        warnings.sort_by(|a, b| a.0.cmp(&b.0));
         let mut lower: Vec<(String, &str)> = entries
             .iter()
             .map(|(n, _)| (n.to_lowercase(), n.as_str()))

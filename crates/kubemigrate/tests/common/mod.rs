@@ -141,6 +141,8 @@ pub fn km_command(args: &[&str], env: &[(&str, &str)]) -> Command {
         "DB_USER",
         "DB_PASSWORD",
         "DB_SCHEMA",
+        "PGSSLROOTCERT",
+        "PGCONNECT_TIMEOUT",
     ] {
         cmd.env_remove(var);
     }
