@@ -430,3 +430,19 @@ fn a_changed_copy_data_file_is_drift() {
     dir.write("data.txt", "one\ntwo\n");
     migrate(&db, &dir, &[]).expect(4);
 }
+
+#[test]
+fn colons_that_name_nothing_stay_in_meta_command_arguments() {
+    let db = Db::new();
+    let dir = Dir::new(&[(
+        "001.sql",
+        "\\set who world\n\\echo ratio 1 :2 at a : b, hello :who\nSELECT 1;\n",
+    )]);
+    let run = migrate(&db, &dir, &[]).expect(0);
+    assert!(
+        run.stdout
+            .contains("  001.sql: ratio 1 :2 at a : b, hello world"),
+        "{}",
+        run.stdout
+    );
+}

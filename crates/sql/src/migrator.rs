@@ -887,7 +887,10 @@ impl<'a> Runner<'a> {
             .run_statements(source, m, mode, &mut progress_ref, events)
             .await;
         let result = match result {
-            Ok(()) => self.finish_file(m, mode, progress_ref.as_ref(), t0).await,
+            Ok(()) => {
+                self.finish_file(m, mode, progress_ref.as_ref(), t0, events)
+                    .await
+            }
             Err(e) => Err(e),
         };
         if let Err(e) = &result {
@@ -939,12 +942,13 @@ impl<'a> Runner<'a> {
         mode: Mode,
         progress: Option<&Progress>,
         t0: Instant,
+        events: &mut dyn FnMut(Event),
     ) -> Result<(), MigrateError> {
         let history = &self.options.history;
         let ms = i64::try_from(t0.elapsed().as_millis()).unwrap_or(i64::MAX);
         let db = |what: String| move |e: tokio_postgres::Error| MigrateError::database(what, &e);
         if mode == Mode::OwnTransaction {
-            self.check_no_open_transaction(m).await?;
+            self.check_no_open_transaction(m, events).await?;
         }
         // The file may have switched roles (SET ROLE): write the history as ourselves.
         self.client()
@@ -977,8 +981,13 @@ impl<'a> Runner<'a> {
 
     /// A file that controls its own transaction must not leave one open: psql would
     /// roll it back at exit, so its last statements would silently not apply.
-    async fn check_no_open_transaction(&self, m: &Migration) -> Result<(), MigrateError> {
-        self.take_notices();
+    async fn check_no_open_transaction(
+        &self,
+        m: &Migration,
+        events: &mut dyn FnMut(Event),
+    ) -> Result<(), MigrateError> {
+        // Show what the file's last statements said before listening for our own notice.
+        self.drain_notices(m, events);
         self.client()
             .batch_execute("ROLLBACK")
             .await

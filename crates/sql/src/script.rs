@@ -932,7 +932,14 @@ impl Script {
                         Some(o) => arg.push(o),
                     }
                 }
-            } else if c == ':' {
+            } else if c == ':' && {
+                // A variable only when a name (or a quote) follows: `1 :2` and `a : b` stay.
+                let mut ahead = chars.clone();
+                ahead.next();
+                ahead
+                    .peek()
+                    .is_some_and(|&n| n.is_alphabetic() || n == '_' || n == '\'' || n == '"')
+            } {
                 chars.next();
                 let quote = match chars.peek() {
                     Some('\'') | Some('"') => chars.next(),
