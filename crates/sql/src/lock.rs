@@ -99,7 +99,14 @@ pub struct MigrationLock {
     conn: Connection,
     key: i64,
     waited: Option<Duration>,
+    /// `pg_locks` query of [`MigrationLock::check`], prepared once.
+    check: tokio_postgres::Statement,
+    /// When the lock was last confirmed.
+    checked: std::sync::Mutex<Instant>,
 }
+
+const CHECK_SQL: &str = "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted \
+     AND pid = pg_backend_pid() AND classid::bigint = $1 AND objid::bigint = $2 AND objsubid = 1)";
 
 /// Polling backoff: the first retry after 50 ms, doubling up to 1 s.
 const FIRST_RETRY: Duration = Duration::from_millis(50);
@@ -136,7 +143,18 @@ impl MigrationLock {
                 .map_err(|e| LockError::Lost(e.to_string()))?;
             if got {
                 let waited = last_report.map(|_| start.elapsed());
-                return Ok(MigrationLock { conn, key, waited });
+                let check = conn
+                    .client
+                    .prepare(CHECK_SQL)
+                    .await
+                    .map_err(|e| LockError::Lost(e.to_string()))?;
+                return Ok(MigrationLock {
+                    conn,
+                    key,
+                    waited,
+                    check,
+                    checked: std::sync::Mutex::new(Instant::now()),
+                });
             }
             let holder = holder(&conn, key).await;
             let waited = start.elapsed();
@@ -176,21 +194,40 @@ impl MigrationLock {
         let held: bool = self
             .conn
             .client
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted \
-                 AND pid = pg_backend_pid() AND classid::bigint = $1 AND objid::bigint = $2 AND objsubid = 1)",
-                &[&classid, &objid],
-            )
+            .query_one(&self.check, &[&classid, &objid])
             .await
             .and_then(|r| r.try_get(0))
             .map_err(|e| LockError::Lost(e.to_string()))?;
-        if held {
-            Ok(())
-        } else {
-            Err(LockError::Lost(
+        if !held {
+            return Err(LockError::Lost(
                 "the session no longer holds the advisory lock".into(),
-            ))
+            ));
         }
+        if let Ok(mut at) = self.checked.lock() {
+            *at = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// [`MigrationLock::check`], unless the lock was confirmed less than `every` ago.
+    ///
+    /// # Caveats
+    /// Between checks a lost lock goes unnoticed for up to `every`. For files that
+    /// run in a transaction the history's unique index still stops a second runner
+    /// from recording (and so from committing) a file twice.
+    ///
+    /// # Errors
+    /// As [`MigrationLock::check`].
+    pub async fn check_every(&self, every: Duration) -> Result<(), LockError> {
+        let recent = self
+            .checked
+            .lock()
+            .map(|at| at.elapsed() < every)
+            .unwrap_or(false);
+        if recent {
+            return Ok(());
+        }
+        self.check().await
     }
 
     /// Releases the lock and closes its connection. Errors are ignored: a closed

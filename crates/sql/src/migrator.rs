@@ -318,11 +318,19 @@ pub fn reconcile(source: &Source, history: &[HistoryRow]) -> Reconciled {
         .filter(|r| r.success)
         .map(|r| r.version.as_str())
         .max_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    // The newest row of each version (later rows replace earlier ones).
+    let by_version: std::collections::HashMap<&str, &HistoryRow> =
+        history.iter().map(|r| (r.version.as_str(), r)).collect();
+    let versions: std::collections::HashSet<&str> = source
+        .migrations
+        .iter()
+        .map(|m| m.version.as_str())
+        .collect();
     let files = source
         .migrations
         .iter()
         .map(|m| {
-            let row = history.iter().rev().find(|r| r.version == m.version);
+            let row = by_version.get(m.version.as_str()).copied();
             let state = match row {
                 Some(r) if r.success => {
                     if r.checksum.as_deref() == Some(m.checksum.as_str()) {
@@ -346,7 +354,7 @@ pub fn reconcile(source: &Source, history: &[HistoryRow]) -> Reconciled {
         .collect();
     let missing = history
         .iter()
-        .filter(|r| source.get(&r.version).is_none())
+        .filter(|r| !versions.contains(r.version.as_str()))
         .cloned()
         .collect();
     Reconciled { files, missing }
@@ -652,19 +660,18 @@ async fn plan_and_run(
     report: &mut Report,
 ) -> Result<(), MigrateError> {
     report.missing = missing_report(&rec.missing);
-    for (m, (state, ooo)) in source.migrations.iter().zip(&rec.files) {
-        let i = report.files.iter().position(|f| f.version == m.version);
-        if let Some(f) = i.and_then(|i| report.files.get_mut(i)) {
-            let mut s = state_report(m, state, *ooo);
-            if s.status == FileStatus::Applied || s.status == FileStatus::Baselined {
-                s.status = FileStatus::Skipped;
-            } else if s.status == FileStatus::Pending && !options.dry_run {
-                s.status = FileStatus::NotRun;
-            } else if s.status == FileStatus::Drifted && options.allow_drift {
-                s.status = FileStatus::Skipped;
-            }
-            *f = s;
+    // `report.files` was built from `source.migrations`, in the same order.
+    let files = source.migrations.iter().zip(&rec.files);
+    for ((m, (state, ooo)), f) in files.zip(report.files.iter_mut()) {
+        let mut s = state_report(m, state, *ooo);
+        if s.status == FileStatus::Applied || s.status == FileStatus::Baselined {
+            s.status = FileStatus::Skipped;
+        } else if s.status == FileStatus::Pending && !options.dry_run {
+            s.status = FileStatus::NotRun;
+        } else if s.status == FileStatus::Drifted && options.allow_drift {
+            s.status = FileStatus::Skipped;
         }
+        *f = s;
     }
     for row in &rec.missing {
         if !options.strict {
@@ -714,7 +721,13 @@ async fn plan_and_run(
     let runner = Runner::new(conn, options, session.check_interval).await?;
     for &i in &pending {
         let m = &source.migrations[i];
-        session.lock.check().await?;
+        // Confirmed at least every 250 ms: one round trip per file would cost more than
+        // a small file takes to run.
+        if m.transactional() {
+            session.lock.check_every(Duration::from_millis(250)).await?;
+        } else {
+            session.lock.check().await?;
+        }
         let previous_failure = matches!(
             &rec.files[i].0,
             FileState::Pending {
@@ -950,33 +963,40 @@ impl<'a> Runner<'a> {
         if mode == Mode::OwnTransaction {
             self.check_no_open_transaction(m, events).await?;
         }
-        // The file may have switched roles (SET ROLE): write the history as ourselves.
-        self.client()
-            .batch_execute("RESET ROLE; RESET SESSION AUTHORIZATION")
-            .await
-            .map_err(db("resetting the role after the file".into()))?;
+        // Restore the session first, so the history is written as ourselves even if
+        // the file switched roles (SET ROLE), then record: sent together, one round trip.
+        let reset = async {
+            self.client()
+                .batch_execute(&self.reset)
+                .await
+                .map_err(db("restoring the session after the file".into()))
+        };
         match progress {
             None => {
                 let mut row = self.row(m, true, mode);
                 row.execution_ms = ms;
-                history
-                    .insert_with(self.client(), &self.insert, &row)
-                    .await
-                    .map_err(db(format!("recording {} in the history", m.version)))?;
+                let record = async {
+                    history
+                        .insert_with(self.client(), &self.insert, &row)
+                        .await
+                        .map_err(db(format!("recording {} in the history", m.version)))
+                };
+                tokio::try_join!(reset, record)?;
                 self.client()
                     .batch_execute("COMMIT")
                     .await
-                    .map_err(|e| commit_error(m, e))?;
+                    .map_err(|e| commit_error(m, e))
             }
-            Some(p) => history
-                .finish(self.client(), p.id, true, ms, None, None)
-                .await
-                .map_err(db(format!("recording {} as applied", m.version)))?,
+            Some(p) => {
+                let record = async {
+                    history
+                        .finish(self.client(), p.id, true, ms, None, None)
+                        .await
+                        .map_err(db(format!("recording {} as applied", m.version)))
+                };
+                tokio::try_join!(reset, record).map(drop)
+            }
         }
-        self.client()
-            .batch_execute(&self.reset)
-            .await
-            .map_err(db("restoring the session after a file".into()))
     }
 
     /// A file that controls its own transaction must not leave one open: psql would

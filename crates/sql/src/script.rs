@@ -322,22 +322,25 @@ impl Reader {
             self.start -= keep;
         }
         let target = self.buf.len() + want;
-        while self.buf.len() < target {
+        while self.buf.len() < target && !self.eof {
             let old = self.buf.len();
-            self.buf
-                .resize(old + self.block.max(want.min(8 * self.block)), 0);
-            let n = loop {
-                match self.file.read(&mut self.buf[old..]) {
-                    Ok(n) => break n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        self.buf.truncate(old);
-                        return Err(self.err(self.line, format!("cannot read: {e}")));
-                    }
+            let chunk = self.block.max(want.min(8 * self.block));
+            // `read_to_end` on a `Take` reads up to `chunk` bytes without zero-filling
+            // the buffer first; fewer bytes than asked means the end of the file.
+            let n = match (&mut self.file)
+                .take(chunk as u64)
+                .read_to_end(&mut self.buf)
+            {
+                Ok(n) => n,
+                Err(e) => {
+                    self.buf.truncate(old);
+                    return Err(self.err(self.line, format!("cannot read: {e}")));
                 }
             };
-            self.buf.truncate(old + n);
-            if !self.started && (self.buf.len() >= 3 || n == 0) {
+            if n < chunk {
+                self.eof = true;
+            }
+            if !self.started && (self.buf.len() >= 3 || self.eof) {
                 self.started = true;
                 if self.buf.starts_with(b"\xEF\xBB\xBF") {
                     self.buf.drain(..3);
@@ -345,10 +348,6 @@ impl Reader {
                 sum.update(&self.buf[..]);
             } else if self.started {
                 sum.update(&self.buf[old..]);
-            }
-            if n == 0 {
-                self.eof = true;
-                break;
             }
         }
         Ok(())
