@@ -710,4 +710,12 @@ fn a_statement_that_cannot_run_in_a_transaction_gets_a_hint() {
             && error.contains("CREATE INDEX CONCURRENTLY cannot run inside a transaction block"),
         "{error}"
     );
+    // Following the hint is enough: the failed transactional attempt left nothing
+    // behind, so the file runs again without a repair.
+    dir.write(
+        "001.sql",
+        "-- kubemigrate:no-transaction\nCREATE TABLE t (id int);\nCREATE INDEX CONCURRENTLY t_id ON t (id);\n",
+    );
+    migrate(&db, &dir).expect(0);
+    assert_eq!(db.history(), ["001.sql|sql|true|"]);
 }
