@@ -118,10 +118,7 @@ fn corpus() -> Vec<Case> {
             "include cycle",
             &[("001.sql", "\\ir a.inc\n"), ("a.inc", "\\ir 001.sql\n")],
         ),
-        case(
-            "include outside the directory",
-            &[("001.sql", "\\i /\n")],
-        ),
+        case("include outside the directory", &[("001.sql", "\\i /\n")]),
         case(
             "names that differ only in case",
             &[("001_a.sql", "SELECT 1;"), ("001_A.sql", "SELECT 1;")],

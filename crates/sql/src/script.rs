@@ -235,7 +235,7 @@ impl Checksum {
             bytes = &bytes[..bytes.len() - 1];
         }
         let mut from = 0;
-        for i in memchr_all(b'\r', bytes) {
+        for i in memchr::memchr_iter(b'\r', bytes) {
             if bytes.get(i + 1) == Some(&b'\n') {
                 self.hasher.update(&bytes[from..i]);
                 from = i + 1;
@@ -251,13 +251,6 @@ impl Checksum {
         let digest = self.hasher.finalize();
         digest.iter().map(|b| format!("{b:02x}")).collect()
     }
-}
-
-fn memchr_all(needle: u8, hay: &[u8]) -> impl Iterator<Item = usize> + '_ {
-    hay.iter()
-        .enumerate()
-        .filter(move |(_, b)| **b == needle)
-        .map(|(i, _)| i)
 }
 
 impl Reader {
@@ -547,61 +540,64 @@ impl Reader {
         };
         loop {
             let rest = &self.buf[self.start..];
-            // Whole lines in the buffer, up to the terminator.
-            let mut pos = 0;
-            let mut end_of_data = None;
-            while let Some(nl) = rest[pos..].iter().position(|&b| b == b'\n') {
-                let line = &rest[pos..pos + nl];
-                if line == b"\\." || line == b"\\.\r" {
-                    end_of_data = Some((pos, pos + nl + 1));
-                    break;
+            // Look for the `\.` line in at most one block; send whole lines before it.
+            let window = &rest[..rest.len().min(self.block + 3)];
+            let terminator = memchr::memmem::find_iter(window, b"\\.")
+                .find(|&p| (p == 0 || rest[p - 1] == b'\n') && self.ends_line(&rest[p + 2..]));
+            match terminator {
+                Some(0) => {
+                    let after = &rest[2..];
+                    let len = 2 + if after.starts_with(b"\r\n") {
+                        2
+                    } else {
+                        usize::from(!after.is_empty())
+                    };
+                    self.line += count_lines(&rest[..len]);
+                    self.start += len;
+                    self.in_copy = None;
+                    return Ok(None);
                 }
-                pos += nl + 1;
-                if pos >= self.block {
-                    break;
-                }
+                Some(p) => return self.take_data(p).map(Some),
+                None => {}
             }
-            if end_of_data.is_none() && self.eof {
-                let line = &rest[pos..];
-                if line == b"\\." || line == b"\\.\r" {
-                    end_of_data = Some((pos, rest.len()));
-                } else if pos == 0 {
-                    return Err(self.err(
-                        copy_line,
-                        "COPY … FROM stdin without a terminating \\. line",
-                    ));
-                }
+            let head = &rest[..rest.len().min(self.block)];
+            let line_end = memchr::memrchr(b'\n', head).or_else(|| memchr::memchr(b'\n', rest));
+            if let Some(nl) = line_end {
+                return self.take_data(nl + 1).map(Some);
             }
-            if let Some((data_end, after)) = end_of_data {
-                if data_end > 0 {
-                    let block = rest[..data_end].to_vec();
-                    self.line += count_lines(&block);
-                    self.start += data_end;
-                    return Ok(Some(block));
-                }
-                self.line += count_lines(&rest[..after]);
-                self.start += after;
-                self.in_copy = None;
-                return Ok(None);
-            }
-            if pos > 0 {
-                let block = rest[..pos].to_vec();
-                if let Err(e) = std::str::from_utf8(&block) {
-                    let line = self.line + count_lines(&block[..e.valid_up_to()]);
-                    return Err(self.err(line, "file is not valid UTF-8"));
-                }
-                self.line += count_lines(&block);
-                self.start += pos;
-                return Ok(Some(block));
+            if self.eof {
+                return Err(self.err(
+                    copy_line,
+                    "COPY … FROM stdin without a terminating \\. line",
+                ));
             }
             let block = self.block;
             self.fill(block, sum)?;
         }
     }
+
+    /// Whether the bytes after a `\.` end its line: a line break, or the end of the file.
+    fn ends_line(&self, after: &[u8]) -> bool {
+        after.starts_with(b"\n")
+            || after.starts_with(b"\r\n")
+            || (self.eof && (after.is_empty() || after == b"\r"))
+    }
+
+    /// The next `len` bytes of COPY data (whole lines), checked to be UTF-8.
+    fn take_data(&mut self, len: usize) -> Result<Vec<u8>, ScriptError> {
+        let block = self.buf[self.start..self.start + len].to_vec();
+        if let Err(e) = std::str::from_utf8(&block) {
+            let line = self.line + count_lines(&block[..e.valid_up_to()]);
+            return Err(self.err(line, "file is not valid UTF-8"));
+        }
+        self.line += count_lines(&block);
+        self.start += len;
+        Ok(block)
+    }
 }
 
 fn count_lines(bytes: &[u8]) -> u32 {
-    u32::try_from(bytes.iter().filter(|&&b| b == b'\n').count()).unwrap_or(u32::MAX)
+    u32::try_from(memchr::memchr_iter(b'\n', bytes).count()).unwrap_or(u32::MAX)
 }
 
 impl fmt::Debug for Reader {
