@@ -446,3 +446,12 @@ fn colons_that_name_nothing_stay_in_meta_command_arguments() {
         run.stdout
     );
 }
+
+#[test]
+fn a_file_whose_statements_are_all_in_a_skipped_branch_is_not_empty() {
+    let db = Db::new();
+    let dir = Dir::new(&[("001.sql", "\\if :seed\nCREATE TABLE seeded ();\n\\endif\n")]);
+    migrate(&db, &dir, &["--set", "seed=false"]).expect(0);
+    assert_eq!(db.history(), ["001.sql|sql|true|"]);
+    assert_eq!(db.sql("SELECT to_regclass('seeded') IS NULL"), "t");
+}

@@ -874,7 +874,6 @@ impl<'a> Runner<'a> {
         let t0 = Instant::now();
         let ms = |t0: Instant| i64::try_from(t0.elapsed().as_millis()).unwrap_or(i64::MAX);
         let db = |what: String| move |e: tokio_postgres::Error| MigrateError::database(what, &e);
-        let mut progress = None;
         if mode == Mode::Transaction {
             self.client()
                 .batch_execute("BEGIN")
@@ -888,6 +887,9 @@ impl<'a> Runner<'a> {
                 .await
                 .map_err(db(format!("clearing the failed attempt of {}", m.version)))?;
         }
+        // Outside a wrapping transaction the row is written first, so an interrupted
+        // run leaves a record of where it stopped.
+        let mut progress = None;
         if mode != Mode::Transaction {
             let id = history
                 .insert_with(self.client(), &self.insert, &self.row(m, false, mode))
@@ -895,13 +897,12 @@ impl<'a> Runner<'a> {
                 .map_err(db(format!("recording the start of {}", m.version)))?;
             progress = Some(Progress { id, statement: 0 });
         }
-        let mut progress_ref = progress;
         let result = self
-            .run_statements(source, m, mode, &mut progress_ref, events)
+            .run_statements(source, m, mode, &mut progress, events)
             .await;
         let result = match result {
             Ok(()) => {
-                self.finish_file(m, mode, progress_ref.as_ref(), t0, events)
+                self.finish_file(m, mode, progress.as_ref(), t0, events)
                     .await
             }
             Err(e) => Err(e),
@@ -920,9 +921,9 @@ impl<'a> Runner<'a> {
             let message = e.to_string();
             let statement = match e {
                 MigrateError::Sql(s) => i32::try_from(s.statement).ok(),
-                _ => progress_ref.as_ref().map(|p| p.statement),
+                _ => progress.as_ref().map(|p| p.statement),
             };
-            match &progress_ref {
+            match &progress {
                 Some(p) => {
                     let _ = history
                         .finish(

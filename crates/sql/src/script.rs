@@ -171,6 +171,9 @@ pub struct Summary {
     pub statements: usize,
     /// It has a top-level BEGIN/START TRANSACTION/COMMIT/END/ROLLBACK/ABORT.
     pub controls_transaction: bool,
+    /// Statements and meta-commands written in it, in every branch: 0 for an empty
+    /// file or one with only comments.
+    pub written: usize,
 }
 
 /// The statement-sized buffer never grows beyond this: a longer statement is an error.
@@ -616,6 +619,7 @@ pub struct Script {
     vars: Variables,
     sum: Option<Checksum>,
     statements: usize,
+    written: usize,
     controls_transaction: bool,
     skipping_copy: bool,
 }
@@ -669,6 +673,7 @@ impl Script {
             vars: vars.clone(),
             sum: Some(Checksum::new()),
             statements: 0,
+            written: 0,
             controls_transaction: false,
             skipping_copy: false,
         })
@@ -695,6 +700,7 @@ impl Script {
             checksum: self.sum.take().map(Checksum::finish).unwrap_or_default(),
             statements: self.statements,
             controls_transaction: self.controls_transaction,
+            written: self.written,
         }
     }
 
@@ -726,6 +732,9 @@ impl Script {
                 continue;
             };
             let copy_follows = reader.in_copy.is_some();
+            if matches!(kind, ChunkKind::Sql | ChunkKind::Meta) {
+                self.written += 1;
+            }
             match kind {
                 ChunkKind::Blank | ChunkKind::CopyData => {}
                 ChunkKind::Meta => {

@@ -184,7 +184,7 @@ impl Source {
                     cause,
                 })?;
             let summary = Script::summarize(&path, dir, vars)?;
-            if summary.statements == 0 {
+            if summary.written == 0 {
                 return Err(SourceError::Empty { path });
             }
             migrations.push(Migration {
