@@ -279,7 +279,8 @@ impl ConnectOptions {
         let p = from_url.or(from_pg).or(from_db);
         let port = match p.port {
             Some(s) => s.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| {
-                ConfigError(format!("port {s:?} is not a number from 1 to 65535"))
+                // The value is not echoed: from a URL without `@` it could be a password.
+                ConfigError("the port is not a number from 1 to 65535".to_string())
             })?,
             None => 5432,
         };
@@ -394,7 +395,11 @@ impl ConnectOptions {
     /// # Errors
     /// See [`ConnectError`]; [`ConnectError::is_permanent`] tells whether a retry can help.
     pub async fn connect(&self) -> Result<Connection, ConnectError> {
-        let after = self.connect_timeout;
+        // As libpq: 0 waits as long as it takes, and less than 2 s counts as 2 s.
+        if self.connect_timeout.is_zero() {
+            return self.connect_inner().await;
+        }
+        let after = self.connect_timeout.max(Duration::from_secs(2));
         match tokio::time::timeout(after, self.connect_inner()).await {
             Ok(result) => result,
             Err(_) => Err(ConnectError::Timeout {
@@ -749,6 +754,12 @@ fn parse_url(url: &str) -> Result<Partial, ConfigError> {
         .strip_prefix("postgres://")
         .or_else(|| url.strip_prefix("postgresql://"))
         .ok_or_else(|| bad("it must start with postgres:// or postgresql://"))?;
+    // The user and password end at the last `@`, so a password may hold `/`, `?`
+    // or `:` unescaped (an `@` in a query value must be written %40).
+    let (userinfo, rest) = match rest.rsplit_once('@') {
+        Some((u, r)) => (Some(u), r),
+        None => (None, rest),
+    };
     let (rest, query) = match rest.split_once('?') {
         Some((r, q)) => (r, Some(q)),
         None => (rest, None),
@@ -758,7 +769,7 @@ fn parse_url(url: &str) -> Result<Partial, ConfigError> {
         None => (rest, None),
     };
     let mut p = Partial::default();
-    let hostport = match authority.rsplit_once('@') {
+    let hostport = match userinfo.map(|u| (u, authority)) {
         Some((userinfo, hostport)) => {
             let (user, password) = match userinfo.split_once(':') {
                 Some((u, pw)) => (u, Some(pw)),
@@ -810,7 +821,10 @@ fn parse_url(url: &str) -> Result<Partial, ConfigError> {
             "user" => &mut p.user,
             "password" => &mut p.password,
             "dbname" => &mut p.dbname,
-            other => return Err(bad(&format!("unsupported parameter {other:?}"))),
+            other if other.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') => {
+                return Err(bad(&format!("unsupported parameter {other:?}")));
+            }
+            _ => return Err(bad("an unsupported parameter")),
         };
         *slot = Some(value);
     }
@@ -824,6 +838,9 @@ fn decode(s: &str) -> Option<String> {
     while i < bytes.len() {
         if bytes[i] == b'%' {
             let hex = s.get(i + 1..i + 3)?;
+            if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
             out.push(u8::from_str_radix(hex, 16).ok()?);
             i += 3;
         } else {
@@ -832,6 +849,22 @@ fn decode(s: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
+}
+
+/// `text` with `password` replaced by `****`, as written and %-encoded (as in a URL),
+/// so that a command line that carries the connection can be printed and recorded.
+pub fn redact(text: &str, password: &str) -> String {
+    if password.is_empty() {
+        return text.to_string();
+    }
+    let encoded = encode(password);
+    let mut out = text.replace(password, "****");
+    for form in [encoded.clone(), encoded.to_ascii_lowercase()] {
+        if form != password {
+            out = out.replace(&form, "****");
+        }
+    }
+    out
 }
 
 fn encode(s: &str) -> String {
@@ -925,7 +958,11 @@ mod tests {
     fn bad_urls_are_one_line_errors_without_the_password() {
         for (url, want) in [
             ("mysql://u:pw@h/d", "must start with postgres://"),
-            ("postgres://u:pw@h:notaport/d", "port \"notaport\""),
+            ("postgres://u:pw@h:notaport/d", "the port is not a number"),
+            // A forgotten host: the password would be read as the port.
+            ("postgres://u:s3cretpw", "the port is not a number"),
+            ("postgres://u:ab?cdpw@h/d?x-y=1", "an unsupported parameter"),
+            ("postgres://u:p%+1w@h/d", "bad %-escape in the password"),
             ("postgres://u:pw@h/d?sslmode=maybe", "sslmode \"maybe\""),
             (
                 "postgres://u:pw@h/d?frobnicate=1",
@@ -943,6 +980,23 @@ mod tests {
                 "{url} leaked: {err}"
             );
         }
+    }
+
+    #[test]
+    fn passwords_may_hold_slashes_question_marks_and_colons() {
+        let o =
+            ConnectOptions::resolve(Some("postgres://app:a/b?c:d@db:5433/app"), env(&[])).unwrap();
+        assert_eq!(o.password.as_ref().map(Secret::expose), Some("a/b?c:d"));
+        assert_eq!(
+            (o.host.as_str(), o.port, o.dbname.as_str()),
+            ("db", 5433, "app")
+        );
+        assert_eq!(o.masked_url(), "postgres://app:****@db:5433/app");
+        assert_eq!(
+            redact("x postgres://app:a%2Fb%3Fc%3Ad@db", "a/b?c:d"),
+            "x postgres://app:****@db"
+        );
+        assert_eq!(redact("--pw=a/b?c:d", "a/b?c:d"), "--pw=****");
     }
 
     #[test]

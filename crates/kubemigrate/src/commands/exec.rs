@@ -198,8 +198,8 @@ pub fn command_line(command: &[String], password: Option<&str>) -> String {
         .iter()
         .map(|arg| {
             let arg = match password {
-                Some(p) if !p.is_empty() => arg.replace(p, "****"),
-                _ => arg.clone(),
+                Some(p) => kubemigrate_sql::connect::redact(arg, p),
+                None => arg.clone(),
             };
             if !arg.is_empty()
                 && arg
@@ -221,6 +221,11 @@ mod tests {
 
     #[test]
     fn command_line_quotes_and_masks() {
+        let url = ["psql", "postgres://app:p%40ss@db/app"].map(String::from);
+        assert_eq!(
+            command_line(&url, Some("p@ss")),
+            "psql postgres://app:****@db/app"
+        );
         let cmd = ["npm", "run", "migrate", "--", "--pw=s3cret", "it's"].map(String::from);
         assert_eq!(
             command_line(&cmd, Some("s3cret")),

@@ -20,7 +20,7 @@ pub mod sql_status;
 pub mod wait_for_db;
 
 /// How to reach the database.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Clone, clap::Args)]
 #[command(next_help_heading = "Connection")]
 pub struct ConnArgs {
     /// postgres://user:password@host:port/dbname?sslmode=…
@@ -32,6 +32,15 @@ pub struct ConnArgs {
     /// sslmode prefer). So PGPASSWORD fills in a URL without a password.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
     pub database_url: Option<String>,
+}
+
+impl std::fmt::Debug for ConnArgs {
+    /// The URL may hold the password: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnArgs")
+            .field("database_url", &self.database_url.as_ref().map(|_| "****"))
+            .finish()
+    }
 }
 
 impl ConnArgs {
