@@ -92,6 +92,17 @@ impl Failure {
         }
     }
 
+    /// The exit code of a run that may have failed, and its failure.
+    pub fn of_run(error: Option<MigrateError>) -> (Exit, Option<Failure>) {
+        match error {
+            None => (Exit::Ok, None),
+            Some(e) => {
+                let f = Failure::from_engine(e);
+                (f.exit, Some(f))
+            }
+        }
+    }
+
     /// A failure from an engine error.
     pub fn from_engine(error: MigrateError) -> Failure {
         let exit = Exit::of(&error);

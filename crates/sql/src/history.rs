@@ -257,26 +257,6 @@ COMMIT;"
             .collect()
     }
 
-    /// Every row, commands included, oldest first.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub async fn load_all(
-        &self,
-        client: &impl GenericClient,
-    ) -> Result<Vec<HistoryRow>, tokio_postgres::Error> {
-        if !self.exists(client).await? {
-            return Ok(Vec::new());
-        }
-        let sql = format!("SELECT {COLUMNS} FROM {} ORDER BY id", self.qualified());
-        client
-            .query(&sql, &[])
-            .await?
-            .iter()
-            .map(row_from)
-            .collect()
-    }
-
     /// The `INSERT … RETURNING id` statement behind [`HistoryTable::insert`], to prepare once
     /// and pass to [`HistoryTable::insert_with`].
     pub fn insert_sql(&self) -> String {

@@ -270,26 +270,6 @@ async fn holder(conn: &Connection, key: i64) -> Option<LockHolder> {
     })
 }
 
-/// Counts advisory locks with this key held in the current database (for tests and checks).
-///
-/// # Errors
-/// Database errors.
-pub async fn count_holders(
-    client: &tokio_postgres::Client,
-    key: i64,
-) -> Result<i64, tokio_postgres::Error> {
-    let (classid, objid) = split_key(key);
-    client
-        .query_one(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = \
-             (SELECT oid FROM pg_database WHERE datname = current_database()) \
-             AND classid::bigint = $1 AND objid::bigint = $2 AND objsubid = 1",
-            &[&classid, &objid],
-        )
-        .await?
-        .try_get(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

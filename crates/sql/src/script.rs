@@ -83,6 +83,18 @@ pub struct Location {
     pub prefix: String,
 }
 
+impl Location {
+    /// An error at this location's line.
+    pub fn error(&self, message: impl Into<String>) -> ScriptError {
+        ScriptError {
+            path: self.path.clone(),
+            line: self.line,
+            column: None,
+            message: message.into(),
+        }
+    }
+}
+
 /// Why a script cannot be read or run as written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ScriptError {
@@ -211,20 +223,20 @@ struct Reader {
 }
 
 /// Feeds the checksum: CRLF as LF, across block boundaries.
-struct Checksum {
+pub(crate) struct Checksum {
     hasher: Sha256,
     cr_pending: bool,
 }
 
 impl Checksum {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Checksum {
             hasher: Sha256::new(),
             cr_pending: false,
         }
     }
 
-    fn update(&mut self, mut bytes: &[u8]) {
+    pub(crate) fn update(&mut self, mut bytes: &[u8]) {
         if self.cr_pending {
             self.cr_pending = false;
             if bytes.first() == Some(&b'\n') {
@@ -247,7 +259,7 @@ impl Checksum {
         self.hasher.update(&bytes[from..]);
     }
 
-    fn finish(mut self) -> String {
+    pub(crate) fn finish(mut self) -> String {
         if self.cr_pending {
             self.hasher.update(b"\r");
         }
@@ -813,12 +825,7 @@ impl Script {
     }
 
     fn meta(&mut self, text: &str, at: &Location) -> Result<Option<Item>, ScriptError> {
-        let err = |message: String| ScriptError {
-            path: at.path.clone(),
-            line: at.line,
-            column: None,
-            message,
-        };
+        let err = |message: String| at.error(message);
         let (command, rest) = match text.find(|c: char| c.is_whitespace()) {
             Some(p) => (&text[..p], text[p..].trim()),
             None => (text, ""),
@@ -897,12 +904,7 @@ impl Script {
     /// Splits meta-command arguments as psql does: whitespace-separated, '…' quoted
     /// (with '' and backslash escapes), "…" kept as written, :var interpolated.
     fn meta_args(&self, rest: &str, at: &Location) -> Result<Vec<String>, ScriptError> {
-        let err = |message: String| ScriptError {
-            path: at.path.clone(),
-            line: at.line,
-            column: None,
-            message,
-        };
+        let err = |message: String| at.error(message);
         let mut args = Vec::new();
         let mut chars = rest.chars().peekable();
         loop {
@@ -983,12 +985,7 @@ impl Script {
     }
 
     fn conditional(&mut self, command: &str, rest: &str, at: &Location) -> Result<(), ScriptError> {
-        let err = |message: String| ScriptError {
-            path: at.path.clone(),
-            line: at.line,
-            column: None,
-            message,
-        };
+        let err = |message: String| at.error(message);
         let outer_active = {
             let Some(reader) = self.stack.last() else {
                 return Ok(());
@@ -1076,12 +1073,7 @@ impl Script {
     }
 
     fn include(&mut self, file: &str, relative: bool, at: &Location) -> Result<(), ScriptError> {
-        let err = |message: String| ScriptError {
-            path: at.path.clone(),
-            line: at.line,
-            column: None,
-            message,
-        };
+        let err = |message: String| at.error(message);
         let base = if relative {
             self.stack.last().map(|r| r.dir.clone()).unwrap_or_default()
         } else {
@@ -1116,12 +1108,7 @@ impl Script {
     /// with the data read from the file (relative to the migration's directory) or
     /// from the lines that follow.
     fn copy_meta(&mut self, rest: &str, at: &Location) -> Result<Item, ScriptError> {
-        let err = |message: String| ScriptError {
-            path: at.path.clone(),
-            line: at.line,
-            column: None,
-            message,
-        };
+        let err = |message: String| at.error(message);
         let lower = rest.to_ascii_lowercase();
         let from = find_word(&lower, "from").ok_or_else(|| {
             if find_word(&lower, "to").is_some() {

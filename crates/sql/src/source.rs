@@ -9,9 +9,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
-use crate::script::{Script, ScriptError, Variables};
+use crate::script::{Checksum, Script, ScriptError, Variables};
 
 /// The directive that makes a file run without a wrapping transaction.
 pub const NO_TRANSACTION_DIRECTIVE: &str = "kubemigrate:no-transaction";
@@ -226,33 +224,14 @@ fn read_head(path: &Path) -> std::io::Result<String> {
     Ok(String::from_utf8_lossy(&head).into_owned())
 }
 
-/// SHA-256 (lower-case hex) of `sql` with CRLF turned into LF and a leading BOM dropped.
+/// SHA-256 (lower-case hex) of `sql` with CRLF turned into LF and a leading BOM dropped:
+/// what a [`Script`] computes for a file with this content and no includes.
 pub fn checksum(sql: &str) -> String {
     let sql = sql.strip_prefix('\u{feff}').unwrap_or(sql);
-    let mut hasher = Sha256::new();
-    let bytes = sql.as_bytes();
-    let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\r' && bytes.get(i + 1) == Some(&b'\n') {
-            hasher.update(&bytes[start..i]);
-            start = i + 1;
-            i += 2;
-        } else {
-            i += 1;
-        }
-    }
-    hasher.update(&bytes[start..]);
-    let digest = hasher.finalize();
-    let mut hex = String::with_capacity(64);
-    for b in digest {
-        hex.push(char::from(HEX[usize::from(b >> 4)]));
-        hex.push(char::from(HEX[usize::from(b & 0xf)]));
-    }
-    hex
+    let mut sum = Checksum::new();
+    sum.update(sql.as_bytes());
+    sum.finish()
 }
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// True when one of the leading lines (blank lines and `--` comments before the first
 /// other line) is `-- kubemigrate:no-transaction`.

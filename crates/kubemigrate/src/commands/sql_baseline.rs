@@ -3,7 +3,7 @@
 use kubemigrate_sql::migrator;
 
 use super::{ConnArgs, DirArgs, HistoryArgs, RunArgs};
-use crate::exit::{CommandResult, Exit, Failure};
+use crate::exit::{CommandResult, Failure};
 use crate::reporter::Reporter;
 
 /// Record every file up to and including --version as applied, without running it.
@@ -38,13 +38,7 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
         reporter.event(e)
     })
     .await;
-    let (exit, failure) = match outcome.error {
-        None => (Exit::Ok, None),
-        Some(e) => {
-            let f = Failure::from_engine(e);
-            (f.exit, Some(f))
-        }
-    };
+    let (exit, failure) = Failure::of_run(outcome.error);
     if !reporter.json() && failure.is_none() {
         reporter.summary(&outcome.report);
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use kubemigrate_sql::migrator;
 
 use super::{ConnArgs, DirArgs, HistoryArgs, RunArgs};
-use crate::exit::{CommandResult, Exit, Failure};
+use crate::exit::{CommandResult, Failure};
 use crate::reporter::Reporter;
 
 /// Apply the pending *.sql files of a directory, each once, in order.
@@ -69,13 +69,7 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
     options.strict = args.strict;
     options.statement_lock_timeout = args.statement_lock_timeout;
     let outcome = migrator::migrate(&conn, &source, &options, &mut |e| reporter.event(e)).await;
-    let (exit, failure) = match outcome.error {
-        None => (Exit::Ok, None),
-        Some(e) => {
-            let f = Failure::from_engine(e);
-            (f.exit, Some(f))
-        }
-    };
+    let (exit, failure) = Failure::of_run(outcome.error);
     if !reporter.json() {
         reporter.summary(&outcome.report);
     }
