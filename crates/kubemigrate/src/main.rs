@@ -23,6 +23,8 @@ use reporter::{Format, Reporter};
   kubemigrate sql status --dir ./migrations -o json
   kubemigrate wait-for-db --timeout 2m
   kubemigrate exec --lock -- npm run migrate
+  kubemigrate validate -f plan.yaml
+  kubemigrate render -f plan.yaml | kubectl apply -f -
 
 Exit codes: 0 ok, 1 unexpected error, 2 bad usage or input, 3 a migration's SQL
 failed, 4 needs a person (drift, out of order, failed no-transaction file), 5 lock
@@ -43,6 +45,9 @@ enum Command {
     WaitForDb(commands::wait_for_db::Args),
     Exec(commands::exec::Args),
     Demo(commands::demo::Args),
+    Validate(commands::validate::Args),
+    Render(commands::render::Args),
+    Schema(commands::schema::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -74,6 +79,9 @@ fn main() -> ExitCode {
         Command::WaitForDb(_) => "wait-for-db",
         Command::Exec(_) => "exec",
         Command::Demo(_) => "demo",
+        Command::Validate(_) => "validate",
+        Command::Render(_) => "render",
+        Command::Schema(_) => "schema",
     };
     let result = runtime.block_on(async {
         match cli.command {
@@ -84,6 +92,9 @@ fn main() -> ExitCode {
             Command::WaitForDb(a) => commands::wait_for_db::run(a, reporter).await,
             Command::Exec(a) => commands::exec::run(a, reporter).await,
             Command::Demo(a) => commands::demo::run(a, reporter).await,
+            Command::Validate(a) => commands::validate::run(a, reporter).await,
+            Command::Render(a) => commands::render::run(a, reporter).await,
+            Command::Schema(a) => commands::schema::run(a, reporter).await,
         }
     });
     let exit = match result {

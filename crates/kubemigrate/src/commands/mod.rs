@@ -13,10 +13,14 @@ use crate::exit::{Exit, Failure};
 
 pub mod demo;
 pub mod exec;
+pub mod plan;
+pub mod render;
+pub mod schema;
 pub mod sql_baseline;
 pub mod sql_migrate;
 pub mod sql_repair;
 pub mod sql_status;
+pub mod validate;
 pub mod wait_for_db;
 
 /// How to reach the database.

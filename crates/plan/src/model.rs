@@ -1,0 +1,585 @@
+//! The plan file's model: what `plan.yaml` may say. Field names are the YAML's
+//! (camelCase); defaults are the Terraform module's.
+//!
+//! Every struct refuses unknown fields. Choices between shapes are made by explicit
+//! fields (`sql` or `command`) or a hand-written visitor ([`Credential`]), never by
+//! serde's `untagged`/`flatten`, whose errors cannot say what was wrong.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::values::{Duration, Name, Quantity};
+
+/// The API version this build reads.
+pub const API_VERSION: &str = "kubemigrate.io/v1alpha1";
+/// The kind of a plan.
+pub const KIND: &str = "MigrationPlan";
+
+/// `apiVersion`: only `kubemigrate.io/v1alpha1` exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub enum ApiVersion {
+    /// `kubemigrate.io/v1alpha1`.
+    #[serde(rename = "kubemigrate.io/v1alpha1")]
+    V1alpha1,
+}
+
+/// `kind`: only `MigrationPlan` exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub enum Kind {
+    /// A migration plan.
+    MigrationPlan,
+}
+
+/// A migration plan: where each database is, what migrates it, and how its Jobs run.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Plan {
+    /// Always `kubemigrate.io/v1alpha1`.
+    pub api_version: ApiVersion,
+    /// Always `MigrationPlan`.
+    pub kind: Kind,
+    /// The plan's name and namespace.
+    pub metadata: Metadata,
+    /// What to migrate and how.
+    pub spec: Spec,
+}
+
+/// The plan's name and namespace.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Metadata {
+    /// The plan's name (a DNS-1123 label); it prefixes the ConfigMap and Secret names.
+    pub name: Name,
+    /// The namespace of every object (default `default`).
+    #[serde(default = "default_namespace")]
+    pub namespace: Name,
+}
+
+fn default_namespace() -> Name {
+    Name::trusted("default")
+}
+
+/// How the Jobs run, and the targets.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Spec {
+    /// The service account of the Jobs' pods (default `default`). Its token is not mounted.
+    #[serde(default = "default_service_account")]
+    pub service_account_name: String,
+    /// Labels added to every object.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Annotations added to the Jobs and their pod templates.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// The image holding the static kubemigrate binary (default
+    /// `kubemigrate/kubemigrate:<version>`). Its init containers wait for the
+    /// database and copy the binary into the migration container.
+    #[serde(default)]
+    pub runner_image: Option<String>,
+    /// Pull secrets for every image.
+    #[serde(default)]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+    /// CPU and memory for every container (module defaults: requests 100m/128Mi,
+    /// limits 500m/512Mi). A target's `resources` override these field by field.
+    #[serde(default)]
+    pub resources: Resources,
+    /// The user and filesystem of every container; a target's `securityContext`
+    /// overrides it field by field.
+    #[serde(default)]
+    pub security_context: SecurityContext,
+    /// Pod failures a Job tolerates before it fails (default 3).
+    #[serde(default = "default_backoff_limit")]
+    pub backoff_limit: u32,
+    /// Seconds a finished Job (and its pods and logs) is kept (default 300).
+    #[serde(default = "default_ttl")]
+    pub ttl_seconds_after_finished: u32,
+    /// How long a Job may run in all, retries included (default `10m`): its
+    /// `activeDeadlineSeconds`.
+    #[serde(default = "default_timeout")]
+    pub timeout: Duration,
+    /// Whether `apply` waits for the Jobs (default true).
+    #[serde(default = "default_true")]
+    pub wait: bool,
+    /// Node labels the pods must match.
+    #[serde(default)]
+    pub node_selector: BTreeMap<String, String>,
+    /// Taints the pods tolerate.
+    #[serde(default)]
+    pub tolerations: Vec<Toleration>,
+    /// A core/v1 `Affinity`, as in a pod spec; checked against the Kubernetes types
+    /// when the plan is rendered.
+    #[serde(default)]
+    pub affinity: Option<serde_json::Value>,
+    /// The databases to migrate.
+    pub targets: Vec<Target>,
+}
+
+fn default_service_account() -> String {
+    "default".into()
+}
+fn default_backoff_limit() -> u32 {
+    3
+}
+fn default_ttl() -> u32 {
+    300
+}
+fn default_timeout() -> Duration {
+    Duration::trusted("10m", std::time::Duration::from_secs(600))
+}
+fn default_true() -> bool {
+    true
+}
+
+/// A reference to a Secret by name (`imagePullSecrets`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LocalObjectReference {
+    /// The Secret's name.
+    pub name: String,
+}
+
+/// CPU and memory requests and limits.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Resources {
+    /// What the scheduler reserves.
+    #[serde(default)]
+    pub requests: ResourceList,
+    /// The most a container may use; over the memory limit it is OOM-killed.
+    #[serde(default)]
+    pub limits: ResourceList,
+}
+
+impl Resources {
+    /// The module's defaults: requests cpu 100m, memory 128Mi; limits cpu 500m,
+    /// memory 512Mi.
+    pub fn module_defaults() -> Resources {
+        let q = |text: &'static str, value: f64| Some(Quantity::trusted(text, value));
+        Resources {
+            requests: ResourceList {
+                cpu: q("100m", 0.1),
+                memory: q("128Mi", 128.0 * 1024.0 * 1024.0),
+                ephemeral_storage: None,
+            },
+            limits: ResourceList {
+                cpu: q("500m", 0.5),
+                memory: q("512Mi", 512.0 * 1024.0 * 1024.0),
+                ephemeral_storage: None,
+            },
+        }
+    }
+
+    /// `self` with every amount `over` sets replaced.
+    pub fn overridden_by(&self, over: &Resources) -> Resources {
+        Resources {
+            requests: self.requests.overridden_by(&over.requests),
+            limits: self.limits.overridden_by(&over.limits),
+        }
+    }
+}
+
+impl ResourceList {
+    fn overridden_by(&self, over: &ResourceList) -> ResourceList {
+        ResourceList {
+            cpu: over.cpu.clone().or_else(|| self.cpu.clone()),
+            memory: over.memory.clone().or_else(|| self.memory.clone()),
+            ephemeral_storage: over
+                .ephemeral_storage
+                .clone()
+                .or_else(|| self.ephemeral_storage.clone()),
+        }
+    }
+}
+
+impl SecurityContext {
+    /// `self` with every field `over` sets replaced.
+    pub fn overridden_by(&self, over: &SecurityContext) -> SecurityContext {
+        SecurityContext {
+            run_as_user: over.run_as_user.or(self.run_as_user),
+            run_as_group: over.run_as_group.or(self.run_as_group),
+            fs_group: over.fs_group.or(self.fs_group),
+            read_only_root_filesystem: over
+                .read_only_root_filesystem
+                .or(self.read_only_root_filesystem),
+        }
+    }
+}
+
+impl Plan {
+    /// The resources of `target`'s containers: the module's defaults, then the
+    /// plan's, then the target's.
+    pub fn resources_for(&self, target: &Target) -> Resources {
+        let plan = Resources::module_defaults().overridden_by(&self.spec.resources);
+        match &target.resources {
+            Some(r) => plan.overridden_by(r),
+            None => plan,
+        }
+    }
+
+    /// The security context of `target`'s containers: the plan's, then the target's.
+    pub fn security_for(&self, target: &Target) -> SecurityContext {
+        match &target.security_context {
+            Some(s) => self.spec.security_context.overridden_by(s),
+            None => self.spec.security_context.clone(),
+        }
+    }
+}
+
+/// Amounts per resource.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceList {
+    /// CPU, in cores (`500m`, `1`).
+    #[serde(default)]
+    pub cpu: Option<Quantity>,
+    /// Memory, in bytes (`256Mi`, `1Gi`).
+    #[serde(default)]
+    pub memory: Option<Quantity>,
+    /// Local ephemeral storage (`1Gi`).
+    #[serde(default, rename = "ephemeral-storage")]
+    pub ephemeral_storage: Option<Quantity>,
+}
+
+/// The user and filesystem of the containers. Everything else the Pod Security
+/// Standard "restricted" asks for (no privilege escalation, all capabilities
+/// dropped, the RuntimeDefault seccomp profile, non-root) is always set.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecurityContext {
+    /// The numeric user id (default 1000; 0 is refused).
+    #[serde(default)]
+    pub run_as_user: Option<u32>,
+    /// The numeric group id (default 1000).
+    #[serde(default)]
+    pub run_as_group: Option<u32>,
+    /// The group that owns mounted volumes (unset by default).
+    #[serde(default)]
+    pub fs_group: Option<u32>,
+    /// Mount the image's filesystem read-only (default true; `/tmp` is always a
+    /// writable emptyDir). Set false for an image that must write elsewhere.
+    #[serde(default)]
+    pub read_only_root_filesystem: Option<bool>,
+}
+
+/// A taint the pods tolerate, as in a pod spec.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Toleration {
+    /// The taint key; empty with `operator: Exists` tolerates everything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// `Equal` (default) or `Exists`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<TolerationOperator>,
+    /// The taint value, with `Equal`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// `NoSchedule`, `PreferNoSchedule` or `NoExecute`; empty matches all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect: Option<TaintEffect>,
+    /// With `NoExecute`: how long the pod stays once the taint appears.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub toleration_seconds: Option<i64>,
+}
+
+/// How a toleration matches a taint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub enum TolerationOperator {
+    /// Key and value equal.
+    Equal,
+    /// The key exists.
+    Exists,
+}
+
+/// A taint's effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub enum TaintEffect {
+    /// New pods are not scheduled.
+    NoSchedule,
+    /// New pods are avoided.
+    PreferNoSchedule,
+    /// Running pods are evicted.
+    NoExecute,
+}
+
+/// One database and what migrates it.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Target {
+    /// The target's name (a DNS-1123 label); the Job is `<name>-migrations-<suffix>`.
+    pub name: Name,
+    /// Whether it runs (default true).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Targets that must succeed before this one starts.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    /// The database.
+    pub database: Database,
+    /// SQL files, run by kubemigrate's engine (or by psql). Exactly one of `sql` and
+    /// `command`.
+    #[serde(default)]
+    pub sql: Option<Sql>,
+    /// A migration command (such as `npm run migrate`), run under the migration lock.
+    /// Exactly one of `sql` and `command`.
+    #[serde(default)]
+    pub command: Option<Command>,
+    /// Overrides of the plan's `securityContext`, field by field.
+    #[serde(default)]
+    pub security_context: Option<SecurityContext>,
+    /// Overrides of the plan's `resources`, field by field.
+    #[serde(default)]
+    pub resources: Option<Resources>,
+}
+
+/// Where the database is and who connects.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Database {
+    /// Host name or IP address (`DB_HOST`).
+    pub host: String,
+    /// Port (`DB_PORT`, default 5432).
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// The database name (`DB_DATABASE`).
+    pub name: String,
+    /// The application's schema (`DB_SCHEMA`), passed to commands.
+    #[serde(default)]
+    pub schema: Option<String>,
+    /// libpq's sslmode (`PGSSLMODE`; default prefer).
+    #[serde(default)]
+    pub ssl_mode: Option<SslMode>,
+    /// The user (`DB_USER`).
+    pub user: Credential,
+    /// The password (`DB_PASSWORD`).
+    pub password: Credential,
+}
+
+fn default_port() -> u16 {
+    5432
+}
+
+/// libpq's sslmode values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum SslMode {
+    /// No TLS.
+    Disable,
+    /// As libpq: try without TLS first (kubemigrate treats it as prefer).
+    Allow,
+    /// TLS when offered, unverified.
+    Prefer,
+    /// TLS, unverified.
+    Require,
+    /// TLS, certificate verified.
+    VerifyCa,
+    /// TLS, certificate and host name verified.
+    VerifyFull,
+}
+
+impl SslMode {
+    /// libpq's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Allow => "allow",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
+/// Where a user name or password comes from.
+///
+/// In YAML, a plain string (a literal) or a mapping with exactly one of `value`,
+/// `fromEnv`, `fromFile`, `existingSecret`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// Written in the plan (allowed; a literal password is warned about).
+    Literal(String),
+    /// Read from this environment variable when the plan is rendered or applied.
+    FromEnv(String),
+    /// Read from this file (relative to the plan's directory), one trailing newline
+    /// removed, when the plan is rendered or applied.
+    FromFile(PathBuf),
+    /// A key of a Secret already in the namespace.
+    ExistingSecret {
+        /// The Secret's name.
+        name: String,
+        /// The key.
+        key: String,
+    },
+}
+
+const CREDENTIAL_FIELDS: &[&str] = &["value", "fromEnv", "fromFile", "existingSecret"];
+
+impl<'de> Deserialize<'de> for Credential {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(CredentialVisitor)
+    }
+}
+
+struct CredentialVisitor;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecretKeyRef {
+    name: String,
+    key: String,
+}
+
+impl<'de> Visitor<'de> for CredentialVisitor {
+    type Value = Credential;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string, or one of {value: …}, {fromEnv: VAR}, {fromFile: PATH}, {existingSecret: {name, key}}")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Credential, E> {
+        Ok(Credential::Literal(v.to_string()))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Credential, E> {
+        Ok(Credential::Literal(v.to_string()))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Credential, A::Error> {
+        let mut found: Option<Credential> = None;
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            let value = match key.as_ref() {
+                "value" => Credential::Literal(map.next_value()?),
+                "fromEnv" => Credential::FromEnv(map.next_value()?),
+                "fromFile" => Credential::FromFile(map.next_value()?),
+                "existingSecret" => {
+                    let r: SecretKeyRef = map.next_value()?;
+                    Credential::ExistingSecret {
+                        name: r.name,
+                        key: r.key,
+                    }
+                }
+                other => return Err(de::Error::unknown_field(other, CREDENTIAL_FIELDS)),
+            };
+            if found.is_some() {
+                return Err(de::Error::custom(format_args!(
+                    "`{key}` is a second source; give exactly one of value, fromEnv, fromFile, existingSecret"
+                )));
+            }
+            found = Some(value);
+        }
+        found.ok_or_else(|| {
+            de::Error::custom("give exactly one of value, fromEnv, fromFile, existingSecret")
+        })
+    }
+}
+
+impl JsonSchema for Credential {
+    fn schema_name() -> Cow<'static, str> {
+        "Credential".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A literal string, or exactly one of value, fromEnv, fromFile, existingSecret.",
+            "oneOf": [
+                {"type": "string"},
+                {"type": "object", "additionalProperties": false, "required": ["value"],
+                 "properties": {"value": {"type": "string", "description": "A literal."}}},
+                {"type": "object", "additionalProperties": false, "required": ["fromEnv"],
+                 "properties": {"fromEnv": {"type": "string", "description": "An environment variable of the kubemigrate process."}}},
+                {"type": "object", "additionalProperties": false, "required": ["fromFile"],
+                 "properties": {"fromFile": {"type": "string", "description": "A file, relative to the plan's directory."}}},
+                {"type": "object", "additionalProperties": false, "required": ["existingSecret"],
+                 "properties": {"existingSecret": {"type": "object", "additionalProperties": false,
+                    "required": ["name", "key"],
+                    "properties": {"name": {"type": "string"}, "key": {"type": "string"}}}}}
+            ]
+        })
+    }
+}
+
+/// SQL files: in the target's image, or shipped from the plan's directory.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Sql {
+    /// An image that holds the files. Exactly one of `image` and `localDir`.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// The files' directory in the image (default `/migrations`).
+    #[serde(default)]
+    pub dir: Option<String>,
+    /// A directory next to the plan whose files are shipped in a ConfigMap (at most
+    /// 1 MiB in all). Exactly one of `image` and `localDir`.
+    #[serde(default)]
+    pub local_dir: Option<PathBuf>,
+    /// `native` (default): kubemigrate's engine, with history, checksums and the lock.
+    /// `psql`: the Terraform module's loop running `psql -f` on each file (the image
+    /// must have psql).
+    #[serde(default)]
+    pub engine: Engine,
+}
+
+/// What runs the SQL files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// kubemigrate's engine.
+    #[default]
+    Native,
+    /// psql, file by file, as the Terraform module did.
+    Psql,
+}
+
+/// A migration command, run with `kubemigrate exec --lock`.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Command {
+    /// The application's image.
+    pub image: String,
+    /// The command, e.g. `[npm, run, migrate]`.
+    pub command: Vec<String>,
+    /// Arguments after the command.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// More environment variables (`DB_*`, `PG*`, `NODE_ENV` are set by kubemigrate).
+    #[serde(default)]
+    pub env: Vec<EnvVar>,
+}
+
+/// An environment variable.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnvVar {
+    /// The name.
+    pub name: String,
+    /// The value.
+    #[serde(default)]
+    pub value: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let d = Resources::module_defaults();
+        for (q, text) in [
+            (&d.requests.cpu, "100m"),
+            (&d.requests.memory, "128Mi"),
+            (&d.limits.cpu, "500m"),
+            (&d.limits.memory, "512Mi"),
+        ] {
+            assert_eq!(q.as_ref().unwrap(), &Quantity::parse(text).unwrap());
+        }
+        assert_eq!(Name::new("default").unwrap(), default_namespace());
+        assert_eq!(Duration::parse("10m").unwrap(), default_timeout());
+    }
+}

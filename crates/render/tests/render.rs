@@ -1,0 +1,459 @@
+//! Rendered objects for several plans: snapshots of the YAML, the fields the Pod
+//! Security Standard "restricted" asks for, where secrets may appear, and
+//! validation of every object against the official Kubernetes JSON schemas for the
+//! oldest and newest supported versions (1.29 and 1.37, by `kubernetes-validate
+//! --strict`, installed by scripts/install-kubernetes-validate).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use kubemigrate_plan::{LoadedPlan, parse};
+use kubemigrate_render::{Hooks, Options, Rendered, build, gather};
+use serde_json::Value;
+
+/// The oldest and newest Kubernetes versions rendered objects must be valid for.
+const VERSIONS: &[&str] = &["1.29.0", "1.37.0"];
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn env(name: &str) -> Option<String> {
+    Some(format!("secret-value-of-{name}"))
+}
+
+fn render_plan(loaded: &LoadedPlan, hooks: Option<Hooks>, redact: bool) -> Rendered {
+    let gathered = gather(loaded, &env, redact).unwrap();
+    build(
+        loaded,
+        &gathered,
+        &Options {
+            run_id: "r1".into(),
+            hooks,
+            default_runner_image: "kubemigrate/kubemigrate:test".into(),
+        },
+    )
+    .unwrap()
+}
+
+fn ananta() -> LoadedPlan {
+    kubemigrate_plan::load(&repo().join("examples/ananta/plan.yaml")).unwrap()
+}
+
+/// A plan using the rest of the format: psql engine, existing Secrets, scheduling
+/// constraints, pull secrets, annotations, TLS, per-target overrides.
+const EVERYTHING: &str = "apiVersion: kubemigrate.io/v1alpha1
+kind: MigrationPlan
+metadata: {name: shop, namespace: prod}
+spec:
+  serviceAccountName: migrator
+  annotations: {team.example.com/owner: payments}
+  imagePullSecrets: [{name: regcred}]
+  nodeSelector: {kubernetes.io/os: linux}
+  tolerations:
+    - {key: dedicated, operator: Equal, value: db, effect: NoSchedule}
+    - {operator: Exists, effect: NoExecute, tolerationSeconds: 60}
+  affinity:
+    nodeAffinity:
+      requiredDuringSchedulingIgnoredDuringExecution:
+        nodeSelectorTerms:
+          - matchExpressions: [{key: pool, operator: In, values: [system]}]
+  securityContext: {runAsUser: 10001, runAsGroup: 10001, fsGroup: 10001}
+  timeout: 1h30m
+  backoffLimit: 1
+  ttlSecondsAfterFinished: 3600
+  targets:
+    - name: legacy
+      database:
+        host: legacy-db.prod.svc
+        name: legacy
+        sslMode: verify-full
+        user: {existingSecret: {name: legacy-db, key: username}}
+        password: {existingSecret: {name: legacy-db, key: password}}
+      sql: {image: shop/legacy-sql:7, engine: psql, dir: /sql}
+    - name: orders
+      dependsOn: [legacy]
+      database:
+        host: orders-db
+        port: 6432
+        name: orders
+        schema: app
+        user: {fromEnv: ORDERS_USER}
+        password: {fromEnv: ORDERS_PASSWORD}
+      command:
+        image: shop/orders:2.3
+        command: [node, dist/migrate.js]
+        args: [--verbose]
+        env: [{name: NODE_ENV, value: staging}, {name: LOG_LEVEL, value: debug}]
+      resources: {limits: {memory: 1Gi}, requests: {cpu: 250m}}
+    - name: disabled-one
+      enabled: false
+      database: {host: x, name: x, user: x, password: {fromEnv: NEVER_READ}}
+      sql: {image: x}
+";
+
+fn everything() -> LoadedPlan {
+    parse(EVERYTHING, "shop.yaml".as_ref()).unwrap()
+}
+
+fn snapshot_name(name: &str) -> String {
+    name.replace(' ', "_")
+}
+
+#[test]
+fn snapshots_of_rendered_plans() {
+    let cases: Vec<(&str, LoadedPlan, Option<Hooks>, bool)> = vec![
+        ("ananta", ananta(), None, false),
+        ("ananta redacted", ananta(), None, true),
+        ("everything", everything(), None, false),
+        ("ananta helm hooks", ananta(), Some(Hooks::Helm), true),
+        ("ananta argocd hooks", ananta(), Some(Hooks::ArgoCd), true),
+    ];
+    for (name, loaded, hooks, redact) in cases {
+        let yaml = render_plan(&loaded, hooks, redact).to_yaml();
+        insta::assert_snapshot!(snapshot_name(name), yaml);
+    }
+}
+
+fn jobs(r: &Rendered) -> Vec<Value> {
+    r.jobs
+        .iter()
+        .map(|j| serde_json::to_value(&j.job).unwrap())
+        .collect()
+}
+
+#[test]
+fn every_pod_passes_the_restricted_profile() {
+    for loaded in [ananta(), everything()] {
+        let rendered = render_plan(&loaded, None, false);
+        for job in jobs(&rendered) {
+            let name = job["metadata"]["name"].as_str().unwrap().to_string();
+            let pod = &job["spec"]["template"]["spec"];
+            assert_eq!(pod["automountServiceAccountToken"], false, "{name}");
+            assert_eq!(pod["restartPolicy"], "Never", "{name}");
+            let psc = &pod["securityContext"];
+            assert_eq!(psc["runAsNonRoot"], true, "{name}");
+            assert!(psc["runAsUser"].as_i64().unwrap() > 0, "{name}");
+            assert_eq!(psc["seccompProfile"]["type"], "RuntimeDefault", "{name}");
+            for key in ["hostNetwork", "hostPID", "hostIPC"] {
+                assert!(pod.get(key).is_none(), "{name}: {key}");
+            }
+            let volumes = pod["volumes"].as_array().unwrap();
+            assert!(
+                volumes.iter().all(|v| v.get("hostPath").is_none()),
+                "{name}"
+            );
+            let containers = pod["initContainers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .chain(pod["containers"].as_array().unwrap());
+            for c in containers {
+                let cname = c["name"].as_str().unwrap();
+                let sc = &c["securityContext"];
+                assert_eq!(sc["allowPrivilegeEscalation"], false, "{name}/{cname}");
+                assert_eq!(
+                    sc["capabilities"]["drop"],
+                    serde_json::json!(["ALL"]),
+                    "{name}/{cname}"
+                );
+                assert!(sc["capabilities"].get("add").is_none(), "{name}/{cname}");
+                assert_eq!(sc["runAsNonRoot"], true, "{name}/{cname}");
+                assert_eq!(
+                    sc["seccompProfile"]["type"], "RuntimeDefault",
+                    "{name}/{cname}"
+                );
+                assert!(sc.get("privileged").is_none(), "{name}/{cname}");
+                let mounts = c["volumeMounts"].as_array().unwrap();
+                assert!(
+                    mounts.iter().any(|m| m["mountPath"] == "/tmp"),
+                    "{name}/{cname} has no writable /tmp"
+                );
+                // Only a target's own container may opt out of a read-only root.
+                let read_only = sc["readOnlyRootFilesystem"].as_bool().unwrap();
+                if cname != "run-migrations" || !name.starts_with("control-plane") {
+                    assert!(read_only, "{name}/{cname}");
+                } else {
+                    assert!(!read_only, "the control plane's override was lost");
+                }
+                assert!(
+                    c["resources"]["limits"]["memory"].is_string(),
+                    "{name}/{cname}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn jobs_carry_the_module_contract() {
+    let rendered = render_plan(&everything(), None, false);
+    let jobs = jobs(&rendered);
+    assert_eq!(jobs.len(), 2, "the disabled target has no Job");
+    let orders = &jobs[1];
+    assert_eq!(orders["metadata"]["name"], "orders-migrations-r1");
+    let spec = &orders["spec"];
+    assert_eq!(spec["activeDeadlineSeconds"], 5400);
+    assert_eq!(spec["backoffLimit"], 1);
+    assert_eq!(spec["ttlSecondsAfterFinished"], 3600);
+    assert_eq!(spec["podReplacementPolicy"], "Failed");
+    let template = &spec["template"];
+    assert_eq!(
+        template["metadata"]["annotations"]["sidecar.istio.io/inject"], "false",
+        "Istio reads the opt-out on the pod template"
+    );
+    assert!(
+        orders["metadata"]
+            .get("annotations")
+            .and_then(|a| a.get("sidecar.istio.io/inject"))
+            .is_none()
+    );
+    let main = &template["spec"]["containers"][0];
+    assert_eq!(
+        main["command"],
+        serde_json::json!([
+            "/kubemigrate/kubemigrate",
+            "exec",
+            "--lock",
+            "--",
+            "node",
+            "dist/migrate.js",
+            "--verbose"
+        ])
+    );
+    let env: Vec<(String, Value)> = main["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap().to_string(), e.clone()))
+        .collect();
+    let names: Vec<&str> = env.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "DB_HOST",
+            "DB_PORT",
+            "DB_DATABASE",
+            "DB_SCHEMA",
+            "DB_USER",
+            "DB_PASSWORD",
+            "NODE_ENV",
+            "LOG_LEVEL"
+        ]
+    );
+    assert_eq!(env[6].1["value"], "staging", "the plan's NODE_ENV wins");
+    assert_eq!(
+        env[0].1["valueFrom"]["configMapKeyRef"],
+        serde_json::json!({"name": "shop-migration-config", "key": "ORDERS_DB_HOST"})
+    );
+    assert_eq!(
+        env[5].1["valueFrom"]["secretKeyRef"],
+        serde_json::json!({"name": "shop-migration-db-credentials", "key": "ORDERS_DB_PASSWORD"})
+    );
+    // Existing Secrets are referenced, not copied.
+    let legacy_env = &jobs[0]["spec"]["template"]["spec"]["containers"][0]["env"];
+    let user = legacy_env
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "DB_USER")
+        .unwrap();
+    assert_eq!(
+        user["valueFrom"]["secretKeyRef"],
+        serde_json::json!({"name": "legacy-db", "key": "username"})
+    );
+    // The command target's failure policy does not read the application's exit
+    // codes as kubemigrate's.
+    let rules = spec["podFailurePolicy"]["rules"].as_array().unwrap();
+    assert!(
+        !rules
+            .iter()
+            .any(|r| r["onExitCodes"]["containerName"] == "run-migrations")
+    );
+    let legacy_rules = jobs[0]["spec"]["podFailurePolicy"]["rules"]
+        .as_array()
+        .unwrap();
+    assert!(
+        legacy_rules
+            .iter()
+            .any(|r| r["action"] == "Ignore"
+                && r["onPodConditions"][0]["type"] == "DisruptionTarget")
+    );
+}
+
+#[test]
+fn native_sql_jobs_fail_at_once_on_needs_a_person_codes() {
+    let rendered = render_plan(&ananta(), None, false);
+    let jobs = jobs(&rendered);
+    let supabase = jobs
+        .iter()
+        .find(|j| j["metadata"]["name"] == "supabase-migrations-r1")
+        .unwrap();
+    let rules = supabase["spec"]["podFailurePolicy"]["rules"]
+        .as_array()
+        .unwrap();
+    let fail = rules
+        .iter()
+        .find(|r| r["onExitCodes"]["containerName"] == "run-migrations")
+        .unwrap();
+    assert_eq!(fail["action"], "FailJob");
+    assert_eq!(fail["onExitCodes"]["values"], serde_json::json!([2, 4]));
+    let pod = &supabase["spec"]["template"]["spec"];
+    let init: Vec<&str> = pod["initContainers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(init, ["wait-for-postgres", "install-runner"]);
+    assert_eq!(
+        pod["initContainers"][0]["command"],
+        serde_json::json!(["/kubemigrate", "wait-for-db", "--timeout", "300s"])
+    );
+}
+
+#[test]
+fn secrets_appear_only_in_the_secret() {
+    for loaded in [ananta(), everything()] {
+        let rendered = render_plan(&loaded, None, false);
+        let secret = serde_json::to_string(&rendered.secret).unwrap();
+        assert!(secret.contains("secret-value-of-"), "{secret}");
+        let mut others = serde_json::to_string(&rendered.config_map).unwrap();
+        for o in rendered.sql_config_maps.iter() {
+            others.push_str(&serde_json::to_string(o).unwrap());
+        }
+        for j in &rendered.jobs {
+            others.push_str(&serde_json::to_string(&j.job).unwrap());
+        }
+        assert!(!others.contains("secret-value-of-"));
+        let redacted = render_plan(&loaded, None, true).to_yaml();
+        assert!(!redacted.contains("secret-value-of-"));
+    }
+    // The disabled target's credential is never read.
+    let rendered = render_plan(&everything(), None, false);
+    assert!(
+        !serde_json::to_string(&rendered.secret)
+            .unwrap()
+            .contains("NEVER_READ")
+    );
+}
+
+#[test]
+fn unset_variables_and_oversized_dirs_are_located_errors() {
+    let loaded = ananta();
+    let errors = gather(&loaded, &|_| None, false).unwrap_err();
+    let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(text.len(), 3, "{text:?}");
+    assert!(
+        text[0].ends_with(
+            "plan.yaml:34:29: spec.targets[0].database.password.fromEnv: the environment variable CONTROL_PLANE_DB_PASSWORD is not set"
+        ),
+        "{}",
+        text[0]
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("sql")).unwrap();
+    let big = "-- filler\n".repeat(60_000);
+    std::fs::write(dir.path().join("sql/V1__a.sql"), &big).unwrap();
+    std::fs::write(dir.path().join("sql/V2__b.sql"), &big).unwrap();
+    let plan = "apiVersion: kubemigrate.io/v1alpha1\nkind: MigrationPlan\nmetadata: {name: x}\nspec:\n  targets:\n    - name: a\n      database: {host: db, name: a, user: u, password: {fromEnv: P}}\n      sql: {localDir: sql}\n";
+    let file = dir.path().join("plan.yaml");
+    std::fs::write(&file, plan).unwrap();
+    let loaded = kubemigrate_plan::load(&file).unwrap();
+    let errors = gather(&loaded, &env, false).unwrap_err();
+    assert_eq!(errors.len(), 1);
+    let msg = errors[0].to_string();
+    assert!(
+        msg.contains("plan.yaml:8:23: spec.targets[0].sql.localDir:"),
+        "{msg}"
+    );
+    assert!(msg.contains("holds 1200018 bytes in 2 files"), "{msg}");
+}
+
+#[test]
+fn local_dirs_keep_subdirectories_and_binary_files() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("sql/lib")).unwrap();
+    std::fs::write(
+        dir.path().join("sql/V1__init.sql"),
+        "\\ir lib/functions.sql\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("sql/lib/functions.sql"), "SELECT 1;\n").unwrap();
+    std::fs::write(dir.path().join("sql/data.bin"), [0xff, 0x00, 0xfe]).unwrap();
+    std::fs::write(dir.path().join("sql/.hidden.sql"), "nope").unwrap();
+    let plan = "apiVersion: kubemigrate.io/v1alpha1\nkind: MigrationPlan\nmetadata: {name: x}\nspec:\n  targets:\n    - name: a\n      database: {host: db, name: a, user: u, password: {fromEnv: P}}\n      sql: {localDir: sql}\n";
+    let file = dir.path().join("plan.yaml");
+    std::fs::write(&file, plan).unwrap();
+    let loaded = kubemigrate_plan::load(&file).unwrap();
+    let rendered = render_plan(&loaded, None, false);
+    let cm = serde_json::to_value(&rendered.sql_config_maps[0]).unwrap();
+    assert_eq!(cm["metadata"]["name"], "x-a-sql");
+    assert_eq!(cm["data"]["lib_functions.sql"], "SELECT 1;\n");
+    assert_eq!(cm["binaryData"]["data.bin"], "/wD+");
+    assert!(cm["data"].get(".hidden.sql").is_none());
+    let job = serde_json::to_value(&rendered.jobs[0].job).unwrap();
+    let volume = job["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "migrations")
+        .unwrap()
+        .clone();
+    assert!(
+        volume["configMap"]["items"].as_array().unwrap().contains(
+            &serde_json::json!({"key": "lib_functions.sql", "path": "lib/functions.sql"})
+        )
+    );
+}
+
+fn kubernetes_validate() -> PathBuf {
+    if let Some(p) = std::env::var_os("KUBERNETES_VALIDATE") {
+        return p.into();
+    }
+    let p = repo().join("target/tools/venv/bin/kubernetes-validate");
+    assert!(
+        p.exists(),
+        "kubernetes-validate is not installed: run `bash scripts/install-kubernetes-validate` \
+         (scripts/test does) or set KUBERNETES_VALIDATE"
+    );
+    p
+}
+
+#[test]
+fn every_rendered_object_is_valid_for_the_oldest_and_newest_kubernetes() {
+    let tool = kubernetes_validate();
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for (name, loaded, hooks) in [
+        ("ananta", ananta(), None),
+        ("everything", everything(), None),
+        ("helm", ananta(), Some(Hooks::Helm)),
+        ("argocd", everything(), Some(Hooks::ArgoCd)),
+    ] {
+        let path = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&path, render_plan(&loaded, hooks, false).to_yaml()).unwrap();
+        files.push(path);
+    }
+    for version in VERSIONS {
+        let out = Command::new(&tool)
+            .args(["--strict", "-k", version])
+            .args(&files)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "Kubernetes {version}:\n{text}");
+        // 6 objects for ananta twice, 4 for the other plan twice (no Secret? it has one).
+        let passed = text.matches(" passed for resource ").count();
+        assert!(
+            passed >= 18,
+            "only {passed} objects checked for {version}:\n{text}"
+        );
+    }
+}
