@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 mod commands;
 mod exit;
 mod reporter;
+mod tfvars;
 
 use exit::Exit;
 use reporter::{Format, Reporter};
@@ -43,6 +44,8 @@ enum Command {
     WaitForDb(commands::wait_for_db::Args),
     Exec(commands::exec::Args),
     Demo(commands::demo::Args),
+    #[command(subcommand)]
+    Import(commands::import::Command),
 }
 
 #[derive(Debug, Subcommand)]
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         Command::WaitForDb(_) => "wait-for-db",
         Command::Exec(_) => "exec",
         Command::Demo(_) => "demo",
+        Command::Import(c) => c.name(),
     };
     let result = runtime.block_on(async {
         match cli.command {
@@ -84,6 +88,7 @@ fn main() -> ExitCode {
             Command::WaitForDb(a) => commands::wait_for_db::run(a, reporter).await,
             Command::Exec(a) => commands::exec::run(a, reporter).await,
             Command::Demo(a) => commands::demo::run(a, reporter).await,
+            Command::Import(c) => commands::import::run(c, reporter),
         }
     });
     let exit = match result {
