@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 mod commands;
 mod exit;
 mod reporter;
+mod tfvars;
 
 use exit::Exit;
 use reporter::{Format, Reporter};
@@ -48,6 +49,8 @@ enum Command {
     Validate(commands::validate::Args),
     Render(commands::render::Args),
     Schema(commands::schema::Args),
+    #[command(subcommand)]
+    Import(commands::import::Command),
 }
 
 #[derive(Debug, Subcommand)]
@@ -82,6 +85,7 @@ fn main() -> ExitCode {
         Command::Validate(_) => "validate",
         Command::Render(_) => "render",
         Command::Schema(_) => "schema",
+        Command::Import(c) => c.name(),
     };
     let result = runtime.block_on(async {
         match cli.command {
@@ -95,6 +99,7 @@ fn main() -> ExitCode {
             Command::Validate(a) => commands::validate::run(a, reporter).await,
             Command::Render(a) => commands::render::run(a, reporter).await,
             Command::Schema(a) => commands::schema::run(a, reporter).await,
+            Command::Import(c) => commands::import::run(c, reporter),
         }
     });
     let exit = match result {

@@ -274,3 +274,42 @@ fn the_committed_schema_is_current() {
         "docs/plan.schema.json is stale: run `kubemigrate schema > docs/plan.schema.json`"
     );
 }
+
+#[test]
+fn an_imported_terraform_plan_renders_the_modules_resources() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/import/basic.plan.yaml")
+        .display()
+        .to_string();
+    km(&["validate", "-f", &fixture], &[]).expect(0);
+    let out = km(&["render", "-f", &fixture, "--run-id", "abc123"], PASSWORDS)
+        .expect(0)
+        .stdout;
+    // The module's resources: a ConfigMap, a Secret and three Jobs with its names,
+    // in its namespace, with its settings.
+    let kinds: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("kind: "))
+        .collect();
+    assert_eq!(kinds, ["ConfigMap", "Secret", "Job", "Job", "Job"]);
+    for name in [
+        "  name: ananta-migration-config\n  namespace: ananta-platform\n",
+        "  name: ananta-migration-db-credentials\n  namespace: ananta-platform\n",
+        "  name: control-plane-migrations-abc123\n",
+        "  name: supabase-migrations-abc123\n",
+        "  name: components-v2-migrations-abc123\n",
+        "  CONTROL_PLANE_DB_SCHEMA: tenant_management\n",
+        "  SUPABASE_DB_PORT: \"27432\"\n",
+        "  COMPONENTS_V2_DB_PORT: \"27010\"\n",
+        "  backoffLimit: 3\n",
+        "  ttlSecondsAfterFinished: 300\n",
+        "  activeDeadlineSeconds: 600\n",
+        "        sidecar.istio.io/inject: \"false\"\n",
+        "    app.kubernetes.io/component: migrations\n",
+        "            memory: 512Mi\n",
+        "        - name: NODE_ENV\n          value: production\n",
+        "            psql -X -v ON_ERROR_STOP=1 -f \"$f\"\n",
+    ] {
+        assert!(out.contains(name), "missing {name:?}");
+    }
+}

@@ -13,6 +13,7 @@ use crate::exit::{Exit, Failure};
 
 pub mod demo;
 pub mod exec;
+pub mod import;
 pub mod plan;
 pub mod render;
 pub mod schema;
