@@ -62,7 +62,7 @@ impl fmt::Display for Diagnostic {
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
     /// The file could not be read.
-    #[error("cannot read the plan {}: {source}", file.display())]
+    #[error("cannot read the plan {}", file.display())]
     Read {
         /// The file.
         file: PathBuf,
