@@ -361,6 +361,11 @@ impl ConnectOptions {
 
     /// The environment a migration command gets: `DATABASE_URL`, the libpq
     /// variables and the module's `DB_*` variables. Values include the password.
+    ///
+    /// `PGSSLMODE` (like `sslmode` in the URL) is left out when it is libpq's default,
+    /// `prefer`: node-postgres reads `prefer` as "TLS required" and would fail on a
+    /// server without TLS, where libpq and the Terraform module's Jobs went on in
+    /// plain text.
     pub fn env_vars(&self) -> Vec<(&'static str, Secret)> {
         let mut vars = vec![
             ("DATABASE_URL", self.url_with_password()),
@@ -368,7 +373,6 @@ impl ConnectOptions {
             ("PGPORT", Secret::new(self.port.to_string())),
             ("PGDATABASE", Secret::new(&self.dbname)),
             ("PGUSER", Secret::new(&self.user)),
-            ("PGSSLMODE", Secret::new(self.ssl_mode.as_str())),
             ("PGAPPNAME", Secret::new(&self.application_name)),
             ("DB_HOST", Secret::new(&self.host)),
             ("DB_PORT", Secret::new(self.port.to_string())),
@@ -378,6 +382,9 @@ impl ConnectOptions {
         if let Some(pw) = &self.password {
             vars.push(("PGPASSWORD", pw.clone()));
             vars.push(("DB_PASSWORD", pw.clone()));
+        }
+        if self.ssl_mode != SslMode::Prefer {
+            vars.push(("PGSSLMODE", Secret::new(self.ssl_mode.as_str())));
         }
         if let Some(cert) = &self.ssl_root_cert {
             vars.push(("PGSSLROOTCERT", Secret::new(cert.display().to_string())));
@@ -1027,5 +1034,17 @@ mod tests {
         assert_eq!(vars["PGPASSWORD"], "pw");
         assert_eq!(vars["DB_SCHEMA"], "tenant_management");
         assert_eq!(vars["DATABASE_URL"], "postgres://u:pw@h:5432/arc_saas");
+        // libpq's default is not passed on: node-postgres would read it as "TLS
+        // required" (examples/ananta/control-plane failed so on a plain server).
+        assert!(!vars.contains_key("PGSSLMODE"));
+        let o = ConnectOptions::resolve(Some("postgres://u@h/db?sslmode=require"), env(&[]))
+            .unwrap();
+        let vars: HashMap<&str, String> = o
+            .env_vars()
+            .into_iter()
+            .map(|(k, v)| (k, v.expose().to_string()))
+            .collect();
+        assert_eq!(vars["PGSSLMODE"], "require");
+        assert_eq!(vars["DATABASE_URL"], "postgres://u@h:5432/db?sslmode=require");
     }
 }
