@@ -1,0 +1,2 @@
+DROP TABLE tenant_users;
+DROP TABLE contacts;
