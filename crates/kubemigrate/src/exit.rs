@@ -21,6 +21,9 @@ pub enum Exit {
     Connection,
     /// `sql status`: files are pending (7).
     Pending,
+    /// `apply`: a target failed in a way that has no code of its own above (its
+    /// command failed, or it ran out of time) (8).
+    TargetFailed,
     /// `exec`: the command's own exit code (128 + N when signal N ended it).
     Child(u8),
 }
@@ -37,6 +40,7 @@ impl Exit {
             Exit::LockTimeout => 5,
             Exit::Connection => 6,
             Exit::Pending => 7,
+            Exit::TargetFailed => 8,
             Exit::Child(code) => code,
         }
     }
@@ -64,6 +68,7 @@ impl Exit {
             Exit::LockTimeout => "lock_timeout",
             Exit::Connection => "connection",
             Exit::Pending => "pending",
+            Exit::TargetFailed => "target_failed",
             Exit::Child(0) => "ok",
             Exit::Child(_) => "command_failed",
         }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod apply;
 mod commands;
 mod exit;
 mod reporter;
@@ -48,6 +49,7 @@ enum Command {
     Demo(commands::demo::Args),
     Validate(commands::validate::Args),
     Render(commands::render::Args),
+    Apply(commands::apply::Args),
     Schema(commands::schema::Args),
     #[command(subcommand)]
     Import(commands::import::Command),
@@ -84,6 +86,7 @@ fn main() -> ExitCode {
         Command::Demo(_) => "demo",
         Command::Validate(_) => "validate",
         Command::Render(_) => "render",
+        Command::Apply(_) => "apply",
         Command::Schema(_) => "schema",
         Command::Import(c) => c.name(),
     };
@@ -98,6 +101,7 @@ fn main() -> ExitCode {
             Command::Demo(a) => commands::demo::run(a, reporter).await,
             Command::Validate(a) => commands::validate::run(a, reporter).await,
             Command::Render(a) => commands::render::run(a, reporter).await,
+            Command::Apply(a) => commands::apply::run(a, reporter).await,
             Command::Schema(a) => commands::schema::run(a, reporter).await,
             Command::Import(c) => commands::import::run(c, reporter),
         }

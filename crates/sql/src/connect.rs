@@ -1037,14 +1037,17 @@ mod tests {
         // libpq's default is not passed on: node-postgres would read it as "TLS
         // required" (examples/ananta/control-plane failed so on a plain server).
         assert!(!vars.contains_key("PGSSLMODE"));
-        let o = ConnectOptions::resolve(Some("postgres://u@h/db?sslmode=require"), env(&[]))
-            .unwrap();
+        let o =
+            ConnectOptions::resolve(Some("postgres://u@h/db?sslmode=require"), env(&[])).unwrap();
         let vars: HashMap<&str, String> = o
             .env_vars()
             .into_iter()
             .map(|(k, v)| (k, v.expose().to_string()))
             .collect();
         assert_eq!(vars["PGSSLMODE"], "require");
-        assert_eq!(vars["DATABASE_URL"], "postgres://u@h:5432/db?sslmode=require");
+        assert_eq!(
+            vars["DATABASE_URL"],
+            "postgres://u@h:5432/db?sslmode=require"
+        );
     }
 }

@@ -11,6 +11,7 @@ use kubemigrate_sql::source::Source;
 
 use crate::exit::{Exit, Failure};
 
+pub mod apply;
 pub mod demo;
 pub mod exec;
 pub mod import;

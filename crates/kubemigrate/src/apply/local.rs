@@ -1,0 +1,329 @@
+//! Runs a rendered Job on this machine: its containers in order, as processes, with
+//! the environment the Job gives them (from the rendered ConfigMap and Secret) and
+//! the image paths mapped to local ones. The Job's own commands run, so a local run
+//! checks the same contract a cluster run uses.
+//!
+//! What differs from a cluster: `install-runner` is not needed (the runner binary is
+//! this one), a failed pod is not retried (`backoffLimit` is a cluster setting), and
+//! the process inherits this machine's environment (PATH, HOME…) apart from any
+//! connection variable, which comes only from the Job.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::process::Stdio;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Container, EnvVar};
+use kubemigrate_render::{COPIED_BINARY, RUNNER_BINARY, Rendered, TargetJob};
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::{ApplyEvent, Status, TargetResult, TargetRunner, exit_meaning, job_name};
+
+/// Connection variables never taken from this machine's environment.
+const SCRUBBED: &[&str] = &[
+    "DATABASE_URL",
+    "PGHOST",
+    "PGPORT",
+    "PGDATABASE",
+    "PGUSER",
+    "PGPASSWORD",
+    "PGSSLMODE",
+    "PGSSLROOTCERT",
+    "PGAPPNAME",
+    "PGCONNECT_TIMEOUT",
+    "PGSERVICE",
+    "DB_HOST",
+    "DB_PORT",
+    "DB_DATABASE",
+    "DB_USER",
+    "DB_PASSWORD",
+    "DB_SCHEMA",
+];
+
+/// How many of a failed container's last lines a result keeps.
+const LAST_LINES: usize = 10;
+
+/// Where one target's image paths are on this machine.
+#[derive(Debug, Clone, Default)]
+pub struct TargetPaths {
+    /// Image path → local path (`/migrations` → `examples/ananta/components-v2`).
+    pub mounts: Vec<(String, PathBuf)>,
+    /// The working directory of its containers.
+    pub workdir: Option<PathBuf>,
+    /// Whether `run-migrations` is kubemigrate's engine, whose exit codes have the
+    /// meanings of docs/exit-codes.md (not a command's or psql's own codes).
+    pub runner_codes: bool,
+}
+
+/// Why a container failed.
+struct ContainerFailure {
+    code: Option<i32>,
+    meaning: Option<&'static str>,
+    reason: String,
+    last: Vec<String>,
+}
+
+impl ContainerFailure {
+    fn new(reason: String) -> ContainerFailure {
+        ContainerFailure {
+            code: None,
+            meaning: None,
+            reason,
+            last: Vec::new(),
+        }
+    }
+}
+
+/// Runs Jobs as local processes.
+pub struct LocalRunner {
+    config: BTreeMap<String, String>,
+    secret: BTreeMap<String, String>,
+    binary: PathBuf,
+    paths: BTreeMap<String, TargetPaths>,
+    timeout: Duration,
+}
+
+impl LocalRunner {
+    /// A runner for the objects of `rendered`. `binary` is what the runner image's
+    /// `/kubemigrate` stands for (this executable); `paths` maps each target's image
+    /// paths; `timeout` bounds each target, as `activeDeadlineSeconds` does.
+    pub fn new(
+        rendered: &Rendered,
+        binary: PathBuf,
+        paths: BTreeMap<String, TargetPaths>,
+        timeout: Duration,
+    ) -> LocalRunner {
+        LocalRunner {
+            config: rendered.config_map.data.clone().unwrap_or_default(),
+            secret: rendered
+                .secret
+                .as_ref()
+                .and_then(|s| s.string_data.clone())
+                .unwrap_or_default(),
+            binary,
+            paths,
+            timeout,
+        }
+    }
+
+    /// A container's environment, resolved as the kubelet does: `configMapKeyRef`
+    /// and `secretKeyRef` from the rendered objects, `$(VAR)` from earlier entries.
+    fn env(&self, vars: &[EnvVar]) -> Result<Vec<(String, String)>, String> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for v in vars {
+            let value = match &v.value_from {
+                Some(from) => {
+                    if let Some(r) = &from.config_map_key_ref {
+                        self.config.get(&r.key).cloned().ok_or_else(|| {
+                            format!("{}: ConfigMap {} has no key {}", v.name, r.name, r.key)
+                        })?
+                    } else if let Some(r) = &from.secret_key_ref {
+                        match self.secret.get(&r.key) {
+                            Some(value) => value.clone(),
+                            None => {
+                                return Err(format!(
+                                    "{}: the key {} of the existing Secret {} cannot be read \
+                                     locally; give the target's connection with --db",
+                                    v.name, r.key, r.name
+                                ));
+                            }
+                        }
+                    } else {
+                        return Err(format!("{}: unsupported valueFrom", v.name));
+                    }
+                }
+                None => {
+                    let mut value = v.value.clone().unwrap_or_default();
+                    for (name, val) in &out {
+                        value = value.replace(&format!("$({name})"), val);
+                    }
+                    value
+                }
+            };
+            out.push((v.name.clone(), value));
+        }
+        Ok(out)
+    }
+
+    fn map(&self, target: &str, arg: &str) -> String {
+        if arg == RUNNER_BINARY || arg == COPIED_BINARY {
+            return self.binary.display().to_string();
+        }
+        if let Some(paths) = self.paths.get(target) {
+            for (image_path, local) in &paths.mounts {
+                if arg == image_path {
+                    return local.display().to_string();
+                }
+                if let Some(rest) = arg.strip_prefix(&format!("{image_path}/")) {
+                    return local.join(rest).display().to_string();
+                }
+            }
+        }
+        arg.to_string()
+    }
+
+    async fn run_container(
+        &self,
+        target: &str,
+        c: &Container,
+        events: &UnboundedSender<ApplyEvent>,
+    ) -> Result<(), ContainerFailure> {
+        let command: Vec<String> = c
+            .command
+            .iter()
+            .flatten()
+            .chain(c.args.iter().flatten())
+            .map(|a| self.map(target, a))
+            .collect();
+        let Some((program, args)) = command.split_first() else {
+            return Err(ContainerFailure::new(format!("{} has no command", c.name)));
+        };
+        let env = self
+            .env(c.env.as_deref().unwrap_or_default())
+            .map_err(ContainerFailure::new)?;
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for var in SCRUBBED {
+            cmd.env_remove(var);
+        }
+        for (k, v) in env {
+            let v = self.map(target, &v);
+            cmd.env(k, v);
+        }
+        if let Some(dir) = self.paths.get(target).and_then(|p| p.workdir.as_ref()) {
+            cmd.current_dir(dir);
+        }
+        let _ = events.send(ApplyEvent::Container {
+            target: target.to_string(),
+            container: c.name.clone(),
+        });
+        let mut child = cmd.spawn().map_err(|e| {
+            ContainerFailure::new(format!("{} cannot start {program}: {e}", c.name))
+        })?;
+        let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let pump = |stream: Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>| {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                if let Some(s) = stream {
+                    let mut lines = BufReader::new(s).lines();
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        let _ = tx.send(line);
+                    }
+                }
+            })
+        };
+        let a = pump(stdout.map(|s| Box::new(s) as _));
+        let b = pump(stderr.map(|s| Box::new(s) as _));
+        drop(tx);
+        let mut last: Vec<String> = Vec::new();
+        while let Some(line) = rx.recv().await {
+            if last.len() == LAST_LINES {
+                last.remove(0);
+            }
+            last.push(line.clone());
+            let _ = events.send(ApplyEvent::Log {
+                target: target.to_string(),
+                container: c.name.clone(),
+                line,
+            });
+        }
+        let _ = (a.await, b.await);
+        let status = child
+            .wait()
+            .await
+            .map_err(|e| ContainerFailure::new(format!("{}: {e}", c.name)))?;
+        match status.code() {
+            Some(0) => Ok(()),
+            Some(code) => {
+                let ours = c.name != "run-migrations"
+                    || self.paths.get(target).is_some_and(|p| p.runner_codes);
+                let meaning = exit_meaning(code).filter(|_| ours);
+                Err(ContainerFailure {
+                    code: Some(code),
+                    meaning,
+                    reason: format!(
+                        "{} exited {code}{}",
+                        c.name,
+                        meaning.map(|m| format!(" ({m})")).unwrap_or_default()
+                    ),
+                    last,
+                })
+            }
+            None => Err(ContainerFailure {
+                last,
+                ..ContainerFailure::new(format!("{} was killed by a signal", c.name))
+            }),
+        }
+    }
+
+    async fn run_job(&self, job: &TargetJob, events: UnboundedSender<ApplyEvent>) -> TargetResult {
+        let mut result = TargetResult {
+            target: job.target.clone(),
+            job: job_name(job),
+            status: Status::Succeeded,
+            reason: None,
+            container: None,
+            exit_code: None,
+            meaning: None,
+            duration: Duration::ZERO,
+            last_lines: Vec::new(),
+        };
+        let Some(pod) = job.job.spec.as_ref().and_then(|s| s.template.spec.as_ref()) else {
+            result.status = Status::Failed;
+            result.reason = Some("the Job has no pod template".into());
+            return result;
+        };
+        let containers = pod
+            .init_containers
+            .iter()
+            .flatten()
+            .chain(pod.containers.iter())
+            // The runner binary is this executable: nothing to install.
+            .filter(|c| c.name != "install-runner");
+        let run = async {
+            for c in containers {
+                if let Err(f) = self.run_container(&job.target, c, &events).await {
+                    return Err((c.name.clone(), f));
+                }
+            }
+            Ok(())
+        };
+        match tokio::time::timeout(self.timeout, run).await {
+            Ok(Ok(())) => {}
+            Ok(Err((container, f))) => {
+                result.status = Status::Failed;
+                result.container = Some(container);
+                result.exit_code = f.code;
+                result.meaning = f.meaning;
+                result.reason = Some(f.reason);
+                result.last_lines = f.last;
+            }
+            Err(_) => {
+                result.status = Status::Failed;
+                result.reason = Some(format!(
+                    "DeadlineExceeded: still running after the plan's timeout ({})",
+                    crate::reporter::duration(self.timeout)
+                ));
+            }
+        }
+        result
+    }
+}
+
+impl TargetRunner for LocalRunner {
+    fn run<'a>(
+        &'a self,
+        job: &'a TargetJob,
+        events: UnboundedSender<ApplyEvent>,
+    ) -> Pin<Box<dyn Future<Output = TargetResult> + 'a>> {
+        Box::pin(self.run_job(job, events))
+    }
+}

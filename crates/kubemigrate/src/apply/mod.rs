@@ -1,0 +1,331 @@
+//! Running a rendered plan: the order of the targets, their outcomes, and the events
+//! a reporter shows. Where a target runs is a [`TargetRunner`]: this machine
+//! ([`local::LocalRunner`]) today; the cluster runner will be a second one, ordered
+//! and reported by the same code.
+
+pub mod local;
+pub mod report;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesUnordered;
+use kubemigrate_render::TargetJob;
+use serde::Serialize;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// How a target ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Every container exited 0.
+    Succeeded,
+    /// A container failed, or the target ran out of time.
+    Failed,
+    /// Not run: a target it depends on did not succeed.
+    Skipped,
+    /// Not run: `enabled: false` in the plan, or left out by `--only`.
+    NotSelected,
+}
+
+impl Status {
+    /// The word the summary prints.
+    pub fn word(self) -> &'static str {
+        match self {
+            Status::Succeeded => "succeeded",
+            Status::Failed => "failed",
+            Status::Skipped => "skipped",
+            Status::NotSelected => "not selected",
+        }
+    }
+}
+
+/// What happened to one target.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetResult {
+    /// The target's name.
+    pub target: String,
+    /// Its Job's name (what runs it in a cluster).
+    pub job: String,
+    /// How it ended.
+    pub status: Status,
+    /// Why, when it did not succeed: `run-migrations exited 3 (a migration's SQL
+    /// failed)`, `DeadlineExceeded after 10m`, `control-plane failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The failed container.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// The failed container's exit code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// What that code means, when the container is kubemigrate's runner (a
+    /// command's or psql's own codes have no meaning here).
+    #[serde(skip_serializing_if = "Option::is_none", rename = "exit_meaning")]
+    pub meaning: Option<&'static str>,
+    /// How long it ran.
+    #[serde(serialize_with = "millis", rename = "duration_ms")]
+    pub duration: Duration,
+    /// The last lines the failed container printed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub last_lines: Vec<String>,
+}
+
+fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// What the executor and runners report while a plan runs.
+#[derive(Debug, Clone)]
+pub enum ApplyEvent {
+    /// A target started.
+    Started {
+        /// The target.
+        target: String,
+    },
+    /// A container started.
+    Container {
+        /// The target.
+        target: String,
+        /// The container.
+        container: String,
+    },
+    /// A line a container printed.
+    Log {
+        /// The target.
+        target: String,
+        /// The container.
+        container: String,
+        /// The line, without its newline.
+        line: String,
+    },
+    /// A target ended (also for skipped targets).
+    Finished(TargetResult),
+}
+
+/// Runs one target's Job somewhere and says how it ended.
+pub trait TargetRunner {
+    /// Runs `job`, reporting its containers and log lines on `events`.
+    fn run<'a>(
+        &'a self,
+        job: &'a TargetJob,
+        events: UnboundedSender<ApplyEvent>,
+    ) -> Pin<Box<dyn Future<Output = TargetResult> + 'a>>;
+}
+
+/// Runs the Jobs in dependsOn order: a target starts when every target it depends
+/// on has succeeded (targets that are not selected count as done), independent
+/// targets run at the same time, and a target whose dependency did not succeed is
+/// skipped. Returns one result per Job, in plan order.
+pub async fn run_jobs(
+    jobs: &[TargetJob],
+    runner: &dyn TargetRunner,
+    events: UnboundedSender<ApplyEvent>,
+) -> Vec<TargetResult> {
+    let in_run: BTreeMap<&str, usize> = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, j)| (j.target.as_str(), i))
+        .collect();
+    let mut results: Vec<Option<TargetResult>> = vec![None; jobs.len()];
+    let mut started = vec![false; jobs.len()];
+    let mut running = FuturesUnordered::new();
+    loop {
+        // Start or skip what can be decided now, in plan order.
+        for (i, job) in jobs.iter().enumerate() {
+            if started[i] {
+                continue;
+            }
+            let deps: Vec<usize> = job
+                .depends_on
+                .iter()
+                .filter_map(|d| in_run.get(d.as_str()).copied())
+                .collect();
+            if let Some(&bad) = deps.iter().find(|&&d| {
+                results[d]
+                    .as_ref()
+                    .is_some_and(|r| r.status != Status::Succeeded)
+            }) {
+                started[i] = true;
+                let dep = &jobs[bad].target;
+                let result = TargetResult {
+                    target: job.target.clone(),
+                    job: job_name(job),
+                    status: Status::Skipped,
+                    reason: Some(format!("{dep} did not succeed")),
+                    container: None,
+                    exit_code: None,
+                    meaning: None,
+                    duration: Duration::ZERO,
+                    last_lines: Vec::new(),
+                };
+                let _ = events.send(ApplyEvent::Finished(result.clone()));
+                results[i] = Some(result);
+                continue;
+            }
+            if deps.iter().all(|&d| results[d].is_some()) {
+                started[i] = true;
+                let _ = events.send(ApplyEvent::Started {
+                    target: job.target.clone(),
+                });
+                let tx = events.clone();
+                running.push(async move {
+                    let start = Instant::now();
+                    let mut r = runner.run(job, tx).await;
+                    r.duration = start.elapsed();
+                    (i, r)
+                });
+            }
+        }
+        // Skipping can unblock (or skip) later targets: decide again before waiting.
+        if started
+            .iter()
+            .zip(&results)
+            .any(|(s, r)| !*s && r.is_none())
+            && running.is_empty()
+            && jobs.iter().enumerate().any(|(i, job)| {
+                !started[i]
+                    && job
+                        .depends_on
+                        .iter()
+                        .filter_map(|d| in_run.get(d.as_str()))
+                        .all(|&d| results[d].is_some())
+            })
+        {
+            continue;
+        }
+        match running.next().await {
+            Some((i, result)) => {
+                let _ = events.send(ApplyEvent::Finished(result.clone()));
+                results[i] = Some(result);
+            }
+            None => break,
+        }
+    }
+    results.into_iter().flatten().collect()
+}
+
+/// The name of a rendered Job.
+pub fn job_name(job: &TargetJob) -> String {
+    job.job.metadata.name.clone().unwrap_or_default()
+}
+
+/// What a kubemigrate runner's exit code means, for reports.
+pub fn exit_meaning(code: i32) -> Option<&'static str> {
+    Some(match code {
+        2 => "bad usage or input",
+        3 => "a migration's SQL failed",
+        4 => "needs a person: drift, out of order, or a failed no-transaction file",
+        5 => "timed out waiting for the migration lock",
+        6 => "cannot connect to the database",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// Succeeds or fails by target name, and records the order of starts.
+    struct Scripted {
+        fail: &'static [&'static str],
+        order: Mutex<Vec<String>>,
+    }
+
+    impl TargetRunner for Scripted {
+        fn run<'a>(
+            &'a self,
+            job: &'a TargetJob,
+            _events: UnboundedSender<ApplyEvent>,
+        ) -> Pin<Box<dyn Future<Output = TargetResult> + 'a>> {
+            Box::pin(async move {
+                self.order.lock().unwrap().push(job.target.clone());
+                tokio::task::yield_now().await;
+                let failed = self.fail.contains(&job.target.as_str());
+                TargetResult {
+                    target: job.target.clone(),
+                    job: job_name(job),
+                    status: if failed {
+                        Status::Failed
+                    } else {
+                        Status::Succeeded
+                    },
+                    reason: None,
+                    container: None,
+                    exit_code: None,
+                    meaning: None,
+                    duration: Duration::ZERO,
+                    last_lines: Vec::new(),
+                }
+            })
+        }
+    }
+
+    fn job(name: &str, deps: &[&str]) -> TargetJob {
+        TargetJob {
+            target: name.into(),
+            depends_on: deps.iter().map(|d| (*d).to_string()).collect(),
+            job: Default::default(),
+        }
+    }
+
+    fn run(
+        jobs: &[TargetJob],
+        fail: &'static [&'static str],
+    ) -> (Vec<(String, Status)>, Vec<String>) {
+        let runner = Scripted {
+            fail,
+            order: Mutex::new(Vec::new()),
+        };
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let results = rt.block_on(run_jobs(jobs, &runner, tx));
+        (
+            results.into_iter().map(|r| (r.target, r.status)).collect(),
+            runner.order.into_inner().unwrap(),
+        )
+    }
+
+    #[test]
+    fn dependents_wait_and_are_skipped_after_a_failure() {
+        let jobs = [
+            job("c", &["a"]),
+            job("a", &[]),
+            job("b", &[]),
+            job("d", &["c"]),
+            job("e", &["b", "gone"]),
+        ];
+        let (results, order) = run(&jobs, &["a"]);
+        assert_eq!(
+            results,
+            [
+                ("c".into(), Status::Skipped),
+                ("a".into(), Status::Failed),
+                ("b".into(), Status::Succeeded),
+                ("d".into(), Status::Skipped),
+                ("e".into(), Status::Succeeded),
+            ]
+        );
+        // c and d never ran; a and b started together, e after b ("gone" is not in
+        // the run: a disabled target counts as done).
+        assert_eq!(order, ["a", "b", "e"]);
+        let (results, order) = run(&jobs, &[]);
+        assert!(results.iter().all(|(_, s)| *s == Status::Succeeded));
+        // a and b have no dependencies and start first; every other target starts
+        // after what it depends on.
+        let at = |t: &str| order.iter().position(|o| o == t).unwrap();
+        assert_eq!(order.len(), 5);
+        assert!(at("a") < 2 && at("b") < 2, "{order:?}");
+        assert!(
+            at("a") < at("c") && at("c") < at("d") && at("b") < at("e"),
+            "{order:?}"
+        );
+    }
+}

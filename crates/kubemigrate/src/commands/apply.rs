@@ -1,0 +1,326 @@
+//! `kubemigrate apply --local`: run a plan's targets on this machine, in dependsOn
+//! order, with the Jobs' own commands and environment.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::anyhow;
+use kubemigrate_plan::{Credential, Engine, FieldPath, LoadedPlan, SslMode};
+use kubemigrate_sql::connect::{self, ConnectOptions};
+
+use crate::apply::local::{LocalRunner, TargetPaths};
+use crate::apply::report::{failure_details, print_events, print_json, summary_table};
+use crate::apply::{ApplyEvent, Status, TargetResult, run_jobs};
+use crate::commands::plan::{self, PlanArgs};
+use crate::exit::{CommandResult, Exit, Failure};
+use crate::reporter::{Reporter, duration};
+
+/// Run a plan: each enabled target's Job, in dependsOn order.
+///
+/// With --local (the only mode today; running on a cluster is planned) each Job's
+/// containers run on this machine as processes: `wait-for-postgres` (kubemigrate
+/// wait-for-db), then `run-migrations` (kubemigrate's engine over the target's
+/// files, or its command under `exec --lock`), with the environment the Job gives
+/// them (DB_*, and PG*/DATABASE_URL from exec). Independent targets run at the same
+/// time; a target whose dependency failed is skipped. Each target has the plan's
+/// timeout (plus 5 s to report); a failed target is not retried.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  kubemigrate apply -f plan.yaml --local
+  kubemigrate apply -f plan.yaml --local --db orders=postgres://app@localhost:5432/orders
+  kubemigrate apply -f examples/ananta/plan.yaml --local \\
+      --local-dir supabase=examples/ananta/supabase \\
+      --local-dir control-plane=examples/ananta/control-plane
+  kubemigrate apply -f plan.yaml --local --only orders -o json
+
+Exit codes: 0 every selected target succeeded; else the runner's code of the first
+failed target (2 bad input, 3 SQL failed, 4 needs a person, 5 lock timeout, 6 cannot
+connect), or 8 when it has none of these (its command failed, or it timed out).")]
+pub struct Args {
+    #[command(flatten)]
+    plan: PlanArgs,
+    /// Run on this machine instead of a cluster (required for now).
+    #[arg(long)]
+    local: bool,
+    /// Connect target TARGET to URL instead of its plan's database (host, port,
+    /// database, user, password, sslmode from the URL). Repeatable.
+    #[arg(long = "db", value_name = "TARGET=URL", value_parser = parse_pair)]
+    db: Vec<(String, String)>,
+    /// Where a target's files are on this machine: for an `sql.image` target, the
+    /// directory that holds what the image has in `dir`; for a `command` target,
+    /// the directory to run the command in (default: the plan's directory).
+    /// Repeatable.
+    #[arg(long = "local-dir", value_name = "TARGET=PATH", value_parser = parse_pair)]
+    local_dir: Vec<(String, String)>,
+    /// Run only these targets (comma-separated); the others count as done for
+    /// dependsOn.
+    #[arg(long, value_name = "A,B", value_delimiter = ',')]
+    only: Vec<String>,
+    /// The run id, as `render --run-id` (names the Jobs in reports). Default: random.
+    #[arg(long, value_name = "ID", value_parser = plan::parse_run_id)]
+    run_id: Option<String>,
+}
+
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() && !v.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("{s:?} is not TARGET=VALUE")),
+    }
+}
+
+fn usage(message: String) -> Failure {
+    Failure::new(Exit::Usage, anyhow!(message))
+}
+
+/// Checks that every name given to a flag is a target of the plan.
+fn check_targets<'a>(
+    loaded: &LoadedPlan,
+    flag: &str,
+    names: impl Iterator<Item = &'a String>,
+) -> Result<(), Failure> {
+    let known: Vec<&str> = loaded
+        .plan
+        .spec
+        .targets
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect();
+    for name in names {
+        if !known.contains(&name.as_str()) {
+            let hint = kubemigrate_plan::did_you_mean(name, &known)
+                .map(|s| format!("; did you mean {s:?}?"))
+                .unwrap_or_else(|| format!("; the targets are: {}", known.join(", ")));
+            return Err(usage(format!(
+                "{flag}: the plan has no target {name:?}{hint}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Replaces a target's database with the one a `--db` URL names.
+fn override_database(loaded: &mut LoadedPlan, target: &str, url: &str) -> Result<(), Failure> {
+    let o = ConnectOptions::resolve(Some(url), |_| None)
+        .map_err(|e| usage(format!("--db {target}=…: {e}")))?;
+    let Some(t) = loaded
+        .plan
+        .spec
+        .targets
+        .iter_mut()
+        .find(|t| t.name.as_str() == target)
+    else {
+        return Ok(());
+    };
+    let db = &mut t.database;
+    db.host = o.host.clone();
+    db.port = o.port;
+    db.name = o.dbname.clone();
+    db.user = Credential::Literal(o.user.clone());
+    db.password = Credential::Literal(
+        o.password
+            .as_ref()
+            .map(|p| p.expose().to_string())
+            .unwrap_or_default(),
+    );
+    db.ssl_mode = Some(match o.ssl_mode {
+        connect::SslMode::Disable => SslMode::Disable,
+        connect::SslMode::Prefer => SslMode::Prefer,
+        connect::SslMode::Require => SslMode::Require,
+        connect::SslMode::VerifyCa => SslMode::VerifyCa,
+        connect::SslMode::VerifyFull => SslMode::VerifyFull,
+    });
+    Ok(())
+}
+
+/// Runs the command.
+pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
+    if !args.local {
+        return Err(usage(
+            "applying a plan on a cluster is not built yet: run it on this machine with \
+             --local, or apply what `kubemigrate render` prints with kubectl"
+                .into(),
+        ));
+    }
+    let mut loaded = plan::load(&args.plan)?;
+    check_targets(&loaded, "--db", args.db.iter().map(|(t, _)| t))?;
+    check_targets(
+        &loaded,
+        "--local-dir",
+        args.local_dir.iter().map(|(t, _)| t),
+    )?;
+    check_targets(&loaded, "--only", args.only.iter())?;
+    for (target, url) in &args.db {
+        override_database(&mut loaded, target, url)?;
+    }
+    let selected = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
+    let mut not_selected = Vec::new();
+    for t in &mut loaded.plan.spec.targets {
+        if t.enabled && !selected(t.name.as_str()) {
+            t.enabled = false;
+            not_selected.push(t.name.to_string());
+        }
+    }
+    if loaded.plan.spec.targets.iter().all(|t| !t.enabled) {
+        return Err(usage("no enabled target to run".into()));
+    }
+
+    // Where each target's image paths are here.
+    let local_dirs: BTreeMap<&str, PathBuf> = args
+        .local_dir
+        .iter()
+        .map(|(t, p)| (t.as_str(), PathBuf::from(p)))
+        .collect();
+    let mut paths = BTreeMap::new();
+    for (i, t) in loaded.plan.spec.targets.iter().enumerate() {
+        if !t.enabled {
+            continue;
+        }
+        let given = local_dirs.get(t.name.as_str());
+        let p = match (&t.sql, &t.command) {
+            (Some(sql), _) => {
+                let local = match (&sql.local_dir, given) {
+                    (_, Some(dir)) => dir.clone(),
+                    (Some(dir), None) => loaded.resolve_path(dir),
+                    (None, None) => {
+                        let path = FieldPath::of(&["spec", "targets"]).index(i).key("sql");
+                        return Err(plan::invalid(
+                            &loaded.file,
+                            &[loaded.error_at(
+                                path,
+                                format!(
+                                    "the files of target {} are in the image {}; give their local copy with --local-dir {}=PATH",
+                                    t.name,
+                                    sql.image.as_deref().unwrap_or("?"),
+                                    t.name
+                                ),
+                            )],
+                        ));
+                    }
+                };
+                if !local.is_dir() {
+                    return Err(usage(format!(
+                        "target {}: {} is not a directory",
+                        t.name,
+                        local.display()
+                    )));
+                }
+                let image_dir = match &sql.local_dir {
+                    Some(_) => "/migrations".to_string(),
+                    None => sql.dir.clone().unwrap_or_else(|| "/migrations".into()),
+                };
+                TargetPaths {
+                    mounts: vec![(image_dir, local)],
+                    workdir: None,
+                    runner_codes: sql.engine == Engine::Native,
+                }
+            }
+            (None, _) => TargetPaths {
+                mounts: Vec::new(),
+                workdir: Some(given.cloned().unwrap_or_else(|| loaded.base_dir.clone())),
+                runner_codes: false,
+            },
+        };
+        paths.insert(t.name.to_string(), p);
+    }
+
+    let run_id = match args.run_id {
+        Some(id) => id,
+        None => plan::random_run_id()?,
+    };
+    let (_, rendered) = plan::render(&loaded, run_id.clone(), None, false)?;
+    let binary = std::env::current_exe().map_err(|e| {
+        Failure::new(
+            Exit::Internal,
+            anyhow!("cannot find this executable to run the Jobs' kubemigrate commands: {e}"),
+        )
+    })?;
+    let timeout = loaded.plan.spec.timeout.value() + Duration::from_secs(5);
+    let runner = LocalRunner::new(&rendered, binary, paths, timeout);
+
+    let p = &loaded.plan;
+    let names: Vec<&str> = rendered.jobs.iter().map(|j| j.target.as_str()).collect();
+    reporter.line(&format!(
+        "applying plan {} on this machine (run {run_id}): {}",
+        p.metadata.name,
+        names.join(", ")
+    ));
+    let width = names.iter().map(|n| n.len()).max().unwrap_or(0);
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<ApplyEvent>();
+    let started = std::time::Instant::now();
+    let (mut results, ()) = tokio::join!(
+        run_jobs(&rendered.jobs, &runner, tx),
+        print_events(rx, reporter, width)
+    );
+    for name in not_selected {
+        results.push(TargetResult {
+            target: name,
+            job: String::new(),
+            status: Status::NotSelected,
+            reason: Some("not in --only".into()),
+            container: None,
+            exit_code: None,
+            meaning: None,
+            duration: Duration::ZERO,
+            last_lines: Vec::new(),
+        });
+    }
+    let exit = exit_of(&results);
+    if reporter.json() {
+        let doc = serde_json::json!({
+            "command": "apply",
+            "ok": exit == Exit::Ok,
+            "exit_code": exit.code(),
+            "outcome": exit.name(),
+            "plan": p.metadata.name.as_str(),
+            "namespace": p.metadata.namespace.as_str(),
+            "run_id": run_id,
+            "local": true,
+            "duration_ms": u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "targets": results,
+        });
+        print_json(&doc);
+    } else {
+        reporter.line("");
+        for line in summary_table(&results) {
+            reporter.line(&line);
+        }
+        for line in failure_details(&results) {
+            reporter.line(&line);
+        }
+        let failed = results
+            .iter()
+            .filter(|r| r.status == Status::Failed)
+            .count();
+        let ok = results
+            .iter()
+            .filter(|r| r.status == Status::Succeeded)
+            .count();
+        let skipped = results
+            .iter()
+            .filter(|r| r.status == Status::Skipped)
+            .count();
+        reporter.line(&format!(
+            "{ok} succeeded, {failed} failed, {skipped} skipped in {}",
+            duration(started.elapsed())
+        ));
+    }
+    Ok(exit)
+}
+
+/// 0 when nothing failed; else the first failed target's runner code when it is
+/// one of kubemigrate's (2–6), else 8.
+fn exit_of(results: &[TargetResult]) -> Exit {
+    let Some(failed) = results.iter().find(|r| r.status == Status::Failed) else {
+        return Exit::Ok;
+    };
+    // A command's or psql's own code means nothing to kubemigrate.
+    match failed.exit_code.filter(|_| failed.meaning.is_some()) {
+        Some(2) => Exit::Usage,
+        Some(3) => Exit::SqlFailed,
+        Some(4) => Exit::NeedsPerson,
+        Some(5) => Exit::LockTimeout,
+        Some(6) => Exit::Connection,
+        _ => Exit::TargetFailed,
+    }
+}
