@@ -43,6 +43,7 @@ enum Command {
     WaitForDb(commands::wait_for_db::Args),
     Exec(commands::exec::Args),
     Demo(commands::demo::Args),
+    InstallRunner(commands::install_runner::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -74,6 +75,7 @@ fn main() -> ExitCode {
         Command::WaitForDb(_) => "wait-for-db",
         Command::Exec(_) => "exec",
         Command::Demo(_) => "demo",
+        Command::InstallRunner(_) => "install-runner",
     };
     let result = runtime.block_on(async {
         match cli.command {
@@ -84,6 +86,7 @@ fn main() -> ExitCode {
             Command::WaitForDb(a) => commands::wait_for_db::run(a, reporter).await,
             Command::Exec(a) => commands::exec::run(a, reporter).await,
             Command::Demo(a) => commands::demo::run(a, reporter).await,
+            Command::InstallRunner(a) => commands::install_runner::run(a, reporter),
         }
     });
     let exit = match result {

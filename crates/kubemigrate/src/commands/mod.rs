@@ -13,6 +13,7 @@ use crate::exit::{Exit, Failure};
 
 pub mod demo;
 pub mod exec;
+pub mod install_runner;
 pub mod sql_baseline;
 pub mod sql_migrate;
 pub mod sql_repair;
