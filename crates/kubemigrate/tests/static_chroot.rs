@@ -325,6 +325,49 @@ fn install_runner_copies_itself_in_an_empty_root() {
     assert_eq!(root.files(), ["kubemigrate", "work/kubemigrate"]);
 }
 
+/// A self-signed CA certificate (no key kept): only parsed, never used to verify.
+const TEST_CA: &str = "-----BEGIN CERTIFICATE-----\n\
+MIIBkzCCATmgAwIBAgIUAYWCqzJCSxB17Vy+6UyDrA00Tf8wCgYIKoZIzj0EAwIw\n\
+HjEcMBoGA1UEAwwTa3ViZW1pZ3JhdGUgdGVzdCBDQTAgFw0yNjExMjQyMzQ2MjFa\n\
+GA8yMTI2MTAzMTIzNDYyMVowHjEcMBoGA1UEAwwTa3ViZW1pZ3JhdGUgdGVzdCBD\n\
+QTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABCENONimYamJcVoGbWd+h63mqf1q\n\
+sDi4TgDdEeZtOXHxwVHXMxOyse4EK4JcMOfz0LPqb959KaAqlH9hst8TX72jUzBR\n\
+MB0GA1UdDgQWBBQtDjmBKA/gFZDZay/lR+plhrsxITAfBgNVHSMEGDAWgBQtDjmB\n\
+KA/gFZDZay/lR+plhrsxITAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0gA\n\
+MEUCIQDo0sLODkoKHhcUWLUvpHHeEx/Pq9iD1XfLzuypkqW2ZQIgfzXzLkToIXuq\n\
+pDrQ08OeJI/ERa19Ykzobx0UFSKIQkQ=\n\
+-----END CERTIFICATE-----";
+
+#[test]
+fn verify_full_reads_the_ca_bundle_where_the_runner_image_puts_it() {
+    // The Dockerfile copies the CA bundle to /etc/ssl/certs/ca-certificates.crt.
+    let db = Db::new();
+    let port = pg().port().to_string();
+    let mut env = pg_env(&db, DB_HOST, &port);
+    env.push(("PGSSLMODE", "verify-full"));
+    let args = ["wait-for-db", "--timeout", "10s"];
+
+    let without = Root::new(&MIGRATIONS[..1]);
+    let run = without.run("/kubemigrate", &args, &env).expect(6);
+    assert!(
+        run.stderr.contains("no trusted root certificates"),
+        "{}",
+        run.stderr
+    );
+
+    let with = Root::new(&[
+        MIGRATIONS[0],
+        ("etc/ssl/certs/ca-certificates.crt", TEST_CA),
+    ]);
+    let run = with.run("/kubemigrate", &args, &env).expect(6);
+    // The roots were found; the test server does not speak TLS.
+    assert!(
+        !run.stderr.contains("no trusted root certificates") && run.stderr.contains("TLS"),
+        "{}",
+        run.stderr
+    );
+}
+
 /// A DNS server on 127.0.0.1:53 (UDP) that knows one name; records the questions.
 struct FakeDns {
     questions: Arc<Mutex<Vec<(String, u16)>>>,
