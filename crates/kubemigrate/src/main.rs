@@ -53,6 +53,7 @@ enum Command {
     Schema(commands::schema::Args),
     #[command(subcommand)]
     Import(commands::import::Command),
+    InstallRunner(commands::install_runner::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -89,6 +90,7 @@ fn main() -> ExitCode {
         Command::Apply(_) => "apply",
         Command::Schema(_) => "schema",
         Command::Import(c) => c.name(),
+        Command::InstallRunner(_) => "install-runner",
     };
     let result = runtime.block_on(async {
         match cli.command {
@@ -104,6 +106,7 @@ fn main() -> ExitCode {
             Command::Apply(a) => commands::apply::run(a, reporter).await,
             Command::Schema(a) => commands::schema::run(a, reporter).await,
             Command::Import(c) => commands::import::run(c, reporter),
+            Command::InstallRunner(a) => commands::install_runner::run(a, reporter),
         }
     });
     let exit = match result {

@@ -14,7 +14,7 @@
 
 use std::fs;
 use std::io::{self, Read};
-use std::net::TcpListener;
+use std::net::{Ipv4Addr, TcpListener};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -458,7 +458,10 @@ fn make_root_dir(run_as: Option<(u32, u32)>) -> Result<PathBuf, Error> {
 }
 
 fn free_port() -> Result<u16, Error> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(io_err("finding a free port"))?;
+    // An address, not a string: a string would link getaddrinfo, which a static
+    // kubemigrate must not (docs/runner.md).
+    let listener =
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(io_err("finding a free port"))?;
     listener
         .local_addr()
         .map(|a| a.port())

@@ -13,7 +13,6 @@
 //!    sslmode `prefer`, application_name `kubemigrate`.
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +26,8 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio::sync::mpsc;
 use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::{AsyncMessage, Client};
+
+use crate::resolve::{self, ResolveError, Resolver};
 
 /// A value that must never be printed: its `Debug` and `Display` show `****`.
 #[derive(Clone, PartialEq, Eq)]
@@ -112,15 +113,15 @@ pub struct ConfigError(pub String);
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConnectError {
-    /// The host name did not resolve.
-    #[error("cannot connect to {target}: cannot resolve host {host:?}: {cause}")]
+    /// The host name did not resolve (see [`crate::resolve`]).
+    #[error("cannot connect to {target}: {cause}")]
     Resolve {
         /// The masked URL.
         target: String,
         /// The host name.
         host: String,
-        /// The resolver's error.
-        cause: std::io::Error,
+        /// The resolver's error; it names the host and what was tried.
+        cause: Box<ResolveError>,
     },
     /// The TCP or Unix connection failed (refused, unreachable, reset).
     #[error("cannot connect to {target}: {cause}")]
@@ -447,14 +448,15 @@ impl ConnectOptions {
                 .map_err(|e| classify(&target, e))?;
             return Ok(spawn(client, conn));
         }
-        let addrs =
-            resolve(&self.host, self.port)
-                .await
-                .map_err(|cause| ConnectError::Resolve {
-                    target: target.clone(),
-                    host: self.host.clone(),
-                    cause,
-                })?;
+        let addrs = Resolver::system()
+            .with_limit(resolve_limit(self.connect_timeout))
+            .lookup(&self.host, self.port)
+            .await
+            .map_err(|cause| ConnectError::Resolve {
+                target: target.clone(),
+                host: self.host.clone(),
+                cause: Box::new(cause),
+            })?;
         let mut last_io = None;
         for addr in addrs {
             let stream = match tokio::net::TcpStream::connect(addr).await {
@@ -658,18 +660,13 @@ fn classify(target: &str, e: tokio_postgres::Error) -> ConnectError {
     }
 }
 
-/// Resolves a host name. IP literals and `localhost` never touch the resolver.
-async fn resolve(host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(vec![SocketAddr::new(ip, port)]);
+/// How long resolving the host may take: most of the connect timeout, so that a
+/// DNS failure is reported as such rather than as a connect timeout.
+fn resolve_limit(connect_timeout: Duration) -> Duration {
+    if connect_timeout.is_zero() {
+        return resolve::DEFAULT_LIMIT;
     }
-    if host.eq_ignore_ascii_case("localhost") {
-        return Ok(vec![
-            SocketAddr::new(IpAddr::from([127, 0, 0, 1]), port),
-            SocketAddr::new(IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]), port),
-        ]);
-    }
-    Ok(tokio::net::lookup_host((host, port)).await?.collect())
+    (connect_timeout.max(Duration::from_secs(2)) * 4 / 5).min(resolve::DEFAULT_LIMIT)
 }
 
 /// Accepts any certificate (sslmode prefer/require do not verify, as in libpq),
@@ -1049,5 +1046,35 @@ mod tests {
             vars["DATABASE_URL"],
             "postgres://u@h:5432/db?sslmode=require"
         );
+    }
+
+    #[test]
+    fn resolving_gets_most_of_the_connect_timeout() {
+        let s = Duration::from_secs;
+        assert_eq!(resolve_limit(s(10)), s(8));
+        assert_eq!(resolve_limit(s(1)), Duration::from_millis(1600));
+        assert_eq!(resolve_limit(s(0)), resolve::DEFAULT_LIMIT);
+        assert_eq!(resolve_limit(s(600)), resolve::DEFAULT_LIMIT);
+    }
+
+    #[tokio::test]
+    async fn a_host_that_does_not_resolve_names_itself_once() {
+        // `.invalid` never resolves (RFC 2606); the hosts file does not name it and
+        // any DNS answers NXDOMAIN or fails. Either way the message names the host.
+        let o = ConnectOptions::resolve(
+            Some("postgres://u:hunter2@db.kubemigrate.invalid:5432/d?connect_timeout=2"),
+            env(&[]),
+        )
+        .unwrap();
+        let err = o.connect().await.unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, ConnectError::Resolve { .. }), "{text}");
+        assert!(
+            text.starts_with(
+                "cannot connect to postgres://u:****@db.kubemigrate.invalid:5432/d: cannot resolve host \"db.kubemigrate.invalid\": not in /etc/hosts"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("hunter2"), "{text}");
     }
 }

@@ -15,6 +15,7 @@ pub mod apply;
 pub mod demo;
 pub mod exec;
 pub mod import;
+pub mod install_runner;
 pub mod plan;
 pub mod render;
 pub mod schema;
