@@ -27,10 +27,12 @@ use reporter::{Format, Reporter};
   kubemigrate exec --lock -- npm run migrate
   kubemigrate validate -f plan.yaml
   kubemigrate render -f plan.yaml | kubectl apply -f -
+  kubemigrate apply -f plan.yaml --local                  # run the plan on this machine
 
 Exit codes: 0 ok, 1 unexpected error, 2 bad usage or input, 3 a migration's SQL
 failed, 4 needs a person (drift, out of order, failed no-transaction file), 5 lock
-timeout, 6 cannot connect, 7 files pending (sql status). See docs/exit-codes.md.")]
+timeout, 6 cannot connect, 7 files pending (sql status), 8 a target failed with a
+code of its own (apply). See docs/exit-codes.md.")]
 struct Cli {
     /// Output format: human lines, or one JSON document on stdout (progress goes to stderr).
     #[arg(long, short = 'o', global = true, value_enum, default_value = "human")]

@@ -313,3 +313,30 @@ fn an_imported_terraform_plan_renders_the_modules_resources() {
         assert!(out.contains(name), "missing {name:?}");
     }
 }
+
+#[test]
+fn the_rendered_example_in_docs_is_current() {
+    // docs/ananta.rendered.yaml shows what the example plan becomes on a cluster;
+    // regenerate it with the command in docs/local.md.
+    let committed = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/ananta.rendered.yaml"),
+    )
+    .unwrap();
+    let now = km(
+        &[
+            "render",
+            "-f",
+            &example(),
+            "--redact",
+            "--run-id",
+            "example",
+        ],
+        &[],
+    )
+    .expect(0)
+    .stdout;
+    assert!(
+        committed == now,
+        "docs/ananta.rendered.yaml is stale: run `kubemigrate render -f examples/ananta/plan.yaml --redact --run-id example > docs/ananta.rendered.yaml`"
+    );
+}

@@ -123,14 +123,41 @@ fn override_database(loaded: &mut LoadedPlan, target: &str, url: &str) -> Result
             .map(|p| p.expose().to_string())
             .unwrap_or_default(),
     );
-    db.ssl_mode = Some(match o.ssl_mode {
-        connect::SslMode::Disable => SslMode::Disable,
-        connect::SslMode::Prefer => SslMode::Prefer,
-        connect::SslMode::Require => SslMode::Require,
-        connect::SslMode::VerifyCa => SslMode::VerifyCa,
-        connect::SslMode::VerifyFull => SslMode::VerifyFull,
-    });
+    // libpq's default (prefer) stays unset, so no PGSSLMODE reaches the Job's
+    // containers: node-postgres would read `prefer` as "TLS required".
+    db.ssl_mode = match o.ssl_mode {
+        connect::SslMode::Prefer => None,
+        connect::SslMode::Disable => Some(SslMode::Disable),
+        connect::SslMode::Require => Some(SslMode::Require),
+        connect::SslMode::VerifyCa => Some(SslMode::VerifyCa),
+        connect::SslMode::VerifyFull => Some(SslMode::VerifyFull),
+    };
     Ok(())
+}
+
+/// What a local run is given besides the plan.
+#[derive(Debug, Clone, Default)]
+pub struct LocalOptions {
+    /// `--db TARGET=URL`.
+    pub db: Vec<(String, String)>,
+    /// `--local-dir TARGET=PATH`.
+    pub local_dir: Vec<(String, String)>,
+    /// `--only`.
+    pub only: Vec<String>,
+    /// `--run-id`.
+    pub run_id: Option<String>,
+}
+
+/// The end of a local run.
+pub struct LocalRun {
+    /// One result per target, in plan order (not-selected targets last).
+    pub results: Vec<TargetResult>,
+    /// The run's exit code.
+    pub exit: Exit,
+    /// The run id.
+    pub run_id: String,
+    /// How long it took.
+    pub duration: Duration,
 }
 
 /// Runs the command.
@@ -142,7 +169,74 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
                 .into(),
         ));
     }
-    let mut loaded = plan::load(&args.plan)?;
+    let loaded = plan::load(&args.plan)?;
+    let options = LocalOptions {
+        db: args.db,
+        local_dir: args.local_dir,
+        only: args.only,
+        run_id: args.run_id,
+    };
+    let run = run_local(loaded.clone(), &options, reporter).await?;
+    let p = &loaded.plan;
+    if reporter.json() {
+        let doc = serde_json::json!({
+            "command": "apply",
+            "ok": run.exit == Exit::Ok,
+            "exit_code": run.exit.code(),
+            "outcome": run.exit.name(),
+            "plan": p.metadata.name.as_str(),
+            "namespace": p.metadata.namespace.as_str(),
+            "run_id": run.run_id,
+            "local": true,
+            "duration_ms": u64::try_from(run.duration.as_millis()).unwrap_or(u64::MAX),
+            "targets": run.results,
+        });
+        print_json(&doc);
+    } else {
+        print_summary(&run, reporter);
+    }
+    Ok(run.exit)
+}
+
+/// The summary table, the failed targets' last lines, and a count.
+pub fn print_summary(run: &LocalRun, reporter: Reporter) {
+    let results = &run.results;
+    reporter.line("");
+    for line in summary_table(results) {
+        reporter.line(&line);
+    }
+    for line in failure_details(results) {
+        reporter.line(&line);
+    }
+    let failed = results
+        .iter()
+        .filter(|r| r.status == Status::Failed)
+        .count();
+    let ok = results
+        .iter()
+        .filter(|r| r.status == Status::Succeeded)
+        .count();
+    let skipped = results
+        .iter()
+        .filter(|r| r.status == Status::Skipped)
+        .count();
+    reporter.line(&format!(
+        "{ok} succeeded, {failed} failed, {skipped} skipped in {}",
+        duration(run.duration)
+    ));
+}
+
+/// Runs a plan's enabled targets on this machine, printing their progress.
+///
+/// # Errors
+/// Exit 2 for a flag naming an unknown target, a target whose files are in an
+/// image without `--local-dir`, or a plan that does not render; 1 when this
+/// executable cannot be found. A target that fails is a result, not an error.
+pub async fn run_local(
+    mut loaded: LoadedPlan,
+    args: &LocalOptions,
+    reporter: Reporter,
+) -> Result<LocalRun, Failure> {
     check_targets(&loaded, "--db", args.db.iter().map(|(t, _)| t))?;
     check_targets(
         &loaded,
@@ -224,8 +318,8 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
         paths.insert(t.name.to_string(), p);
     }
 
-    let run_id = match args.run_id {
-        Some(id) => id,
+    let run_id = match &args.run_id {
+        Some(id) => id.clone(),
         None => plan::random_run_id()?,
     };
     let (_, rendered) = plan::render(&loaded, run_id.clone(), None, false)?;
@@ -265,47 +359,12 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
             last_lines: Vec::new(),
         });
     }
-    let exit = exit_of(&results);
-    if reporter.json() {
-        let doc = serde_json::json!({
-            "command": "apply",
-            "ok": exit == Exit::Ok,
-            "exit_code": exit.code(),
-            "outcome": exit.name(),
-            "plan": p.metadata.name.as_str(),
-            "namespace": p.metadata.namespace.as_str(),
-            "run_id": run_id,
-            "local": true,
-            "duration_ms": u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            "targets": results,
-        });
-        print_json(&doc);
-    } else {
-        reporter.line("");
-        for line in summary_table(&results) {
-            reporter.line(&line);
-        }
-        for line in failure_details(&results) {
-            reporter.line(&line);
-        }
-        let failed = results
-            .iter()
-            .filter(|r| r.status == Status::Failed)
-            .count();
-        let ok = results
-            .iter()
-            .filter(|r| r.status == Status::Succeeded)
-            .count();
-        let skipped = results
-            .iter()
-            .filter(|r| r.status == Status::Skipped)
-            .count();
-        reporter.line(&format!(
-            "{ok} succeeded, {failed} failed, {skipped} skipped in {}",
-            duration(started.elapsed())
-        ));
-    }
-    Ok(exit)
+    Ok(LocalRun {
+        exit: exit_of(&results),
+        results,
+        run_id,
+        duration: started.elapsed(),
+    })
 }
 
 /// 0 when nothing failed; else the first failed target's runner code when it is

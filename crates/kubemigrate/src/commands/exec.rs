@@ -132,6 +132,9 @@ async fn run_child(
         .stdin(Stdio::inherit())
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit());
+    // env_vars() leaves PGSSLMODE out at libpq's default (node-postgres reads
+    // `prefer` as "TLS required"): drop an inherited one too.
+    cmd.env_remove("PGSSLMODE");
     for (key, value) in conn.env_vars() {
         cmd.env(key, value.expose());
     }
