@@ -24,6 +24,13 @@ pub enum Exit {
     /// `apply`: a target failed in a way that has no code of its own above (its
     /// command failed, or it ran out of time) (8).
     TargetFailed,
+    /// `apply`: waiting for a target timed out (`--timeout`); its Job may go on (9).
+    TimedOut,
+    /// `apply`: the Kubernetes API refused (a missing RBAC permission) or could not
+    /// be reached (10).
+    Cluster,
+    /// Interrupted by Ctrl-C (130).
+    Interrupted,
     /// `exec`: the command's own exit code (128 + N when signal N ended it).
     Child(u8),
 }
@@ -41,6 +48,9 @@ impl Exit {
             Exit::Connection => 6,
             Exit::Pending => 7,
             Exit::TargetFailed => 8,
+            Exit::TimedOut => 9,
+            Exit::Cluster => 10,
+            Exit::Interrupted => 130,
             Exit::Child(code) => code,
         }
     }
@@ -69,6 +79,9 @@ impl Exit {
             Exit::Connection => "connection",
             Exit::Pending => "pending",
             Exit::TargetFailed => "target_failed",
+            Exit::TimedOut => "timed_out",
+            Exit::Cluster => "cluster_error",
+            Exit::Interrupted => "interrupted",
             Exit::Child(0) => "ok",
             Exit::Child(_) => "command_failed",
         }

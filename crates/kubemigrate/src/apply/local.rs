@@ -275,6 +275,9 @@ impl LocalRunner {
             meaning: None,
             duration: Duration::ZERO,
             last_lines: Vec::new(),
+            log_dir: None,
+            timed_out: false,
+            cluster_error: false,
         };
         let Some(pod) = job.job.spec.as_ref().and_then(|s| s.template.spec.as_ref()) else {
             result.status = Status::Failed;

@@ -3,6 +3,7 @@
 //! ([`local::LocalRunner`]) today; the cluster runner will be a second one, ordered
 //! and reported by the same code.
 
+pub mod cluster;
 pub mod local;
 pub mod report;
 
@@ -72,6 +73,15 @@ pub struct TargetResult {
     /// The last lines the failed container printed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub last_lines: Vec<String>,
+    /// Where its containers' logs were saved (cluster runs).
+    #[serde(skip_serializing_if = "Option::is_none", rename = "log_path")]
+    pub log_dir: Option<String>,
+    /// Waiting for it timed out (its Job may go on).
+    #[serde(skip)]
+    pub timed_out: bool,
+    /// It failed because the API server refused or could not be reached.
+    #[serde(skip)]
+    pub cluster_error: bool,
 }
 
 fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -101,6 +111,14 @@ pub enum ApplyEvent {
         container: String,
         /// The line, without its newline.
         line: String,
+    },
+    /// Something wrong that a person should hear about now (an image that cannot
+    /// be pulled, a pod that cannot be scheduled…); the target may still succeed.
+    Problem {
+        /// The target.
+        target: String,
+        /// What is wrong.
+        text: String,
     },
     /// A target ended (also for skipped targets).
     Finished(TargetResult),
@@ -161,6 +179,9 @@ pub async fn run_jobs(
                     meaning: None,
                     duration: Duration::ZERO,
                     last_lines: Vec::new(),
+                    log_dir: None,
+                    timed_out: false,
+                    cluster_error: false,
                 };
                 let _ = events.send(ApplyEvent::Finished(result.clone()));
                 results[i] = Some(result);
@@ -261,6 +282,9 @@ mod tests {
                     meaning: None,
                     duration: Duration::ZERO,
                     last_lines: Vec::new(),
+                    log_dir: None,
+                    timed_out: false,
+                    cluster_error: false,
                 }
             })
         }

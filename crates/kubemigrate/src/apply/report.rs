@@ -31,6 +31,9 @@ pub async fn print_events(mut rx: UnboundedReceiver<ApplyEvent>, reporter: Repor
                     reporter.line(&format!("{target:<width$} | [{container}] {line}"));
                 }
             }
+            ApplyEvent::Problem { target, text } => {
+                reporter.line(&format!("{target:<width$} | problem: {text}"));
+            }
             ApplyEvent::Finished(r) => {
                 let mut text = format!("{:<width$} | {}", r.target, r.status.word());
                 if r.status != Status::Skipped {
@@ -114,6 +117,9 @@ mod tests {
             meaning: None,
             duration: Duration::from_millis(1500),
             last_lines: vec!["ERROR: boom".into()],
+            log_dir: None,
+            timed_out: false,
+            cluster_error: false,
         }
     }
 

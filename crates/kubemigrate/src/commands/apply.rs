@@ -18,8 +18,15 @@ use crate::reporter::{Reporter, duration};
 
 /// Run a plan: each enabled target's Job, in dependsOn order.
 ///
-/// With --local (the only mode today; running on a cluster is planned) each Job's
-/// containers run on this machine as processes: `wait-for-postgres` (kubemigrate
+/// On a cluster (connecting as kubectl does: KUBECONFIG, the current context or
+/// --context, else the in-cluster service account), kubemigrate server-side applies
+/// the ConfigMaps and the Secret, creates each Job when the targets it depends on
+/// have succeeded, and watches it and its pods: their logs stream live (and are
+/// saved under --logs-dir), and problems (image pull, scheduling, a missing Secret,
+/// OOM, a database that never comes up) are reported as they happen. A problem
+/// that cannot heal fails the target after --fail-fast-after.
+///
+/// With --local each Job's containers run on this machine as processes: `wait-for-postgres` (kubemigrate
 /// wait-for-db), then `run-migrations` (kubemigrate's engine over the target's
 /// files, or its command under `exec --lock`), with the environment the Job gives
 /// them (DB_*, and PG*/DATABASE_URL from exec). Independent targets run at the same
@@ -33,33 +40,60 @@ use crate::reporter::{Reporter, duration};
       --local-dir supabase=examples/ananta/supabase \\
       --local-dir control-plane=examples/ananta/control-plane
   kubemigrate apply -f plan.yaml --local --only orders -o json
+  kubemigrate apply -f plan.yaml --context staging --logs-dir ./logs
+  kubemigrate apply -f plan.yaml --no-wait -o json | jq .helpful_commands
 
 Exit codes: 0 every selected target succeeded; else the runner's code of the first
 failed target (2 bad input, 3 SQL failed, 4 needs a person, 5 lock timeout, 6 cannot
-connect), or 8 when it has none of these (its command failed, or it timed out).")]
+connect), or 8 when it has none of these (its command failed, the Job failed
+otherwise); 9 waiting timed out (--timeout); 10 the cluster refused or could not be
+reached (a missing RBAC permission is named); 130 interrupted.")]
 pub struct Args {
     #[command(flatten)]
-    plan: PlanArgs,
-    /// Run on this machine instead of a cluster (required for now).
+    pub(crate) plan: PlanArgs,
+    /// Run on this machine instead of a cluster.
     #[arg(long)]
-    local: bool,
+    pub(crate) local: bool,
+    /// The kubeconfig context (default: the current one).
+    #[arg(long, value_name = "NAME", conflicts_with = "local")]
+    pub(crate) context: Option<String>,
+    /// Create the objects in this namespace instead of the plan's.
+    #[arg(long, short = 'n', value_name = "NAME")]
+    pub(crate) namespace: Option<String>,
+    /// Create everything and return at once with the Jobs' names and kubectl
+    /// commands (dependsOn is not waited for).
+    #[arg(long, conflicts_with = "local")]
+    pub(crate) no_wait: bool,
+    /// How long to wait for each target (default: the plan's timeout plus 1m).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with = "local")]
+    pub(crate) timeout: Option<Duration>,
+    /// Where to save every container's log (default ./kubemigrate-logs/<run id>/).
+    #[arg(long, value_name = "DIR", conflicts_with = "local")]
+    pub(crate) logs_dir: Option<PathBuf>,
+    /// On Ctrl-C, delete the Jobs created by this run (propagation Background).
+    #[arg(long, conflicts_with = "local")]
+    pub(crate) delete_on_interrupt: bool,
+    /// How long a problem that cannot heal (image not found, missing Secret) may
+    /// last before its target fails.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub(crate) fail_fast_after: Duration,
     /// Connect target TARGET to URL instead of its plan's database (host, port,
     /// database, user, password, sslmode from the URL). Repeatable.
-    #[arg(long = "db", value_name = "TARGET=URL", value_parser = parse_pair)]
-    db: Vec<(String, String)>,
+    #[arg(long = "db", value_name = "TARGET=URL", value_parser = parse_pair, requires = "local")]
+    pub(crate) db: Vec<(String, String)>,
     /// Where a target's files are on this machine: for an `sql.image` target, the
     /// directory that holds what the image has in `dir`; for a `command` target,
     /// the directory to run the command in (default: the plan's directory).
     /// Repeatable.
-    #[arg(long = "local-dir", value_name = "TARGET=PATH", value_parser = parse_pair)]
-    local_dir: Vec<(String, String)>,
+    #[arg(long = "local-dir", value_name = "TARGET=PATH", value_parser = parse_pair, requires = "local")]
+    pub(crate) local_dir: Vec<(String, String)>,
     /// Run only these targets (comma-separated); the others count as done for
     /// dependsOn.
     #[arg(long, value_name = "A,B", value_delimiter = ',')]
-    only: Vec<String>,
+    pub(crate) only: Vec<String>,
     /// The run id, as `render --run-id` (names the Jobs in reports). Default: random.
     #[arg(long, value_name = "ID", value_parser = plan::parse_run_id)]
-    run_id: Option<String>,
+    pub(crate) run_id: Option<String>,
 }
 
 fn parse_pair(s: &str) -> Result<(String, String), String> {
@@ -69,12 +103,12 @@ fn parse_pair(s: &str) -> Result<(String, String), String> {
     }
 }
 
-fn usage(message: String) -> Failure {
+pub(crate) fn usage(message: String) -> Failure {
     Failure::new(Exit::Usage, anyhow!(message))
 }
 
 /// Checks that every name given to a flag is a target of the plan.
-fn check_targets<'a>(
+pub(crate) fn check_targets<'a>(
     loaded: &LoadedPlan,
     flag: &str,
     names: impl Iterator<Item = &'a String>,
@@ -163,11 +197,7 @@ pub struct LocalRun {
 /// Runs the command.
 pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
     if !args.local {
-        return Err(usage(
-            "applying a plan on a cluster is not built yet: run it on this machine with \
-             --local, or apply what `kubemigrate render` prints with kubectl"
-                .into(),
-        ));
+        return super::apply_cluster::run(args, reporter).await;
     }
     let loaded = plan::load(&args.plan)?;
     let options = LocalOptions {
@@ -357,6 +387,9 @@ pub async fn run_local(
             meaning: None,
             duration: Duration::ZERO,
             last_lines: Vec::new(),
+            log_dir: None,
+            timed_out: false,
+            cluster_error: false,
         });
     }
     Ok(LocalRun {
@@ -369,10 +402,16 @@ pub async fn run_local(
 
 /// 0 when nothing failed; else the first failed target's runner code when it is
 /// one of kubemigrate's (2–6), else 8.
-fn exit_of(results: &[TargetResult]) -> Exit {
+pub(crate) fn exit_of(results: &[TargetResult]) -> Exit {
     let Some(failed) = results.iter().find(|r| r.status == Status::Failed) else {
         return Exit::Ok;
     };
+    if results.iter().any(|r| r.cluster_error) {
+        return Exit::Cluster;
+    }
+    if failed.timed_out {
+        return Exit::TimedOut;
+    }
     // A command's or psql's own code means nothing to kubemigrate.
     match failed.exit_code.filter(|_| failed.meaning.is_some()) {
         Some(2) => Exit::Usage,

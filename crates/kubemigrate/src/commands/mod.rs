@@ -12,6 +12,7 @@ use kubemigrate_sql::source::Source;
 use crate::exit::{Exit, Failure};
 
 pub mod apply;
+pub mod apply_cluster;
 pub mod demo;
 pub mod exec;
 pub mod import;

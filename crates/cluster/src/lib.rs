@@ -1,0 +1,560 @@
+//! kubemigrate on a cluster: applies the objects `kubemigrate-render` builds, with
+//! kube-rs, creates each target's Job, and follows it to its end through watches
+//! (never polling): the Job's conditions, its pods' statuses, their events, and
+//! every container's log, streamed as soon as the container starts.
+//!
+//! The binary orders the targets and reports; this crate produces
+//! [`ClusterEvent`]s and a [`JobOutcome`] per Job.
+
+pub mod diagnose;
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::time::Duration;
+
+use futures_util::{AsyncBufReadExt as _, StreamExt as _, TryStreamExt as _};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod, Secret};
+use kube::api::{Api, DeleteParams, LogParams, Patch, PatchParams, PostParams, PropagationPolicy};
+use kube::runtime::WatchStreamExt as _;
+use kube::runtime::watcher;
+use kube::{Client, Config};
+use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
+
+pub use diagnose::{Diagnosis, Terminal};
+
+/// The field manager of kubemigrate's server-side applies.
+pub const FIELD_MANAGER: &str = "kubemigrate";
+
+/// How many of a container's last log lines an outcome keeps.
+const LAST_LINES: usize = 20;
+
+/// Why talking to the cluster failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// No kubeconfig, no in-cluster service account, or a broken configuration.
+    #[error("cannot load the cluster configuration: {0}")]
+    Config(String),
+    /// The API server refused: the message names the verb, resource and user
+    /// (`jobs.batch is forbidden: User "…" cannot create resource "jobs" …`).
+    #[error("{message}")]
+    Forbidden {
+        /// The server's message.
+        message: String,
+    },
+    /// Any other API error, with the server's message and code.
+    #[error("{what}: {message} ({code})")]
+    Api {
+        /// What kubemigrate was doing.
+        what: String,
+        /// The server's message.
+        message: String,
+        /// The HTTP status code.
+        code: u16,
+    },
+    /// The connection to the API server failed.
+    #[error("{what}: {source}")]
+    Transport {
+        /// What kubemigrate was doing.
+        what: String,
+        /// The client's error.
+        #[source]
+        source: Box<kube::Error>,
+    },
+}
+
+impl ClusterError {
+    fn of(what: impl Into<String>, e: kube::Error) -> ClusterError {
+        match e {
+            kube::Error::Api(status) if status.code == 403 => ClusterError::Forbidden {
+                message: status.message.clone(),
+            },
+            kube::Error::Api(status) => ClusterError::Api {
+                what: what.into(),
+                message: status.message.clone(),
+                code: status.code,
+            },
+            other => ClusterError::Transport {
+                what: what.into(),
+                source: Box::new(other),
+            },
+        }
+    }
+}
+
+/// A connected cluster.
+#[derive(Clone)]
+pub struct Cluster {
+    client: Client,
+    default_namespace: String,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("default_namespace", &self.default_namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cluster {
+    /// Connects as kubectl does: KUBECONFIG (or ~/.kube/config) and its current
+    /// context, or `context`; else the in-cluster service account.
+    ///
+    /// # Errors
+    /// [`ClusterError::Config`] when no configuration can be loaded.
+    pub async fn connect(context: Option<&str>) -> Result<Cluster, ClusterError> {
+        let config = match context {
+            Some(ctx) => Config::from_kubeconfig(&kube::config::KubeConfigOptions {
+                context: Some(ctx.to_string()),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| ClusterError::Config(e.to_string()))?,
+            None => Config::infer()
+                .await
+                .map_err(|e| ClusterError::Config(e.to_string()))?,
+        };
+        let default_namespace = config.default_namespace.clone();
+        let client = Client::try_from(config).map_err(|e| ClusterError::Config(e.to_string()))?;
+        Ok(Cluster {
+            client,
+            default_namespace,
+        })
+    }
+
+    /// The namespace of the kubeconfig's context.
+    pub fn default_namespace(&self) -> &str {
+        &self.default_namespace
+    }
+
+    /// Server-side applies a ConfigMap (field manager `kubemigrate`, forced).
+    ///
+    /// # Errors
+    /// The API server refused or could not be reached.
+    pub async fn apply_config_map(&self, cm: &ConfigMap) -> Result<(), ClusterError> {
+        let (ns, name) = ns_name(&cm.metadata);
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &ns);
+        api.patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(cm),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| ClusterError::of(format!("applying ConfigMap {ns}/{name}"), e))
+    }
+
+    /// Server-side applies a Secret (field manager `kubemigrate`, forced).
+    ///
+    /// # Errors
+    /// The API server refused or could not be reached. The message never holds
+    /// the Secret's values.
+    pub async fn apply_secret(&self, secret: &Secret) -> Result<(), ClusterError> {
+        let (ns, name) = ns_name(&secret.metadata);
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), &ns);
+        api.patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(secret),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| ClusterError::of(format!("applying Secret {ns}/{name}"), e))
+    }
+
+    /// Creates a Job (a Job's template cannot change: every run is a new Job).
+    ///
+    /// # Errors
+    /// The API server refused (`AlreadyExists` for a reused run id) or could not
+    /// be reached.
+    pub async fn create_job(&self, job: &Job) -> Result<(), ClusterError> {
+        let (ns, name) = ns_name(&job.metadata);
+        let api: Api<Job> = Api::namespaced(self.client.clone(), &ns);
+        api.create(&PostParams::default(), job)
+            .await
+            .map(|_| ())
+            .map_err(|e| ClusterError::of(format!("creating Job {ns}/{name}"), e))
+    }
+
+    /// Deletes a Job and, in the background, its pods.
+    ///
+    /// # Errors
+    /// The API server refused or could not be reached.
+    pub async fn delete_job(&self, ns: &str, name: &str) -> Result<(), ClusterError> {
+        let api: Api<Job> = Api::namespaced(self.client.clone(), ns);
+        let dp = DeleteParams {
+            propagation_policy: Some(PropagationPolicy::Background),
+            ..Default::default()
+        };
+        api.delete(name, &dp)
+            .await
+            .map(|_| ())
+            .map_err(|e| ClusterError::of(format!("deleting Job {ns}/{name}"), e))
+    }
+
+    /// Lists the Jobs matching a label selector.
+    ///
+    /// # Errors
+    /// The API server refused or could not be reached.
+    pub async fn list_jobs(&self, ns: &str, selector: &str) -> Result<Vec<Job>, ClusterError> {
+        let api: Api<Job> = Api::namespaced(self.client.clone(), ns);
+        api.list(&kube::api::ListParams::default().labels(selector))
+            .await
+            .map(|l| l.items)
+            .map_err(|e| ClusterError::of(format!("listing Jobs in {ns}"), e))
+    }
+
+    /// Follows a created Job to its end. Reports, on `events`, each container as it
+    /// starts, every log line, and each problem seen in pod statuses and events
+    /// (once each). Returns how the Job ended.
+    ///
+    /// # Caveats
+    /// No timeout of its own: wrap it in `tokio::time::timeout`. A Job that is
+    /// deleted while followed ends as [`JobOutcome::Deleted`], never as success.
+    /// Problems that cannot heal (an image that cannot be pulled, a missing
+    /// Secret) end it after `options.fail_fast_after` as [`JobOutcome::CannotHeal`].
+    pub async fn follow_job(
+        &self,
+        ns: &str,
+        name: &str,
+        options: &FollowOptions,
+        events: UnboundedSender<ClusterEvent>,
+    ) -> JobOutcome {
+        let jobs: Api<Job> = Api::namespaced(self.client.clone(), ns);
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+        let mut job_stream = watcher(
+            jobs,
+            watcher::Config::default().fields(&format!("metadata.name={name}")),
+        )
+        .boxed();
+        let mut pod_stream = watcher(
+            pods.clone(),
+            watcher::Config::default().labels(&format!("job-name={name}")),
+        )
+        .default_backoff()
+        .boxed();
+        let (lines_tx, mut lines_rx) = unbounded_channel::<(String, String, String)>();
+        let (diag_tx, mut diag_rx) = unbounded_channel::<Diagnosis>();
+        let mut streaming: HashSet<(String, String)> = HashSet::new();
+        let mut watching_events: HashSet<String> = HashSet::new();
+        let mut reported: HashSet<String> = HashSet::new();
+        let mut last_lines: HashMap<String, VecDeque<String>> = HashMap::new();
+        let mut last_failure: Option<(String, i32, String)> = None;
+        let mut cannot_heal: Option<(tokio::time::Instant, Diagnosis)> = None;
+        let mut seen_job = false;
+        let mut waiting = tokio::time::interval(options.report_waiting_every);
+        waiting.tick().await;
+        let mut waiting_for_db: Option<String> = None;
+
+        let finish = |terminal: Option<Terminal>,
+                      last_failure: &Option<(String, i32, String)>,
+                      last_lines: &HashMap<String, VecDeque<String>>| {
+            let failed = last_failure.clone();
+            let lines = failed
+                .as_ref()
+                .and_then(|(c, _, _)| last_lines.get(c))
+                .map(|l| l.iter().cloned().collect())
+                .unwrap_or_default();
+            match terminal {
+                Some(Terminal::Complete) => JobOutcome::Complete,
+                Some(Terminal::Failed { reason, message }) => JobOutcome::Failed {
+                    reason,
+                    message,
+                    container: failed.as_ref().map(|f| f.0.clone()),
+                    exit_code: failed.as_ref().map(|f| f.1),
+                    last_lines: lines,
+                },
+                None => JobOutcome::Deleted,
+            }
+        };
+
+        loop {
+            let fail_at = cannot_heal
+                .as_ref()
+                .map(|(at, _)| *at + options.fail_fast_after);
+            tokio::select! {
+                ev = job_stream.next() => match ev {
+                    Some(Ok(watcher::Event::Apply(j) | watcher::Event::InitApply(j))) => {
+                        seen_job = true;
+                        if let Some(t) = diagnose::job_terminal(&j) {
+                            // Drain what the log streams still hold.
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            while let Ok((pod, c, line)) = lines_rx.try_recv() {
+                                push_line(&mut last_lines, &c, &line);
+                                let _ = events.send(ClusterEvent::Log { pod, container: c, line });
+                            }
+                            return finish(Some(t), &last_failure, &last_lines);
+                        }
+                    }
+                    Some(Ok(watcher::Event::Delete(_))) => return JobOutcome::Deleted,
+                    Some(Ok(watcher::Event::InitDone)) if !seen_job => return JobOutcome::Deleted,
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return JobOutcome::Error(watch_error(ns, "jobs", e)),
+                    None => return JobOutcome::Error(ClusterError::Api {
+                        what: format!("watching Job {ns}/{name}"),
+                        message: "the watch ended".into(),
+                        code: 0,
+                    }),
+                },
+                ev = pod_stream.next() => match ev {
+                    Some(Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p))) => {
+                        let pod_name = p.metadata.name.clone().unwrap_or_default();
+                        if watching_events.insert(pod_name.clone()) {
+                            self.watch_pod_events(ns, &pod_name, diag_tx.clone());
+                        }
+                        for c in diagnose::started_containers(&p) {
+                            if streaming.insert((pod_name.clone(), c.clone())) {
+                                let _ = events.send(ClusterEvent::ContainerStarted {
+                                    pod: pod_name.clone(),
+                                    container: c.clone(),
+                                });
+                                stream_log(pods.clone(), pod_name.clone(), c, lines_tx.clone());
+                            }
+                        }
+                        if let Some(f) = diagnose::failed_container(&p) {
+                            last_failure = Some(f);
+                        }
+                        waiting_for_db = running_wait(&p).then(|| pod_name.clone());
+                        for d in diagnose::diagnose_pod(&p) {
+                            if reported.insert(format!("{pod_name}/{}", d.describe())) {
+                                if d.cannot_heal() && cannot_heal.is_none() {
+                                    cannot_heal = Some((tokio::time::Instant::now(), d.clone()));
+                                }
+                                let _ = events.send(ClusterEvent::Problem { pod: pod_name.clone(), diagnosis: d });
+                            }
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return JobOutcome::Error(watch_error(ns, "pods", e)),
+                    None => {}
+                },
+                Some((pod, c, line)) = lines_rx.recv() => {
+                    push_line(&mut last_lines, &c, &line);
+                    let _ = events.send(ClusterEvent::Log { pod, container: c, line });
+                }
+                Some(d) = diag_rx.recv() => {
+                    if reported.insert(format!("event/{}", d.describe())) {
+                        let _ = events.send(ClusterEvent::Problem { pod: String::new(), diagnosis: d });
+                    }
+                }
+                _ = waiting.tick() => {
+                    if waiting_for_db.is_some() {
+                        let last = last_lines
+                            .get("wait-for-postgres")
+                            .and_then(|l| l.back().cloned())
+                            .unwrap_or_default();
+                        let _ = events.send(ClusterEvent::StillWaitingForDatabase { last_line: last });
+                    }
+                }
+                _ = async {
+                    match fail_at {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending::<()>().await,
+                    }
+                } => {
+                    if let Some((_, d)) = cannot_heal.take() {
+                        return JobOutcome::CannotHeal(d);
+                    }
+                }
+            }
+        }
+    }
+
+    fn watch_pod_events(&self, ns: &str, pod: &str, tx: UnboundedSender<Diagnosis>) {
+        let api: Api<Event> = Api::namespaced(self.client.clone(), ns);
+        let cfg = watcher::Config::default().fields(&format!(
+            "involvedObject.kind=Pod,involvedObject.name={pod}"
+        ));
+        tokio::spawn(async move {
+            let mut stream = watcher(api, cfg)
+                .default_backoff()
+                .applied_objects()
+                .boxed();
+            while let Ok(Some(ev)) = stream.try_next().await {
+                if let Some(d) = diagnose::diagnose_event(&ev)
+                    && tx.send(d).is_err()
+                {
+                    break;
+                }
+            }
+        });
+    }
+}
+
+fn push_line(last: &mut HashMap<String, VecDeque<String>>, container: &str, line: &str) {
+    let buf = last.entry(container.to_string()).or_default();
+    if buf.len() == LAST_LINES {
+        buf.pop_front();
+    }
+    buf.push_back(line.to_string());
+}
+
+/// Whether the pod's `wait-for-postgres` init container is running.
+fn running_wait(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.init_container_statuses.as_ref())
+        .is_some_and(|cs| {
+            cs.iter().any(|c| {
+                c.name == "wait-for-postgres"
+                    && c.state.as_ref().is_some_and(|s| s.running.is_some())
+            })
+        })
+}
+
+fn stream_log(
+    pods: Api<Pod>,
+    pod: String,
+    container: String,
+    tx: UnboundedSender<(String, String, String)>,
+) {
+    tokio::spawn(async move {
+        let params = LogParams {
+            container: Some(container.clone()),
+            follow: true,
+            ..Default::default()
+        };
+        let Ok(stream) = pods.log_stream(&pod, &params).await else {
+            return;
+        };
+        let mut lines = stream.lines();
+        while let Some(Ok(line)) = lines.next().await {
+            if tx.send((pod.clone(), container.clone(), line)).is_err() {
+                break;
+            }
+        }
+    });
+}
+
+fn watch_error(ns: &str, what: &str, e: watcher::Error) -> ClusterError {
+    match e {
+        watcher::Error::InitialListFailed(e)
+        | watcher::Error::WatchStartFailed(e)
+        | watcher::Error::WatchFailed(e) => ClusterError::of(format!("watching {what} in {ns}"), e),
+        other => ClusterError::Api {
+            what: format!("watching {what} in {ns}"),
+            message: other.to_string(),
+            code: 0,
+        },
+    }
+}
+
+fn ns_name(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> (String, String) {
+    (
+        meta.namespace.clone().unwrap_or_else(|| "default".into()),
+        meta.name.clone().unwrap_or_default(),
+    )
+}
+
+/// How [`Cluster::follow_job`] behaves.
+#[derive(Debug, Clone)]
+pub struct FollowOptions {
+    /// How long a problem that cannot heal may last before the target fails.
+    pub fail_fast_after: Duration,
+    /// How often to repeat that `wait-for-postgres` is still waiting.
+    pub report_waiting_every: Duration,
+}
+
+impl Default for FollowOptions {
+    fn default() -> Self {
+        FollowOptions {
+            fail_fast_after: Duration::from_secs(60),
+            report_waiting_every: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What happens while a Job runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterEvent {
+    /// A container started (or finished before it was seen running).
+    ContainerStarted {
+        /// The pod.
+        pod: String,
+        /// The container.
+        container: String,
+    },
+    /// A log line.
+    Log {
+        /// The pod.
+        pod: String,
+        /// The container.
+        container: String,
+        /// The line.
+        line: String,
+    },
+    /// A problem, reported once.
+    Problem {
+        /// The pod (empty when the problem came from an event).
+        pod: String,
+        /// What is wrong.
+        diagnosis: Diagnosis,
+    },
+    /// `wait-for-postgres` is still waiting; its last line.
+    StillWaitingForDatabase {
+        /// The last line it printed.
+        last_line: String,
+    },
+}
+
+/// How following a Job ended.
+#[derive(Debug)]
+pub enum JobOutcome {
+    /// Condition `Complete`.
+    Complete,
+    /// Condition `Failed` or `FailureTarget`.
+    Failed {
+        /// `BackoffLimitExceeded`, `DeadlineExceeded`, `PodFailurePolicy`…
+        reason: String,
+        /// The condition's message.
+        message: String,
+        /// The last failed container.
+        container: Option<String>,
+        /// Its exit code.
+        exit_code: Option<i32>,
+        /// Its last log lines.
+        last_lines: Vec<String>,
+    },
+    /// A problem that cannot heal lasted longer than the grace period.
+    CannotHeal(Diagnosis),
+    /// The Job disappeared while it was followed.
+    Deleted,
+    /// The API server refused or could not be reached.
+    Error(ClusterError),
+}
+
+/// Label selector of a plan's Jobs.
+pub fn plan_selector(plan: &str) -> String {
+    format!("app.kubernetes.io/managed-by=kubemigrate,kubemigrate.io/plan={plan}")
+}
+
+/// The Jobs of a plan grouped by run id, newest run first.
+pub fn runs_newest_first(jobs: Vec<Job>) -> Vec<(String, Vec<Job>)> {
+    let mut runs: BTreeMap<String, (String, Vec<Job>)> = BTreeMap::new();
+    for j in jobs {
+        let run = j
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("kubemigrate.io/run-id"))
+            .cloned()
+            .unwrap_or_default();
+        let created = j
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| format!("{:?}", t.0))
+            .unwrap_or_default();
+        let entry = runs
+            .entry(run)
+            .or_insert_with(|| (created.clone(), Vec::new()));
+        if created > entry.0 {
+            entry.0 = created;
+        }
+        entry.1.push(j);
+    }
+    let mut out: Vec<(String, String, Vec<Job>)> =
+        runs.into_iter().map(|(id, (t, j))| (t, id, j)).collect();
+    out.sort_by(|a, b| b.0.cmp(&a.0));
+    out.into_iter().map(|(_, id, j)| (id, j)).collect()
+}
