@@ -558,3 +558,66 @@ pub fn runs_newest_first(jobs: Vec<Job>) -> Vec<(String, Vec<Job>)> {
     out.sort_by(|a, b| b.0.cmp(&a.0));
     out.into_iter().map(|(_, id, j)| (id, j)).collect()
 }
+
+impl Cluster {
+    /// Lists the pods matching a label selector.
+    ///
+    /// # Errors
+    /// The API server refused or could not be reached.
+    pub async fn list_pods(&self, ns: &str, selector: &str) -> Result<Vec<Pod>, ClusterError> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+        api.list(&kube::api::ListParams::default().labels(selector))
+            .await
+            .map(|l| l.items)
+            .map_err(|e| ClusterError::of(format!("listing pods in {ns}"), e))
+    }
+
+    /// Sends a container's log, line by line, to `lines`; with `follow`, until the
+    /// container ends.
+    ///
+    /// # Errors
+    /// The API server refused (a container that has not started) or could not be
+    /// reached.
+    pub async fn container_log(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: &str,
+        follow: bool,
+        lines: &mut (dyn FnMut(String) + Send),
+    ) -> Result<(), ClusterError> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+        let params = LogParams {
+            container: Some(container.to_string()),
+            follow,
+            ..Default::default()
+        };
+        let stream = api
+            .log_stream(pod, &params)
+            .await
+            .map_err(|e| ClusterError::of(format!("reading the log of {pod}/{container}"), e))?;
+        let mut stream = stream.lines();
+        while let Some(line) = stream.next().await {
+            match line {
+                Ok(l) => lines(l),
+                Err(e) => {
+                    return Err(ClusterError::Api {
+                        what: format!("reading the log of {pod}/{container}"),
+                        message: e.to_string(),
+                        code: 0,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A Job's state in words: `succeeded`, `failed (BackoffLimitExceeded)`, `running`.
+pub fn job_state(job: &Job) -> String {
+    match diagnose::job_terminal(job) {
+        Some(Terminal::Complete) => "succeeded".into(),
+        Some(Terminal::Failed { reason, .. }) => format!("failed ({reason})"),
+        None => "running".into(),
+    }
+}

@@ -13,10 +13,13 @@ use crate::exit::{Exit, Failure};
 
 pub mod apply;
 pub mod apply_cluster;
+pub mod cleanup;
+pub mod cluster_args;
 pub mod demo;
 pub mod exec;
 pub mod import;
 pub mod install_runner;
+pub mod logs;
 pub mod plan;
 pub mod render;
 pub mod schema;
@@ -24,6 +27,7 @@ pub mod sql_baseline;
 pub mod sql_migrate;
 pub mod sql_repair;
 pub mod sql_status;
+pub mod status;
 pub mod validate;
 pub mod wait_for_db;
 

@@ -22,7 +22,8 @@ use crate::reporter::Reporter;
   kubemigrate render -f plan.yaml | kubectl apply -f -
   kubemigrate render -f plan.yaml --redact              # review without secrets
   kubemigrate render -f plan.yaml --run-id v42 --hooks helm > chart/templates/migrations.yaml
-  kubemigrate render -f plan.yaml --hooks argocd --run-id \"$(git rev-parse --short HEAD)\"")]
+  kubemigrate render -f plan.yaml --hooks argocd --run-id \"$(git rev-parse --short HEAD)\"
+  kubemigrate render -f plan.yaml --rbac --rbac-subject ci-deployer | kubectl apply -f -")]
 pub struct Args {
     #[command(flatten)]
     plan: PlanArgs,
@@ -40,6 +41,18 @@ pub struct Args {
     /// first by weight) or `argocd` (PreSync; sync waves).
     #[arg(long, value_name = "KIND", value_parser = parse_hooks)]
     hooks: Option<Hooks>,
+    /// Print instead the Role and RoleBinding that `kubemigrate apply`, `status`,
+    /// `logs` and `cleanup` need in the plan's namespace (see docs/rbac.md).
+    #[arg(long, conflicts_with_all = ["run_id", "redact", "hooks"])]
+    rbac: bool,
+    /// With --rbac: the ServiceAccount (in the plan's namespace) to bind the Role to.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "kubemigrate",
+        requires = "rbac"
+    )]
+    rbac_subject: String,
 }
 
 fn parse_hooks(s: &str) -> Result<Hooks, String> {
@@ -53,12 +66,24 @@ fn parse_hooks(s: &str) -> Result<Hooks, String> {
 /// Runs the command.
 pub async fn run(args: Args, _reporter: Reporter) -> CommandResult {
     let loaded = plan::load(&args.plan)?;
+    if args.rbac {
+        let (role, binding) = kubemigrate_render::rbac(&loaded.plan, &args.rbac_subject);
+        let docs: Vec<serde_json::Value> =
+            [serde_json::to_value(role), serde_json::to_value(binding)]
+                .into_iter()
+                .filter_map(Result::ok)
+                .collect();
+        return write(&kubemigrate_render::yaml::to_yaml_stream(&docs));
+    }
     let run_id = match args.run_id {
         Some(id) => id,
         None => plan::random_run_id()?,
     };
     let (_, rendered) = plan::render(&loaded, run_id, args.hooks, args.redact)?;
-    let text = rendered.to_yaml();
+    write(&rendered.to_yaml())
+}
+
+fn write(text: &str) -> CommandResult {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Ok(()) => Ok(Exit::Ok),
