@@ -437,6 +437,15 @@ fn every_rendered_object_is_valid_for_the_oldest_and_newest_kubernetes() {
         std::fs::write(&path, render_plan(&loaded, hooks, false).to_yaml()).unwrap();
         files.push(path);
     }
+    // The Role and RoleBinding of `render --rbac`.
+    let (role, binding) = kubemigrate_render::rbac(&ananta().plan, "ci-deployer");
+    let rbac = kubemigrate_render::yaml::to_yaml_stream(&[
+        serde_json::to_value(role).unwrap(),
+        serde_json::to_value(binding).unwrap(),
+    ]);
+    let path = dir.path().join("rbac.yaml");
+    std::fs::write(&path, rbac).unwrap();
+    files.push(path);
     for version in VERSIONS {
         let out = Command::new(&tool)
             .args(["--strict", "-k", version])
