@@ -221,6 +221,22 @@ fn a_failed_command_exits_8_and_bad_flags_exit_2() {
         run.stderr
     );
     let file = dir.path().join("plan.yaml").display().to_string();
-    let run = km(&["apply", "-f", &file], &[]).expect(2);
+    // --db is for local runs only.
+    let run = km(&["apply", "-f", &file, "--db", "a=postgres://x@y/z"], &[]).expect(2);
     assert!(run.stderr.contains("--local"), "{}", run.stderr);
+    // Without --local it is a cluster run: no cluster configuration, exit 10.
+    let run = km(
+        &["apply", "-f", &file],
+        &[
+            ("UNUSED", "pw"),
+            ("KUBECONFIG", "/nonexistent/kubeconfig"),
+            ("HOME", "/nonexistent"),
+        ],
+    )
+    .expect(10);
+    assert!(
+        run.stderr.contains("cannot load the cluster configuration"),
+        "{}",
+        run.stderr
+    );
 }

@@ -42,18 +42,8 @@ impl ClusterRunner {
             .clone()
             .unwrap_or_else(|| "default".into());
         let mut result = TargetResult {
-            target: job.target.clone(),
-            job: name.clone(),
-            status: Status::Failed,
-            reason: None,
-            container: None,
-            exit_code: None,
-            meaning: None,
-            duration: Duration::ZERO,
-            last_lines: Vec::new(),
             log_dir: Some(self.logs_dir.join(&job.target).display().to_string()),
-            timed_out: false,
-            cluster_error: false,
+            ..TargetResult::new(job.target.clone(), name.clone(), Status::Failed)
         };
         if let Err(e) = self.cluster.create_job(&job.job).await {
             result.reason = Some(e.to_string());

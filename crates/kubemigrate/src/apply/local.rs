@@ -265,20 +265,7 @@ impl LocalRunner {
     }
 
     async fn run_job(&self, job: &TargetJob, events: UnboundedSender<ApplyEvent>) -> TargetResult {
-        let mut result = TargetResult {
-            target: job.target.clone(),
-            job: job_name(job),
-            status: Status::Succeeded,
-            reason: None,
-            container: None,
-            exit_code: None,
-            meaning: None,
-            duration: Duration::ZERO,
-            last_lines: Vec::new(),
-            log_dir: None,
-            timed_out: false,
-            cluster_error: false,
-        };
+        let mut result = TargetResult::new(job.target.clone(), job_name(job), Status::Succeeded);
         let Some(pod) = job.job.spec.as_ref().and_then(|s| s.template.spec.as_ref()) else {
             result.status = Status::Failed;
             result.reason = Some("the Job has no pod template".into());

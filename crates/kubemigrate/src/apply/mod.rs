@@ -84,6 +84,34 @@ pub struct TargetResult {
     pub cluster_error: bool,
 }
 
+impl TargetResult {
+    /// A result with nothing to say beyond its status.
+    pub fn new(target: impl Into<String>, job: impl Into<String>, status: Status) -> Self {
+        TargetResult {
+            target: target.into(),
+            job: job.into(),
+            status,
+            reason: None,
+            container: None,
+            exit_code: None,
+            meaning: None,
+            duration: Duration::ZERO,
+            last_lines: Vec::new(),
+            log_dir: None,
+            timed_out: false,
+            cluster_error: false,
+        }
+    }
+
+    /// A target left out by `--only`.
+    pub fn not_selected(target: impl Into<String>) -> Self {
+        TargetResult {
+            reason: Some("not in --only".into()),
+            ..TargetResult::new(target, "", Status::NotSelected)
+        }
+    }
+}
+
 fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
@@ -170,18 +198,8 @@ pub async fn run_jobs(
                 started[i] = true;
                 let dep = &jobs[bad].target;
                 let result = TargetResult {
-                    target: job.target.clone(),
-                    job: job_name(job),
-                    status: Status::Skipped,
                     reason: Some(format!("{dep} did not succeed")),
-                    container: None,
-                    exit_code: None,
-                    meaning: None,
-                    duration: Duration::ZERO,
-                    last_lines: Vec::new(),
-                    log_dir: None,
-                    timed_out: false,
-                    cluster_error: false,
+                    ..TargetResult::new(job.target.clone(), job_name(job), Status::Skipped)
                 };
                 let _ = events.send(ApplyEvent::Finished(result.clone()));
                 results[i] = Some(result);
@@ -268,24 +286,12 @@ mod tests {
                 self.order.lock().unwrap().push(job.target.clone());
                 tokio::task::yield_now().await;
                 let failed = self.fail.contains(&job.target.as_str());
-                TargetResult {
-                    target: job.target.clone(),
-                    job: job_name(job),
-                    status: if failed {
-                        Status::Failed
-                    } else {
-                        Status::Succeeded
-                    },
-                    reason: None,
-                    container: None,
-                    exit_code: None,
-                    meaning: None,
-                    duration: Duration::ZERO,
-                    last_lines: Vec::new(),
-                    log_dir: None,
-                    timed_out: false,
-                    cluster_error: false,
-                }
+                let status = if failed {
+                    Status::Failed
+                } else {
+                    Status::Succeeded
+                };
+                TargetResult::new(job.target.clone(), job_name(job), status)
             })
         }
     }

@@ -108,18 +108,11 @@ mod tests {
 
     fn result(target: &str, status: Status, reason: Option<&str>) -> TargetResult {
         TargetResult {
-            target: target.into(),
-            job: format!("{target}-migrations-x"),
-            status,
             reason: reason.map(Into::into),
             container: Some("run-migrations".into()),
-            exit_code: None,
-            meaning: None,
             duration: Duration::from_millis(1500),
             last_lines: vec!["ERROR: boom".into()],
-            log_dir: None,
-            timed_out: false,
-            cluster_error: false,
+            ..TargetResult::new(target, format!("{target}-migrations-x"), status)
         }
     }
 

@@ -377,20 +377,7 @@ pub async fn run_local(
         print_events(rx, reporter, width)
     );
     for name in not_selected {
-        results.push(TargetResult {
-            target: name,
-            job: String::new(),
-            status: Status::NotSelected,
-            reason: Some("not in --only".into()),
-            container: None,
-            exit_code: None,
-            meaning: None,
-            duration: Duration::ZERO,
-            last_lines: Vec::new(),
-            log_dir: None,
-            timed_out: false,
-            cluster_error: false,
-        });
+        results.push(TargetResult::not_selected(name));
     }
     Ok(LocalRun {
         exit: exit_of(&results),

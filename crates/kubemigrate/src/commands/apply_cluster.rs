@@ -12,7 +12,7 @@ use kubemigrate_render::{Rendered, key_prefix};
 
 use crate::apply::cluster::ClusterRunner;
 use crate::apply::report::{print_events, print_json};
-use crate::apply::{ApplyEvent, Status, TargetResult, job_name, run_jobs};
+use crate::apply::{ApplyEvent, TargetResult, job_name, run_jobs};
 use crate::commands::apply::{Args, LocalRun, check_targets, exit_of, print_summary, usage};
 use crate::commands::plan;
 use crate::exit::{CommandResult, Exit, Failure};
@@ -139,20 +139,7 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
         }
     };
     for name in not_selected {
-        results.push(TargetResult {
-            target: name,
-            job: String::new(),
-            status: Status::NotSelected,
-            reason: Some("not in --only".into()),
-            container: None,
-            exit_code: None,
-            meaning: None,
-            duration: Duration::ZERO,
-            last_lines: Vec::new(),
-            log_dir: None,
-            timed_out: false,
-            cluster_error: false,
-        });
+        results.push(TargetResult::not_selected(name));
     }
     let exit = exit_of(&results);
     let run = LocalRun {
