@@ -77,6 +77,9 @@ pub struct Args {
     /// last before its target fails.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
     pub(crate) fail_fast_after: Duration,
+    /// How often to repeat that `wait-for-postgres` is still waiting.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration, hide = true)]
+    pub(crate) waiting_report_every: Duration,
     /// Connect target TARGET to URL instead of its plan's database (host, port,
     /// database, user, password, sslmode from the URL). Repeatable.
     #[arg(long = "db", value_name = "TARGET=URL", value_parser = parse_pair, requires = "local")]

@@ -96,7 +96,7 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
         cluster: cluster.clone(),
         follow: FollowOptions {
             fail_fast_after: args.fail_fast_after,
-            ..Default::default()
+            report_waiting_every: args.waiting_report_every,
         },
         timeout: args
             .timeout
