@@ -239,7 +239,8 @@ impl Cluster {
         let mut watching_events: HashSet<String> = HashSet::new();
         let mut reported: HashSet<String> = HashSet::new();
         let mut last_lines: HashMap<String, VecDeque<String>> = HashMap::new();
-        let mut last_failure: Option<(String, i32, String)> = None;
+        // The last failed container: (pod, container, exit code).
+        let mut last_failure: Option<(String, String, i32)> = None;
         let mut cannot_heal: Option<(tokio::time::Instant, Diagnosis)> = None;
         let mut seen_job = false;
         let mut waiting = tokio::time::interval(options.report_waiting_every);
@@ -247,12 +248,12 @@ impl Cluster {
         let mut waiting_for_db: Option<String> = None;
 
         let finish = |terminal: Option<Terminal>,
-                      last_failure: &Option<(String, i32, String)>,
+                      last_failure: &Option<(String, String, i32)>,
                       last_lines: &HashMap<String, VecDeque<String>>| {
             let failed = last_failure.clone();
             let lines = failed
                 .as_ref()
-                .and_then(|(c, _, _)| last_lines.get(c))
+                .and_then(|(p, c, _)| last_lines.get(&format!("{p}/{c}")))
                 .map(|l| l.iter().cloned().collect())
                 .unwrap_or_default();
             match terminal {
@@ -260,8 +261,8 @@ impl Cluster {
                 Some(Terminal::Failed { reason, message }) => JobOutcome::Failed {
                     reason,
                     message,
-                    container: failed.as_ref().map(|f| f.0.clone()),
-                    exit_code: failed.as_ref().map(|f| f.1),
+                    container: failed.as_ref().map(|f| f.1.clone()),
+                    exit_code: failed.as_ref().map(|f| f.2),
                     last_lines: lines,
                 },
                 None => JobOutcome::Deleted,
@@ -280,7 +281,7 @@ impl Cluster {
                             // Drain what the log streams still hold.
                             tokio::time::sleep(Duration::from_millis(50)).await;
                             while let Ok((pod, c, line)) = lines_rx.try_recv() {
-                                push_line(&mut last_lines, &c, &line);
+                                push_line(&mut last_lines, &format!("{pod}/{c}"), &line);
                                 let _ = events.send(ClusterEvent::Log { pod, container: c, line });
                             }
                             return finish(Some(t), &last_failure, &last_lines);
@@ -311,8 +312,8 @@ impl Cluster {
                                 stream_log(pods.clone(), pod_name.clone(), c, lines_tx.clone());
                             }
                         }
-                        if let Some(f) = diagnose::failed_container(&p) {
-                            last_failure = Some(f);
+                        if let Some((c, code, _)) = diagnose::failed_container(&p) {
+                            last_failure = Some((pod_name.clone(), c, code));
                         }
                         waiting_for_db = running_wait(&p).then(|| pod_name.clone());
                         for d in diagnose::diagnose_pod(&p) {
@@ -329,7 +330,7 @@ impl Cluster {
                     None => {}
                 },
                 Some((pod, c, line)) = lines_rx.recv() => {
-                    push_line(&mut last_lines, &c, &line);
+                    push_line(&mut last_lines, &format!("{pod}/{c}"), &line);
                     let _ = events.send(ClusterEvent::Log { pod, container: c, line });
                 }
                 Some(d) = diag_rx.recv() => {
@@ -339,8 +340,9 @@ impl Cluster {
                 }
                 _ = waiting.tick() => {
                     if waiting_for_db.is_some() {
-                        let last = last_lines
-                            .get("wait-for-postgres")
+                        let last = waiting_for_db
+                            .as_ref()
+                            .and_then(|pod| last_lines.get(&format!("{pod}/wait-for-postgres")))
                             .and_then(|l| l.back().cloned())
                             .unwrap_or_default();
                         let _ = events.send(ClusterEvent::StillWaitingForDatabase { last_line: last });
@@ -381,8 +383,9 @@ impl Cluster {
     }
 }
 
-fn push_line(last: &mut HashMap<String, VecDeque<String>>, container: &str, line: &str) {
-    let buf = last.entry(container.to_string()).or_default();
+/// Keeps the last lines of each `pod/container`.
+fn push_line(last: &mut HashMap<String, VecDeque<String>>, key: &str, line: &str) {
+    let buf = last.entry(key.to_string()).or_default();
     if buf.len() == LAST_LINES {
         buf.pop_front();
     }
