@@ -57,7 +57,7 @@
 //!
 //! - core/v1 `configmaps`, `secrets`, `pods`, `events`, batch/v1 `jobs`: get, list
 //!   and watch (label selectors, field selectors with each kind's supported fields),
-//!   create, delete. Jobs get the API server's defaults, `spec.selector` and the
+//!   create, delete; the `status` subresource of Jobs and pods (get). Jobs get the API server's defaults, `spec.selector` and the
 //!   `controller-uid`/`job-name` labels; `DELETE` honours `propagationPolicy` from
 //!   the query or the `DeleteOptions` body (`Orphan` by default, as batch/v1 does).
 //! - `PATCH` with `application/apply-patch+yaml` (server-side apply) on ConfigMaps and

@@ -106,7 +106,14 @@ fn route(path: &str) -> Route {
         _ => return Route::Unknown,
     };
     match Kind::from_path(&gv, plural) {
-        Some(kind) if sub.is_none() || (kind == Kind::Pod && sub.as_deref() == Some("log")) => {
+        Some(kind)
+            if match sub.as_deref() {
+                None => true,
+                Some("log") => kind == Kind::Pod,
+                Some("status") => matches!(kind, Kind::Job | Kind::Pod),
+                Some(_) => false,
+            } =>
+        {
             Route::Resource {
                 kind,
                 ns,
@@ -300,8 +307,9 @@ async fn dispatch(
             .ok_or_else(|| ApiError::not_found(kind, name))
     };
     match (verb, name, ns.is_some()) {
-        ("get", Some(name), true) if sub.is_some() => logs(sh, &ns_str, &name, p),
+        ("get", Some(name), true) if sub.as_deref() == Some("log") => logs(sh, &ns_str, &name, p),
         ("get", Some(name), true) => Ok(json_response(200, &get(&name)?)),
+        _ if sub.is_some() => Err(ApiError::method_not_allowed()),
         ("list", None, _) => {
             let (items, rv) = sh.read(|s| {
                 let items: Vec<Value> = s

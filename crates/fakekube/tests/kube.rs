@@ -987,3 +987,85 @@ fn raw_http_shapes() {
     assert!(unauthorized.starts_with("HTTP/1.1 401"), "{unauthorized}");
     assert_eq!(cluster.requests().len(), 4);
 }
+
+#[tokio::test]
+async fn deletion_propagation_ttl_status_and_streaming_lists() {
+    let (cluster, client) = start(Scenario::success()).await;
+    let api: Api<Job> = Api::default_namespaced(client.clone());
+
+    // ttlSecondsAfterFinished: 0 deletes the finished Job, and its pods with it.
+    let mut j = job("orders-14", "orders", 0);
+    j.spec.as_mut().unwrap().ttl_seconds_after_finished = Some(0);
+    let (_, done) = job_statuses(&client, j, finished).await;
+    assert!(finished(&done));
+    eventually(|| pods_of(&cluster, "orders-14").is_empty().then_some(())).await;
+    assert!(api.get_opt("orders-14").await.unwrap().is_none());
+
+    // A watcher with streaming lists (sendInitialEvents, a BOOKMARK to end them).
+    let stuck = Scenario::DatabaseNeverReady {
+        line: "not yet".into(),
+        deadline_after_ms: None,
+    };
+    let cluster = FakeCluster::start(Scenarios::new(stuck).timing(fast())).unwrap();
+    let client = self::client(&cluster).await;
+    let api: Api<Job> = Api::default_namespaced(client.clone());
+    for name in ["fg", "orphan"] {
+        api.create(&PostParams::default(), &job(name, name, 0))
+            .await
+            .unwrap();
+    }
+    let mut stream = watcher(api.clone(), watcher::Config::default().streaming_lists()).boxed();
+    let mut listed = Vec::new();
+    loop {
+        match stream.try_next().await.unwrap().unwrap() {
+            watcher::Event::InitApply(j) => listed.push(j.metadata.name.unwrap()),
+            watcher::Event::InitDone => break,
+            _ => {}
+        }
+    }
+    assert_eq!(listed, ["fg", "orphan"]);
+    let requests = cluster.requests();
+    let watch = requests.iter().rfind(|r| r.verb == "watch").unwrap();
+    assert_eq!(
+        watch.query_param("sendInitialEvents").as_deref(),
+        Some("true")
+    );
+
+    eventually(|| (pods_of(&cluster, "fg").len() == 1).then_some(())).await;
+    eventually(|| (pods_of(&cluster, "orphan").len() == 1).then_some(())).await;
+    let status = api.get_status("fg").await.unwrap();
+    assert_eq!(status.status.unwrap().active, Some(1));
+
+    // Foreground: 202 with the Job marked for deletion, its pods first, then the Job.
+    let marked = api
+        .delete("fg", &DeleteParams::foreground())
+        .await
+        .unwrap()
+        .left()
+        .unwrap();
+    assert!(marked.metadata.deletion_timestamp.is_some());
+    assert_eq!(
+        marked.metadata.finalizers.unwrap(),
+        ["foregroundDeletion".to_string()]
+    );
+    eventually(|| pods_of(&cluster, "fg").is_empty().then_some(())).await;
+    eventually(|| {
+        cluster
+            .jobs()
+            .iter()
+            .all(|j| j.metadata.name.as_deref() != Some("fg"))
+            .then_some(())
+    })
+    .await;
+
+    // No propagationPolicy: batch/v1 orphans the pods, which lose their owner.
+    api.delete("orphan", &DeleteParams::default())
+        .await
+        .unwrap();
+    let pod = eventually(|| {
+        let p = pods_of(&cluster, "orphan").pop()?;
+        p.metadata.owner_references.is_none().then_some(p)
+    })
+    .await;
+    assert!(pod.metadata.deletion_timestamp.is_none());
+}
