@@ -62,7 +62,8 @@
 //!   the query or the `DeleteOptions` body (`Orphan` by default, as batch/v1 does).
 //! - `PATCH` with `application/apply-patch+yaml` (server-side apply) on ConfigMaps and
 //!   Secrets: `fieldManager` required; creates the object or replaces its data,
-//!   labels and annotations; one `managedFields` entry.
+//!   labels and annotations; one `managedFields` entry. On Jobs: creates a missing
+//!   one, leaves an existing one as it is (its template is immutable).
 //! - `pods/{name}/log` with `container`, `follow`, `tailLines`: the kubelet's
 //!   `is waiting to start: …` errors, an empty body before scheduling, a chunked
 //!   stream that ends when the container terminates.
@@ -262,22 +263,9 @@ users:
             .unwrap_or("default")
             .to_string();
         if kind == Kind::Job {
-            let mut job: Job = serde_json::from_value(object)
-                .map_err(|e| store::ApiError::bad_request(e.to_string()).to_json())?;
-            let created = self.shared.write(|s| {
-                let name = job.metadata.name.clone().unwrap_or_default();
-                let uid = s.uid();
-                sim::prepare_job(&mut job, &name, &uid)?;
-                let v = serde_json::to_value(&job)
-                    .map_err(|e| store::ApiError::bad_request(e.to_string()))?;
-                s.create(kind, &ns, v)
-            });
-            let created = created.map_err(|e| e.to_json())?;
-            let name = created["metadata"]["name"].as_str().unwrap_or_default();
             // The controller task runs on the server's runtime.
             let _guard = self.runtime.enter();
-            sim::spawn_job(self.shared.clone(), ns, name.to_string());
-            return Ok(created);
+            return sim::create_job(&self.shared, &ns, object).map_err(|e| e.to_json());
         }
         self.shared
             .write(|s| s.create(kind, &ns, object))

@@ -340,24 +340,7 @@ async fn dispatch(
             let v = incoming(kind, parse_body(body)?, &ns_str)?;
             let v = normalize(kind, v)?;
             let created = if kind == Kind::Job {
-                let mut job: Job =
-                    serde_json::from_value(v).map_err(|e| ApiError::bad_request(e.to_string()))?;
-                let created = sh.write(|s| {
-                    let name = match (&job.metadata.name, &job.metadata.generate_name) {
-                        (Some(n), _) if !n.is_empty() => n.clone(),
-                        (_, Some(g)) if !g.is_empty() => format!("{g}{}", s.suffix()),
-                        _ => String::new(),
-                    };
-                    let uid = s.uid();
-                    sim::prepare_job(&mut job, &name, &uid)?;
-                    let mut v = serde_json::to_value(&job)
-                        .map_err(|e| ApiError::bad_request(e.to_string()))?;
-                    v["metadata"]["uid"] = json!(uid);
-                    s.create(kind, &ns_str, v)
-                })?;
-                let name = created["metadata"]["name"].as_str().unwrap_or_default();
-                sim::spawn_job(sh.clone(), ns_str.clone(), name.to_string());
-                created
+                sim::create_job(sh, &ns_str, v)?
             } else {
                 sh.write(|s| s.create(kind, &ns_str, v))?
             };
@@ -406,7 +389,8 @@ fn success(kind: Kind, name: &str, obj: &Value) -> Value {
 }
 
 /// Server-side apply of a ConfigMap or a Secret: creates it, or replaces what the
-/// applied configuration sets (data, labels, annotations…).
+/// applied configuration sets (data, labels, annotations…). A Job is created when
+/// missing and left as it is otherwise.
 fn apply(
     sh: &Arc<Shared>,
     kind: Kind,
@@ -418,9 +402,6 @@ fn apply(
 ) -> Result<Response<Body>, ApiError> {
     if !content_type.starts_with("application/apply-patch+yaml") {
         return Err(ApiError::unsupported_media_type(content_type));
-    }
-    if !matches!(kind, Kind::ConfigMap | Kind::Secret) {
-        return Err(ApiError::method_not_allowed());
     }
     let Some(manager) = p.get("fieldManager").filter(|m| !m.is_empty()) else {
         return Err(ApiError::bad_request(
@@ -447,6 +428,16 @@ fn apply(
     }
     let mut v = normalize(kind, incoming(kind, applied.clone(), ns)?)?;
     v["metadata"]["name"] = json!(name);
+    if kind == Kind::Job {
+        // A Job's template is immutable: applying an existing Job changes nothing.
+        if let Some(job) = sh.read(|s| s.get(kind, ns, name).cloned()) {
+            return Ok(json_response(200, &job));
+        }
+        return Ok(json_response(201, &sim::create_job(sh, ns, v)?));
+    }
+    if !matches!(kind, Kind::ConfigMap | Kind::Secret) {
+        return Err(ApiError::method_not_allowed());
+    }
     v["metadata"]["managedFields"] = json!([{
         "manager": manager,
         "operation": "Apply",

@@ -316,6 +316,28 @@ async fn server_side_apply_creates_then_replaces() {
     let s = secrets.patch("creds", &pp, &Patch::Apply(s)).await.unwrap();
     assert_eq!(s.data.unwrap()["DB_PASSWORD"].0, b"hunter2");
     assert_eq!(s.type_.as_deref(), Some("Opaque"));
+
+    // Applying a Job creates it (and runs it); applying it again changes nothing.
+    let jobs: Api<Job> = Api::default_namespaced(client.clone());
+    let j = job("applied", "applied", 0);
+    let created = jobs.patch("applied", &pp, &Patch::Apply(&j)).await.unwrap();
+    let again = jobs.patch("applied", &pp, &Patch::Apply(&j)).await.unwrap();
+    assert_eq!(created.metadata.uid, again.metadata.uid);
+    let done = eventually(|| cluster.jobs().into_iter().find(finished)).await;
+    assert_eq!(done.metadata.name.as_deref(), Some("applied"));
+
+    // A Job inserted by the test runs too.
+    let mut v = serde_json::to_value(job("inserted", "inserted", 0)).unwrap();
+    v["metadata"]["namespace"] = json!("other");
+    cluster.insert(v).unwrap();
+    let done = eventually(|| {
+        cluster
+            .jobs()
+            .into_iter()
+            .find(|j| j.metadata.namespace.as_deref() == Some("other") && finished(j))
+    })
+    .await;
+    assert_eq!(done.metadata.name.as_deref(), Some("inserted"));
 }
 
 #[tokio::test]
