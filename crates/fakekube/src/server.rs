@@ -672,14 +672,21 @@ fn logs(sh: &Arc<Shared>, ns: &str, pod: &str, p: &Params) -> Result<Response<Bo
         .flatten()
         .chain(st.container_statuses.iter().flatten())
         .find(|c| c.name == container);
-    let waiting = match cs.and_then(|c| c.state.as_ref()) {
-        None => Some("ContainerCreating".to_string()),
-        Some(state) => state
-            .waiting
-            .as_ref()
-            .map(|w| w.reason.clone().unwrap_or_default()),
+    let Some(cs) = cs else {
+        return Err(ApiError::bad_request(format!(
+            "container \"{container}\" in pod \"{pod}\" is not available"
+        )));
     };
-    if let Some(reason) = waiting {
+    let Some(state) = cs.state.as_ref() else {
+        return Err(ApiError::bad_request(format!(
+            "container \"{container}\" in pod \"{pod}\" is waiting to start - no logs yet"
+        )));
+    };
+    if let Some(reason) = state
+        .waiting
+        .as_ref()
+        .map(|w| w.reason.clone().unwrap_or_default())
+    {
         let why = match reason.as_str() {
             "ErrImagePull" => "image can't be pulled".to_string(),
             "ImagePullBackOff" => "trying and failing to pull image".to_string(),
