@@ -88,7 +88,16 @@
 //! - Event `firstTimestamp`/`lastTimestamp` have second precision and events are
 //!   core/v1 only (not `events.k8s.io`). Pod deletion is graceful in two writes
 //!   (a `deletionTimestamp`, then gone) without the containers being killed first.
-//! - Orphaned pods stop where they are: their controller task ends with the Job.
+//! - Orphaned pods stop where they are: their controller task ends with the Job. A
+//!   pod deleted through the API ends its Job's task too (no replacement pod).
+//! - Every container pulls its image (`Pulling`, `Pulled`), even one already on the
+//!   node; a failed pull stays in `ImagePullBackOff` (no return to `ErrImagePull`);
+//!   messages name the image as written (no `docker.io/library/` expansion).
+//! - The scheduler and kubelet events are core/v1 events with `source.component`;
+//!   a real scheduler writes `events.k8s.io` events whose core/v1 view has no
+//!   `firstTimestamp`.
+//! - Paths outside `/api` and `/apis` answer a `Status` where the API server answers
+//!   a plain-text `404 page not found`.
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -519,7 +519,9 @@ fn watch(
         .get("timeoutSeconds")
         .and_then(|t| t.parse().ok())
         .unwrap_or(1800);
-    let deadline = Instant::now() + Duration::from_secs(timeout);
+    let deadline = Instant::now()
+        .checked_add(Duration::from_secs(timeout))
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(1800));
     let bookmark_every = Duration::from_millis(sh.scenarios.timings().bookmark_ms.max(1));
     let bookmarks = is_true(p, "allowWatchBookmarks");
     let rx = sh.subscribe();
