@@ -57,12 +57,13 @@
 //!
 //! - core/v1 `configmaps`, `secrets`, `pods`, `events`, batch/v1 `jobs`: get, list
 //!   and watch (label selectors, field selectors with each kind's supported fields),
-//!   create, delete. Jobs get the API server's defaults, `spec.selector` and the
+//!   create, delete; the `status` subresource of Jobs and pods (get). Jobs get the API server's defaults, `spec.selector` and the
 //!   `controller-uid`/`job-name` labels; `DELETE` honours `propagationPolicy` from
 //!   the query or the `DeleteOptions` body (`Orphan` by default, as batch/v1 does).
 //! - `PATCH` with `application/apply-patch+yaml` (server-side apply) on ConfigMaps and
 //!   Secrets: `fieldManager` required; creates the object or replaces its data,
-//!   labels and annotations; one `managedFields` entry.
+//!   labels and annotations; one `managedFields` entry. On Jobs: creates a missing
+//!   one, leaves an existing one as it is (its template is immutable).
 //! - `pods/{name}/log` with `container`, `follow`, `tailLines`: the kubelet's
 //!   `is waiting to start: …` errors, an empty body before scheduling, a chunked
 //!   stream that ends when the container terminates.
@@ -87,7 +88,16 @@
 //! - Event `firstTimestamp`/`lastTimestamp` have second precision and events are
 //!   core/v1 only (not `events.k8s.io`). Pod deletion is graceful in two writes
 //!   (a `deletionTimestamp`, then gone) without the containers being killed first.
-//! - Orphaned pods stop where they are: their controller task ends with the Job.
+//! - Orphaned pods stop where they are: their controller task ends with the Job. A
+//!   pod deleted through the API ends its Job's task too (no replacement pod).
+//! - Every container pulls its image (`Pulling`, `Pulled`), even one already on the
+//!   node; a failed pull stays in `ImagePullBackOff` (no return to `ErrImagePull`);
+//!   messages name the image as written (no `docker.io/library/` expansion).
+//! - The scheduler and kubelet events are core/v1 events with `source.component`;
+//!   a real scheduler writes `events.k8s.io` events whose core/v1 view has no
+//!   `firstTimestamp`.
+//! - Paths outside `/api` and `/apis` answer a `Status` where the API server answers
+//!   a plain-text `404 page not found`.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -262,22 +272,9 @@ users:
             .unwrap_or("default")
             .to_string();
         if kind == Kind::Job {
-            let mut job: Job = serde_json::from_value(object)
-                .map_err(|e| store::ApiError::bad_request(e.to_string()).to_json())?;
-            let created = self.shared.write(|s| {
-                let name = job.metadata.name.clone().unwrap_or_default();
-                let uid = s.uid();
-                sim::prepare_job(&mut job, &name, &uid)?;
-                let v = serde_json::to_value(&job)
-                    .map_err(|e| store::ApiError::bad_request(e.to_string()))?;
-                s.create(kind, &ns, v)
-            });
-            let created = created.map_err(|e| e.to_json())?;
-            let name = created["metadata"]["name"].as_str().unwrap_or_default();
             // The controller task runs on the server's runtime.
             let _guard = self.runtime.enter();
-            sim::spawn_job(self.shared.clone(), ns, name.to_string());
-            return Ok(created);
+            return sim::create_job(&self.shared, &ns, object).map_err(|e| e.to_json());
         }
         self.shared
             .write(|s| s.create(kind, &ns, object))

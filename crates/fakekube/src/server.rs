@@ -106,7 +106,14 @@ fn route(path: &str) -> Route {
         _ => return Route::Unknown,
     };
     match Kind::from_path(&gv, plural) {
-        Some(kind) if sub.is_none() || (kind == Kind::Pod && sub.as_deref() == Some("log")) => {
+        Some(kind)
+            if match sub.as_deref() {
+                None => true,
+                Some("log") => kind == Kind::Pod,
+                Some("status") => matches!(kind, Kind::Job | Kind::Pod),
+                Some(_) => false,
+            } =>
+        {
             Route::Resource {
                 kind,
                 ns,
@@ -300,8 +307,9 @@ async fn dispatch(
             .ok_or_else(|| ApiError::not_found(kind, name))
     };
     match (verb, name, ns.is_some()) {
-        ("get", Some(name), true) if sub.is_some() => logs(sh, &ns_str, &name, p),
+        ("get", Some(name), true) if sub.as_deref() == Some("log") => logs(sh, &ns_str, &name, p),
         ("get", Some(name), true) => Ok(json_response(200, &get(&name)?)),
+        _ if sub.is_some() => Err(ApiError::method_not_allowed()),
         ("list", None, _) => {
             let (items, rv) = sh.read(|s| {
                 let items: Vec<Value> = s
@@ -332,24 +340,7 @@ async fn dispatch(
             let v = incoming(kind, parse_body(body)?, &ns_str)?;
             let v = normalize(kind, v)?;
             let created = if kind == Kind::Job {
-                let mut job: Job =
-                    serde_json::from_value(v).map_err(|e| ApiError::bad_request(e.to_string()))?;
-                let created = sh.write(|s| {
-                    let name = match (&job.metadata.name, &job.metadata.generate_name) {
-                        (Some(n), _) if !n.is_empty() => n.clone(),
-                        (_, Some(g)) if !g.is_empty() => format!("{g}{}", s.suffix()),
-                        _ => String::new(),
-                    };
-                    let uid = s.uid();
-                    sim::prepare_job(&mut job, &name, &uid)?;
-                    let mut v = serde_json::to_value(&job)
-                        .map_err(|e| ApiError::bad_request(e.to_string()))?;
-                    v["metadata"]["uid"] = json!(uid);
-                    s.create(kind, &ns_str, v)
-                })?;
-                let name = created["metadata"]["name"].as_str().unwrap_or_default();
-                sim::spawn_job(sh.clone(), ns_str.clone(), name.to_string());
-                created
+                sim::create_job(sh, &ns_str, v)?
             } else {
                 sh.write(|s| s.create(kind, &ns_str, v))?
             };
@@ -398,7 +389,8 @@ fn success(kind: Kind, name: &str, obj: &Value) -> Value {
 }
 
 /// Server-side apply of a ConfigMap or a Secret: creates it, or replaces what the
-/// applied configuration sets (data, labels, annotations…).
+/// applied configuration sets (data, labels, annotations…). A Job is created when
+/// missing and left as it is otherwise.
 fn apply(
     sh: &Arc<Shared>,
     kind: Kind,
@@ -410,9 +402,6 @@ fn apply(
 ) -> Result<Response<Body>, ApiError> {
     if !content_type.starts_with("application/apply-patch+yaml") {
         return Err(ApiError::unsupported_media_type(content_type));
-    }
-    if !matches!(kind, Kind::ConfigMap | Kind::Secret) {
-        return Err(ApiError::method_not_allowed());
     }
     let Some(manager) = p.get("fieldManager").filter(|m| !m.is_empty()) else {
         return Err(ApiError::bad_request(
@@ -439,6 +428,16 @@ fn apply(
     }
     let mut v = normalize(kind, incoming(kind, applied.clone(), ns)?)?;
     v["metadata"]["name"] = json!(name);
+    if kind == Kind::Job {
+        // A Job's template is immutable: applying an existing Job changes nothing.
+        if let Some(job) = sh.read(|s| s.get(kind, ns, name).cloned()) {
+            return Ok(json_response(200, &job));
+        }
+        return Ok(json_response(201, &sim::create_job(sh, ns, v)?));
+    }
+    if !matches!(kind, Kind::ConfigMap | Kind::Secret) {
+        return Err(ApiError::method_not_allowed());
+    }
     v["metadata"]["managedFields"] = json!([{
         "manager": manager,
         "operation": "Apply",
@@ -520,7 +519,9 @@ fn watch(
         .get("timeoutSeconds")
         .and_then(|t| t.parse().ok())
         .unwrap_or(1800);
-    let deadline = Instant::now() + Duration::from_secs(timeout);
+    let deadline = Instant::now()
+        .checked_add(Duration::from_secs(timeout))
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(1800));
     let bookmark_every = Duration::from_millis(sh.scenarios.timings().bookmark_ms.max(1));
     let bookmarks = is_true(p, "allowWatchBookmarks");
     let rx = sh.subscribe();
@@ -673,14 +674,21 @@ fn logs(sh: &Arc<Shared>, ns: &str, pod: &str, p: &Params) -> Result<Response<Bo
         .flatten()
         .chain(st.container_statuses.iter().flatten())
         .find(|c| c.name == container);
-    let waiting = match cs.and_then(|c| c.state.as_ref()) {
-        None => Some("ContainerCreating".to_string()),
-        Some(state) => state
-            .waiting
-            .as_ref()
-            .map(|w| w.reason.clone().unwrap_or_default()),
+    let Some(cs) = cs else {
+        return Err(ApiError::bad_request(format!(
+            "container \"{container}\" in pod \"{pod}\" is not available"
+        )));
     };
-    if let Some(reason) = waiting {
+    let Some(state) = cs.state.as_ref() else {
+        return Err(ApiError::bad_request(format!(
+            "container \"{container}\" in pod \"{pod}\" is waiting to start - no logs yet"
+        )));
+    };
+    if let Some(reason) = state
+        .waiting
+        .as_ref()
+        .map(|w| w.reason.clone().unwrap_or_default())
+    {
         let why = match reason.as_str() {
             "ErrImagePull" => "image can't be pulled".to_string(),
             "ImagePullBackOff" => "trying and failing to pull image".to_string(),

@@ -124,6 +124,27 @@ pub(crate) fn prepare_job(job: &mut Job, name: &str, uid: &str) -> Result<(), Ap
     Ok(())
 }
 
+/// Creates a Job as the API server does (see [`prepare_job`]; `generateName` is
+/// honoured) and starts its controller task on the current runtime.
+pub(crate) fn create_job(sh: &Arc<Shared>, ns: &str, v: Value) -> Result<Value, ApiError> {
+    let mut job: Job =
+        serde_json::from_value(v).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let created = sh.write(|s| {
+        let name = match (&job.metadata.name, &job.metadata.generate_name) {
+            (Some(n), _) if !n.is_empty() => n.clone(),
+            (_, Some(g)) if !g.is_empty() => format!("{g}{}", s.suffix()),
+            _ => String::new(),
+        };
+        let uid = s.uid();
+        prepare_job(&mut job, &name, &uid)?;
+        let v = serde_json::to_value(&job).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        s.create(Kind::Job, ns, v)
+    })?;
+    let name = created["metadata"]["name"].as_str().unwrap_or_default();
+    spawn_job(sh.clone(), ns.to_string(), name.to_string());
+    Ok(created)
+}
+
 /// How a Job is deleted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Propagation {
