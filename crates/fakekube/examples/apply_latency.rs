@@ -33,7 +33,10 @@ fn complete(job: &k8s_openapi::api::batch::v1::Job) -> bool {
     job.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Complete" && c.status == "True"))
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.type_ == "Complete" && c.status == "True")
+        })
 }
 
 fn main() {
@@ -47,7 +50,8 @@ fn main() {
         let fake = FakeCluster::start(Scenarios::new(Scenario::success())).unwrap();
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("plan.yaml"), PLAN).unwrap();
-        fake.write_kubeconfig(dir.path().join("kubeconfig")).unwrap();
+        fake.write_kubeconfig(dir.path().join("kubeconfig"))
+            .unwrap();
         let start = Instant::now();
         let mut child = Command::new(&binary)
             .args(["apply", "-f"])
