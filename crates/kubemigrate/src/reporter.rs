@@ -14,7 +14,8 @@ use crate::exit::{Exit, Failure};
 /// The output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
-    /// Lines for people.
+    /// Lines for people (also accepted as `text`).
+    #[value(alias = "text")]
     Human,
     /// One JSON document on stdout at the end.
     Json,

@@ -394,3 +394,95 @@ fn status_logs_and_cleanup_find_the_plans_jobs() {
     );
     assert!(env.fake.jobs().is_empty());
 }
+
+#[test]
+fn on_a_terminal_a_live_view_sits_under_the_logs_and_elsewhere_plain_lines() {
+    let env = Env::new(Scenarios::new(Scenario::success()));
+    // Plain lines in a pipe.
+    let plain = env.km(&["apply"]).expect(0);
+    assert!(!plain.stdout.contains('\x1b'), "{}", plain.stdout);
+    // script(1) runs the binary on a pseudo-terminal.
+    let cmd = format!(
+        "{} apply -f {} --logs-dir {} --run-id r2",
+        env!("CARGO_BIN_EXE_kubemigrate"),
+        env.path("plan.yaml"),
+        env.path("logs"),
+    );
+    let out = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &cmd, "/dev/null"])
+        .env("KUBECONFIG", env.path("kubeconfig"))
+        .env("PW", PASSWORD)
+        .env("TERM", "xterm")
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    // Coloured target names, the view erased and redrawn, one line per target with
+    // its state.
+    assert!(text.contains("\x1b[36ma\x1b[0m | started"), "{text:?}");
+    assert!(text.contains("\x1b[J"), "{text:?}");
+    assert!(text.contains("\x1b[1mc\x1b[0m  running"), "{text:?}");
+    assert!(text.contains("\x1b[1mb\x1b[0m  succeeded"), "{text:?}");
+    assert!(!text.contains(PASSWORD));
+}
+
+#[test]
+fn ctrl_c_stops_waiting_and_can_delete_the_jobs() {
+    use std::io::{BufRead as _, BufReader};
+    for delete in [false, true] {
+        let env = Env::new(Scenarios::new(Scenario::DatabaseNeverReady {
+            line: "waiting for the database".into(),
+            deadline_after_ms: None,
+        }));
+        let plan = env.path("plan.yaml");
+        let logs = env.path("logs");
+        let mut args = vec!["apply", "-f", &plan, "--logs-dir", &logs, "--run-id", "r1"];
+        if delete {
+            args.push("--delete-on-interrupt");
+        }
+        let mut child = common::km_command(
+            &args,
+            &[("KUBECONFIG", &env.path("kubeconfig")), ("PW", PASSWORD)],
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut seen = String::new();
+        // Wait until both independent Jobs run.
+        while seen
+            .matches("[wait-for-postgres] waiting for the database")
+            .count()
+            < 2
+        {
+            let line = lines.next().unwrap().unwrap();
+            seen.push_str(&line);
+            seen.push('\n');
+        }
+        assert_eq!(env.fake.jobs().len(), 2, "a and c; b waits for a");
+        std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        let rest: Vec<String> = lines.map_while(Result::ok).collect();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(130), "{}", rest.join("\n"));
+        let rest = rest.join("\n");
+        assert!(
+            rest.contains("interrupted: kubemigrate stops waiting"),
+            "{rest}"
+        );
+        if delete {
+            assert!(rest.contains("deleted Job a-migrations-r1"), "{rest}");
+            assert!(env.fake.jobs().is_empty(), "the Jobs were deleted");
+        } else {
+            assert!(
+                rest.contains("follow them with: kubectl get jobs -n shop"),
+                "{rest}"
+            );
+            assert_eq!(env.fake.jobs().len(), 2, "the Jobs go on");
+        }
+    }
+}

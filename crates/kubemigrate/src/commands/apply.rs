@@ -372,12 +372,12 @@ pub async fn run_local(
         p.metadata.name,
         names.join(", ")
     ));
-    let width = names.iter().map(|n| n.len()).max().unwrap_or(0);
+    let names: Vec<String> = names.iter().map(|n| (*n).to_string()).collect();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<ApplyEvent>();
     let started = std::time::Instant::now();
     let (mut results, ()) = tokio::join!(
         run_jobs(&rendered.jobs, &runner, tx),
-        print_events(rx, reporter, width)
+        print_events(rx, reporter, names)
     );
     for name in not_selected {
         results.push(TargetResult::not_selected(name));

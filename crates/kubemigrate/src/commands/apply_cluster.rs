@@ -104,18 +104,13 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
         logs_dir,
         runner_codes,
     };
-    let width = rendered
-        .jobs
-        .iter()
-        .map(|j| j.target.len())
-        .max()
-        .unwrap_or(0);
+    let names: Vec<String> = rendered.jobs.iter().map(|j| j.target.clone()).collect();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<ApplyEvent>();
     let started = std::time::Instant::now();
     let work = async {
         let (results, ()) = tokio::join!(
             run_jobs(&rendered.jobs, &runner, tx),
-            print_events(rx, reporter, width)
+            print_events(rx, reporter, names)
         );
         results
     };
