@@ -79,6 +79,14 @@ pub enum Diagnosis {
         /// Its memory limit, if set.
         limit: Option<String>,
     },
+    /// A container's log could not be read (a missing `pods/log` permission, a
+    /// broken stream); the run goes on.
+    LogUnavailable {
+        /// The container.
+        container: String,
+        /// Why.
+        message: String,
+    },
     /// A container exited non-zero (the pod may be retried).
     ContainerFailed {
         /// The container.
@@ -117,6 +125,9 @@ impl Diagnosis {
                 Some(l) => format!("{container} was killed: out of memory (limit {l})"),
                 None => format!("{container} was killed: out of memory"),
             },
+            Diagnosis::LogUnavailable { container, message } => {
+                format!("{container}: its log cannot be read: {message}")
+            }
             Diagnosis::ContainerFailed {
                 container,
                 exit_code,
@@ -168,7 +179,9 @@ pub fn diagnose_pod(pod: &Pod) -> Vec<Diagnosis> {
                         },
                     });
                 }
-                "CreateContainerConfigError" | "CreateContainerError" => {
+                // CreateContainerError is often transient (a runtime hiccup): not
+                // reported as a configuration problem.
+                "CreateContainerConfigError" => {
                     out.push(Diagnosis::ContainerConfig {
                         container: cs.name.clone(),
                         message,

@@ -11,7 +11,7 @@ pub mod diagnose;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
-use futures_util::{AsyncBufReadExt as _, StreamExt as _, TryStreamExt as _};
+use futures_util::{AsyncBufReadExt as _, StreamExt as _};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod, Secret};
 use kube::api::{Api, DeleteParams, LogParams, Patch, PatchParams, PostParams, PropagationPolicy};
@@ -212,7 +212,11 @@ impl Cluster {
     /// No timeout of its own: wrap it in `tokio::time::timeout`. A Job that is
     /// deleted while followed ends as [`JobOutcome::Deleted`], never as success.
     /// Problems that cannot heal (an image that cannot be pulled, a missing
-    /// Secret) end it after `options.fail_fast_after` as [`JobOutcome::CannotHeal`].
+    /// Secret) end it after `options.fail_fast_after` as [`JobOutcome::CannotHeal`]
+    /// unless they clear first; the Job itself is left running. Watch errors other
+    /// than 403 and 404 are retried with backoff (a watch may expire on a long run).
+    /// When the Job ends, the log streams get up to [`DRAIN`] to deliver their last
+    /// lines.
     pub async fn follow_job(
         &self,
         ns: &str,
@@ -226,6 +230,7 @@ impl Cluster {
             jobs,
             watcher::Config::default().fields(&format!("metadata.name={name}")),
         )
+        .default_backoff()
         .boxed();
         let mut pod_stream = watcher(
             pods.clone(),
@@ -235,62 +240,36 @@ impl Cluster {
         .boxed();
         let (lines_tx, mut lines_rx) = unbounded_channel::<(String, String, String)>();
         let (diag_tx, mut diag_rx) = unbounded_channel::<Diagnosis>();
-        let mut streaming: HashSet<(String, String)> = HashSet::new();
-        let mut watching_events: HashSet<String> = HashSet::new();
-        let mut reported: HashSet<String> = HashSet::new();
-        let mut last_lines: HashMap<String, VecDeque<String>> = HashMap::new();
-        // The last failed container: (pod, container, exit code).
-        let mut last_failure: Option<(String, String, i32)> = None;
-        let mut cannot_heal: Option<(tokio::time::Instant, Diagnosis)> = None;
-        let mut seen_job = false;
+        // Log and event tasks: aborted when this function returns.
+        let mut logs = tokio::task::JoinSet::new();
+        let mut event_watches = tokio::task::JoinSet::new();
+        let mut st = Follow::default();
         let mut waiting = tokio::time::interval(options.report_waiting_every);
         waiting.tick().await;
-        let mut waiting_for_db: Option<String> = None;
 
-        let finish = |terminal: Option<Terminal>,
-                      last_failure: &Option<(String, String, i32)>,
-                      last_lines: &HashMap<String, VecDeque<String>>| {
-            let failed = last_failure.clone();
-            let lines = failed
+        let outcome = loop {
+            let fail_at = st
+                .cannot_heal
                 .as_ref()
-                .and_then(|(p, c, _)| last_lines.get(&format!("{p}/{c}")))
-                .map(|l| l.iter().cloned().collect())
-                .unwrap_or_default();
-            match terminal {
-                Some(Terminal::Complete) => JobOutcome::Complete,
-                Some(Terminal::Failed { reason, message }) => JobOutcome::Failed {
-                    reason,
-                    message,
-                    container: failed.as_ref().map(|f| f.1.clone()),
-                    exit_code: failed.as_ref().map(|f| f.2),
-                    last_lines: lines,
-                },
-                None => JobOutcome::Deleted,
-            }
-        };
-
-        loop {
-            let fail_at = cannot_heal
-                .as_ref()
-                .map(|(at, _)| *at + options.fail_fast_after);
+                .and_then(|(at, _)| at.checked_add(options.fail_fast_after));
             tokio::select! {
                 ev = job_stream.next() => match ev {
+                    Some(Ok(watcher::Event::Init)) => st.seen_job = false,
                     Some(Ok(watcher::Event::Apply(j) | watcher::Event::InitApply(j))) => {
-                        seen_job = true;
+                        st.seen_job = true;
                         if let Some(t) = diagnose::job_terminal(&j) {
-                            // Drain what the log streams still hold.
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            while let Ok((pod, c, line)) = lines_rx.try_recv() {
-                                push_line(&mut last_lines, &format!("{pod}/{c}"), &line);
-                                let _ = events.send(ClusterEvent::Log { pod, container: c, line });
-                            }
-                            return finish(Some(t), &last_failure, &last_lines);
+                            break Some(t);
                         }
                     }
-                    Some(Ok(watcher::Event::Delete(_))) => return JobOutcome::Deleted,
-                    Some(Ok(watcher::Event::InitDone)) if !seen_job => return JobOutcome::Deleted,
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => return JobOutcome::Error(watch_error(ns, "jobs", e)),
+                    // A finished Job deleted by its TTL still ended as it did.
+                    Some(Ok(watcher::Event::Delete(j))) => break diagnose::job_terminal(&j),
+                    Some(Ok(watcher::Event::InitDone)) if !st.seen_job => break None,
+                    Some(Ok(watcher::Event::InitDone)) => {}
+                    Some(Err(e)) => {
+                        if let Some(fatal) = fatal_watch_error(ns, "jobs", e) {
+                            return JobOutcome::Error(fatal);
+                        }
+                    }
                     None => return JobOutcome::Error(ClusterError::Api {
                         what: format!("watching Job {ns}/{name}"),
                         message: "the watch ended".into(),
@@ -299,50 +278,27 @@ impl Cluster {
                 },
                 ev = pod_stream.next() => match ev {
                     Some(Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p))) => {
-                        let pod_name = p.metadata.name.clone().unwrap_or_default();
-                        if watching_events.insert(pod_name.clone()) {
-                            self.watch_pod_events(ns, &pod_name, diag_tx.clone());
-                        }
-                        for c in diagnose::started_containers(&p) {
-                            if streaming.insert((pod_name.clone(), c.clone())) {
-                                let _ = events.send(ClusterEvent::ContainerStarted {
-                                    pod: pod_name.clone(),
-                                    container: c.clone(),
-                                });
-                                stream_log(pods.clone(), pod_name.clone(), c, lines_tx.clone());
-                            }
-                        }
-                        if let Some((c, code, _)) = diagnose::failed_container(&p) {
-                            last_failure = Some((pod_name.clone(), c, code));
-                        }
-                        waiting_for_db = running_wait(&p).then(|| pod_name.clone());
-                        for d in diagnose::diagnose_pod(&p) {
-                            if reported.insert(format!("{pod_name}/{}", d.describe())) {
-                                if d.cannot_heal() && cannot_heal.is_none() {
-                                    cannot_heal = Some((tokio::time::Instant::now(), d.clone()));
-                                }
-                                let _ = events.send(ClusterEvent::Problem { pod: pod_name.clone(), diagnosis: d });
-                            }
-                        }
+                        self.on_pod(ns, &p, &pods, &mut st, &mut logs, &mut event_watches, &lines_tx, &diag_tx, &events);
                     }
                     Some(Ok(_)) => {}
-                    Some(Err(e)) => return JobOutcome::Error(watch_error(ns, "pods", e)),
+                    Some(Err(e)) => {
+                        if let Some(fatal) = fatal_watch_error(ns, "pods", e) {
+                            return JobOutcome::Error(fatal);
+                        }
+                    }
                     None => {}
                 },
-                Some((pod, c, line)) = lines_rx.recv() => {
-                    push_line(&mut last_lines, &format!("{pod}/{c}"), &line);
-                    let _ = events.send(ClusterEvent::Log { pod, container: c, line });
-                }
+                Some((pod, c, line)) = lines_rx.recv() => st.line(pod, c, line, &events),
                 Some(d) = diag_rx.recv() => {
-                    if reported.insert(format!("event/{}", d.describe())) {
+                    if st.reported.insert(format!("event/{}", d.describe())) {
                         let _ = events.send(ClusterEvent::Problem { pod: String::new(), diagnosis: d });
                     }
                 }
                 _ = waiting.tick() => {
-                    if waiting_for_db.is_some() {
-                        let last = waiting_for_db
-                            .as_ref()
-                            .and_then(|pod| last_lines.get(&format!("{pod}/wait-for-postgres")))
+                    if let Some(pod) = &st.waiting_for_db {
+                        let last = st
+                            .last_lines
+                            .get(&format!("{pod}/wait-for-postgres"))
                             .and_then(|l| l.back().cloned())
                             .unwrap_or_default();
                         let _ = events.send(ClusterEvent::StillWaitingForDatabase { last_line: last });
@@ -354,36 +310,181 @@ impl Cluster {
                         None => std::future::pending::<()>().await,
                     }
                 } => {
-                    if let Some((_, d)) = cannot_heal.take() {
+                    if let Some((_, d)) = st.cannot_heal.take() {
                         return JobOutcome::CannotHeal(d);
                     }
                 }
             }
+        };
+
+        // The Job has ended (or is gone). Take the pod updates already delivered (the
+        // failed container's exit code may be among them), start a read of any
+        // container whose log has not been streamed, then let the streams finish.
+        while let Some(Some(Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)))) =
+            futures_util::FutureExt::now_or_never(pod_stream.next())
+        {
+            self.on_pod(
+                ns,
+                &p,
+                &pods,
+                &mut st,
+                &mut logs,
+                &mut event_watches,
+                &lines_tx,
+                &diag_tx,
+                &events,
+            );
+        }
+        drop(lines_tx);
+        let drain = async { while logs.join_next().await.is_some() {} };
+        let _ = tokio::time::timeout(DRAIN, drain).await;
+        logs.abort_all();
+        while let Ok((pod, c, line)) = lines_rx.try_recv() {
+            st.line(pod, c, line, &events);
+        }
+        let lines = st
+            .last_failure
+            .as_ref()
+            .and_then(|(p, c, _)| st.last_lines.get(&format!("{p}/{c}")))
+            .map(|l| l.iter().cloned().collect())
+            .unwrap_or_default();
+        match outcome {
+            Some(Terminal::Complete) => JobOutcome::Complete,
+            Some(Terminal::Failed { reason, message }) => JobOutcome::Failed {
+                reason,
+                message,
+                container: st.last_failure.as_ref().map(|f| f.1.clone()),
+                exit_code: st.last_failure.as_ref().map(|f| f.2),
+                last_lines: lines,
+            },
+            None => JobOutcome::Deleted,
         }
     }
 
-    fn watch_pod_events(&self, ns: &str, pod: &str, tx: UnboundedSender<Diagnosis>) {
+    /// A pod's new status: start its event watch and its containers' logs, note a
+    /// failed container, report problems, and forget problems that cleared.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the state of one follow_job, split out so the end of a Job can reuse it"
+    )]
+    fn on_pod(
+        &self,
+        ns: &str,
+        p: &Pod,
+        pods: &Api<Pod>,
+        st: &mut Follow,
+        logs: &mut tokio::task::JoinSet<()>,
+        event_watches: &mut tokio::task::JoinSet<()>,
+        lines_tx: &UnboundedSender<(String, String, String)>,
+        diag_tx: &UnboundedSender<Diagnosis>,
+        events: &UnboundedSender<ClusterEvent>,
+    ) {
+        let pod_name = p.metadata.name.clone().unwrap_or_default();
+        if st.watching_events.insert(pod_name.clone()) {
+            event_watches.spawn(self.watch_pod_events(ns, &pod_name, diag_tx.clone()));
+        }
+        for c in diagnose::started_containers(p) {
+            if st.streaming.insert((pod_name.clone(), c.clone())) {
+                let _ = events.send(ClusterEvent::ContainerStarted {
+                    pod: pod_name.clone(),
+                    container: c.clone(),
+                });
+                logs.spawn(stream_log(
+                    pods.clone(),
+                    pod_name.clone(),
+                    c,
+                    lines_tx.clone(),
+                    events.clone(),
+                ));
+            }
+        }
+        if let Some((c, code, _)) = diagnose::failed_container(p) {
+            st.last_failure = Some((pod_name.clone(), c, code));
+        }
+        st.waiting_for_db = running_wait(p).then(|| pod_name.clone());
+        let found = diagnose::diagnose_pod(p);
+        // A problem that cannot heal and has cleared (the image was pulled after
+        // all, the Secret appeared) no longer fails the target.
+        if let Some((_, d)) = &st.cannot_heal
+            && !found.contains(d)
+            && st.cannot_heal_pod.as_deref() == Some(pod_name.as_str())
+        {
+            st.cannot_heal = None;
+            st.cannot_heal_pod = None;
+        }
+        for d in found {
+            if d.cannot_heal() && st.cannot_heal.is_none() {
+                st.cannot_heal = Some((tokio::time::Instant::now(), d.clone()));
+                st.cannot_heal_pod = Some(pod_name.clone());
+            }
+            if st.reported.insert(format!("{pod_name}/{}", d.describe())) {
+                let _ = events.send(ClusterEvent::Problem {
+                    pod: pod_name.clone(),
+                    diagnosis: d,
+                });
+            }
+        }
+    }
+
+    fn watch_pod_events(
+        &self,
+        ns: &str,
+        pod: &str,
+        tx: UnboundedSender<Diagnosis>,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let api: Api<Event> = Api::namespaced(self.client.clone(), ns);
         let cfg = watcher::Config::default().fields(&format!(
             "involvedObject.kind=Pod,involvedObject.name={pod}"
         ));
-        tokio::spawn(async move {
-            let mut stream = watcher(api, cfg)
-                .default_backoff()
-                .applied_objects()
-                .boxed();
-            while let Ok(Some(ev)) = stream.try_next().await {
-                if let Some(d) = diagnose::diagnose_event(&ev)
+        async move {
+            let mut stream = watcher(api, cfg).default_backoff().boxed();
+            while let Some(ev) = stream.next().await {
+                if let Ok(watcher::Event::Apply(ev) | watcher::Event::InitApply(ev)) = ev
+                    && let Some(d) = diagnose::diagnose_event(&ev)
                     && tx.send(d).is_err()
                 {
                     break;
                 }
             }
+        }
+    }
+}
+
+/// What [`Cluster::follow_job`] has seen so far.
+#[derive(Default)]
+struct Follow {
+    seen_job: bool,
+    streaming: HashSet<(String, String)>,
+    watching_events: HashSet<String>,
+    reported: HashSet<String>,
+    last_lines: HashMap<String, VecDeque<String>>,
+    /// The last failed container: (pod, container, exit code).
+    last_failure: Option<(String, String, i32)>,
+    cannot_heal: Option<(tokio::time::Instant, Diagnosis)>,
+    cannot_heal_pod: Option<String>,
+    waiting_for_db: Option<String>,
+}
+
+impl Follow {
+    fn line(
+        &mut self,
+        pod: String,
+        container: String,
+        line: String,
+        events: &UnboundedSender<ClusterEvent>,
+    ) {
+        push_line(&mut self.last_lines, &format!("{pod}/{container}"), &line);
+        let _ = events.send(ClusterEvent::Log {
+            pod,
+            container,
+            line,
         });
     }
 }
 
-/// Keeps the last lines of each `pod/container`.
+/// How long the log streams of a finished Job get to deliver their last lines.
+pub const DRAIN: Duration = Duration::from_secs(3);
+
 fn push_line(last: &mut HashMap<String, VecDeque<String>>, key: &str, line: &str) {
     let buf = last.entry(key.to_string()).or_default();
     if buf.len() == LAST_LINES {
@@ -405,28 +506,66 @@ fn running_wait(p: &Pod) -> bool {
         })
 }
 
-fn stream_log(
+/// Streams a container's log line by line (invalid UTF-8 replaced, never cut short);
+/// a stream that cannot be opened or breaks is reported as a problem.
+async fn stream_log(
     pods: Api<Pod>,
     pod: String,
     container: String,
     tx: UnboundedSender<(String, String, String)>,
+    events: UnboundedSender<ClusterEvent>,
 ) {
-    tokio::spawn(async move {
-        let params = LogParams {
-            container: Some(container.clone()),
-            follow: true,
-            ..Default::default()
-        };
-        let Ok(stream) = pods.log_stream(&pod, &params).await else {
+    let params = LogParams {
+        container: Some(container.clone()),
+        follow: true,
+        ..Default::default()
+    };
+    let problem = |message: String| {
+        let _ = events.send(ClusterEvent::Problem {
+            pod: pod.clone(),
+            diagnosis: Diagnosis::LogUnavailable {
+                container: container.clone(),
+                message,
+            },
+        });
+    };
+    let mut stream = match pods.log_stream(&pod, &params).await {
+        Ok(s) => Box::pin(s),
+        Err(e) => {
+            problem(ClusterError::of("reading the log", e).to_string());
             return;
-        };
-        let mut lines = stream.lines();
-        while let Some(Ok(line)) = lines.next().await {
-            if tx.send((pod.clone(), container.clone(), line)).is_err() {
+        }
+    };
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match futures_util::AsyncBufReadExt::read_until(&mut stream, b'\n', &mut buf).await {
+            Ok(0) => break,
+            Ok(_) => {
+                let text = String::from_utf8_lossy(&buf);
+                let line = text.trim_end_matches(['\n', '\r']).to_string();
+                if tx.send((pod.clone(), container.clone(), line)).is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                problem(e.to_string());
                 break;
             }
         }
-    });
+    }
+}
+
+/// A watch error that retrying cannot fix (403, 404), as a [`ClusterError`];
+/// `None` for the others, which the watcher's backoff retries.
+fn fatal_watch_error(ns: &str, what: &str, e: watcher::Error) -> Option<ClusterError> {
+    let code = match &e {
+        watcher::Error::InitialListFailed(kube::Error::Api(s))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
+        | watcher::Error::WatchFailed(kube::Error::Api(s)) => s.code,
+        _ => 0,
+    };
+    matches!(code, 403 | 404).then(|| watch_error(ns, what, e))
 }
 
 fn watch_error(ns: &str, what: &str, e: watcher::Error) -> ClusterError {

@@ -30,6 +30,10 @@ pub enum Exit {
     /// be reached (10).
     Cluster,
     /// Interrupted by Ctrl-C (130).
+    #[cfg_attr(
+        not(feature = "cluster"),
+        expect(dead_code, reason = "only cluster runs are interrupted with Ctrl-C")
+    )]
     Interrupted,
     /// `exec`: the command's own exit code (128 + N when signal N ended it).
     Child(u8),

@@ -52,8 +52,11 @@ enum Command {
     Validate(commands::validate::Args),
     Render(commands::render::Args),
     Apply(commands::apply::Args),
+    #[cfg(feature = "cluster")]
     Status(commands::status::Args),
+    #[cfg(feature = "cluster")]
     Logs(commands::logs::Args),
+    #[cfg(feature = "cluster")]
     Cleanup(commands::cleanup::Args),
     Schema(commands::schema::Args),
     #[command(subcommand)]
@@ -93,8 +96,11 @@ fn main() -> ExitCode {
         Command::Validate(_) => "validate",
         Command::Render(_) => "render",
         Command::Apply(_) => "apply",
+        #[cfg(feature = "cluster")]
         Command::Status(_) => "status",
+        #[cfg(feature = "cluster")]
         Command::Logs(_) => "logs",
+        #[cfg(feature = "cluster")]
         Command::Cleanup(_) => "cleanup",
         Command::Schema(_) => "schema",
         Command::Import(c) => c.name(),
@@ -112,8 +118,11 @@ fn main() -> ExitCode {
             Command::Validate(a) => commands::validate::run(a, reporter).await,
             Command::Render(a) => commands::render::run(a, reporter).await,
             Command::Apply(a) => commands::apply::run(a, reporter).await,
+            #[cfg(feature = "cluster")]
             Command::Status(a) => commands::status::run(a, reporter).await,
+            #[cfg(feature = "cluster")]
             Command::Logs(a) => commands::logs::run(a, reporter).await,
+            #[cfg(feature = "cluster")]
             Command::Cleanup(a) => commands::cleanup::run(a, reporter).await,
             Command::Schema(a) => commands::schema::run(a, reporter).await,
             Command::Import(c) => commands::import::run(c, reporter),

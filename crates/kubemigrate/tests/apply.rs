@@ -208,6 +208,26 @@ fn a_failed_command_exits_8_and_bad_flags_exit_2() {
     );
     assert!(run.stdout.contains("  about to fail"), "{}", run.stdout);
 
+    // A --db without TARGET= is refused without repeating the URL's password.
+    let file = dir.path().join("plan.yaml").display().to_string();
+    let run = km(
+        &[
+            "apply",
+            "-f",
+            &file,
+            "--local",
+            "--db",
+            "postgres://u:hunter2@h/db?sslmode=require",
+        ],
+        &[],
+    )
+    .expect(2);
+    assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--db: expected TARGET=URL"),
+        "{}",
+        run.stderr
+    );
     let run = apply(dir.path(), &[("x", &a.url)], &[]).expect(2);
     assert!(
         run.stderr.contains("--db: the plan has no target \"x\""),
@@ -220,7 +240,6 @@ fn a_failed_command_exits_8_and_bad_flags_exit_2() {
         "{}",
         run.stderr
     );
-    let file = dir.path().join("plan.yaml").display().to_string();
     // --db is for local runs only.
     let run = km(&["apply", "-f", &file, "--db", "a=postgres://x@y/z"], &[]).expect(2);
     assert!(run.stderr.contains("--local"), "{}", run.stderr);

@@ -448,8 +448,22 @@ impl<'de> Visitor<'de> for CredentialVisitor {
         Ok(Credential::Literal(v.to_string()))
     }
 
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Credential, E> {
-        Ok(Credential::Literal(v.to_string()))
+    // An unquoted number or boolean would not keep its text (`007` reads as 7):
+    // refuse it, without repeating the value (it may be a password).
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Credential, E> {
+        Err(unquoted())
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Credential, E> {
+        Err(unquoted())
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Credential, E> {
+        Err(unquoted())
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Credential, E> {
+        Err(unquoted())
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Credential, A::Error> {
@@ -479,6 +493,13 @@ impl<'de> Visitor<'de> for CredentialVisitor {
             de::Error::custom("give exactly one of value, fromEnv, fromFile, existingSecret")
         })
     }
+}
+
+fn unquoted<E: de::Error>() -> E {
+    E::custom(
+        "write this value in quotes: YAML reads an unquoted number or boolean as another \
+         type (007 would become 7)",
+    )
 }
 
 impl JsonSchema for Credential {

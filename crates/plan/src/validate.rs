@@ -12,6 +12,10 @@ use crate::values::{check_dns_subdomain, check_env_name, check_label_key, check_
 /// Label and annotation key prefixes kubemigrate sets itself.
 pub const RESERVED_LABEL_PREFIXES: &[&str] = &["app.kubernetes.io/", "kubemigrate.io/"];
 
+/// Label keys the Job controller sets on pods; a plan label with one of them would
+/// hide the pods from their Job's watchers.
+pub const CONTROLLER_LABELS: &[&str] = &["job-name", "controller-uid", "batch.kubernetes.io/"];
+
 /// Environment variables kubemigrate sets in every container from the target's
 /// database; a command target's `env` may not set them.
 pub const RESERVED_ENV: &[&str] = &[
@@ -165,11 +169,20 @@ fn labels(f: &mut Findings, path: &FieldPath, map: &BTreeMap<String, String>, va
             continue;
         }
         if path.segments().last() != Some(&crate::path::Segment::Key("nodeSelector".into()))
-            && let Some(prefix) = RESERVED_LABEL_PREFIXES.iter().find(|r| k.starts_with(*r))
+            && let Some(prefix) = RESERVED_LABEL_PREFIXES
+                .iter()
+                .chain(CONTROLLER_LABELS)
+                .find(|r| k.starts_with(*r))
         {
             f.error(
                 p.clone(),
-                format!("keys starting with {prefix} are set by kubemigrate; choose another key"),
+                if CONTROLLER_LABELS.contains(prefix) {
+                    format!("{prefix} is set by Kubernetes' Job controller; choose another key")
+                } else {
+                    format!(
+                        "keys starting with {prefix} are set by kubemigrate; choose another key"
+                    )
+                },
             );
         }
         if values {

@@ -75,6 +75,8 @@ fn cases() -> Vec<(&'static str, String)> {
         ("duplicate key", edit("        host: db\n", "        host: db\n        host: db2\n")),
         ("a list where a mapping belongs", edit("      database:\n        host: db\n        name: orders\n        user: app\n        password: {fromEnv: ORDERS_PASSWORD}\n", "      database: [db, orders]\n")),
         ("no targets", "apiVersion: kubemigrate.io/v1alpha1\nkind: MigrationPlan\nmetadata: {name: shop}\nspec:\n  targets: []\n".into()),
+        ("unquoted numeric password", edit("{fromEnv: ORDERS_PASSWORD}", "007123")),
+        ("controller label", edit("  targets:", "  labels: {job-name: x}\n  targets:")),
         ("toleration Exists with a value", edit("  targets:", "  tolerations: [{key: k, operator: Exists, value: v}]\n  targets:")),
     ]
 }
@@ -122,6 +124,14 @@ fn the_base_plan_is_valid_and_warnings_are_located() {
     );
     // The warning names the field, never the value.
     assert!(!w[0].contains("hunter2"));
+    // An unquoted number is refused without being repeated.
+    let Err(PlanError::Invalid(d)) = parse(
+        &edit("{fromEnv: ORDERS_PASSWORD}", "-4711"),
+        "p.yaml".as_ref(),
+    ) else {
+        panic!("accepted");
+    };
+    assert!(!d[0].to_string().contains("4711"), "{}", d[0]);
 }
 
 fn tempfile_dir() -> std::path::PathBuf {

@@ -121,9 +121,37 @@ fn scalar_string(s: &str, level: usize) -> String {
     if is_safe_plain(s) {
         s.to_string()
     } else {
-        // A JSON string is a valid YAML double-quoted scalar.
-        serde_json::to_string(s).unwrap_or_else(|_| format!("{s:?}"))
+        double_quoted(s)
     }
+}
+
+/// Characters YAML readers (libyaml, go-yaml, which kubectl uses) refuse or read as
+/// line breaks when written as they are: they are escaped in double quotes and
+/// never put in a literal block.
+fn needs_escape(c: char) -> bool {
+    c.is_control() // C0, DEL, C1 (NEL included)
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}')
+}
+
+/// A YAML double-quoted scalar: `"`, `\\` and every character of
+/// [`needs_escape`] escaped.
+fn double_quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            // Every such character is in the Basic Multilingual Plane.
+            c if needs_escape(c) => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// A multi-line string as a literal block (`|`), when every character survives one.
@@ -134,8 +162,7 @@ fn literal_block(s: &str, level: usize) -> Option<String> {
     // Characters a literal block cannot hold as written: control characters other
     // than tab and newline, a carriage return, a BOM, trailing spaces on a line
     // (allowed, but easy to lose), and a line of only spaces.
-    let bad = |c: char| (c.is_control() && c != '\n' && c != '\t') || c == '\u{feff}';
-    if s.chars().any(bad) {
+    if s.chars().any(|c| c != '\n' && c != '\t' && needs_escape(c)) {
         return None;
     }
     if s.lines().any(|l| l.ends_with(' ') || l.ends_with('\t')) {
@@ -345,6 +372,18 @@ mod tests {
             let text = to_yaml(&v);
             proptest::prop_assert_eq!(read_back(&text), v, "{}", text);
         }
+    }
+
+    #[test]
+    fn characters_yaml_readers_refuse_are_escaped() {
+        let v = json!({"k": "a\u{7f}b\u{85}c\u{2028}d\u{1F600}\"\\"});
+        assert_eq!(
+            to_yaml(&v),
+            "k: \"a\\u007fb\\u0085c\\u2028d\u{1F600}\\\"\\\\\"\n"
+        );
+        // A line separator inside SQL keeps the file out of a literal block.
+        let v = json!({"f.sql": "SELECT 1;\n-- \u{2028}\n"});
+        assert!(to_yaml(&v).starts_with("f.sql: \""), "{}", to_yaml(&v));
     }
 
     #[test]

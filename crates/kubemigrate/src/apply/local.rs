@@ -18,6 +18,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Container, EnvVar};
 use kubemigrate_render::{COPIED_BINARY, RUNNER_BINARY, Rendered, TargetJob};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
+
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::{ApplyEvent, Status, TargetResult, TargetRunner, exit_meaning, job_name};
@@ -35,6 +36,13 @@ const SCRUBBED: &[&str] = &[
     "PGAPPNAME",
     "PGCONNECT_TIMEOUT",
     "PGSERVICE",
+    "PGSERVICEFILE",
+    "PGHOSTADDR",
+    "PGPASSFILE",
+    "PGOPTIONS",
+    "PGSSLCERT",
+    "PGSSLKEY",
+    "PGTARGETSESSIONATTRS",
     "DB_HOST",
     "DB_PORT",
     "DB_DATABASE",
@@ -42,6 +50,50 @@ const SCRUBBED: &[&str] = &[
     "DB_PASSWORD",
     "DB_SCHEMA",
 ];
+
+/// Expands `$(VAR)` from `vars` as the kubelet does: `$$` is a literal `$`, a
+/// reference to an undefined variable stays as written, and expanded text is not
+/// expanded again.
+pub fn expand(value: &str, vars: &[(String, String)]) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(inner) = after.strip_prefix('(')
+            && let Some(end) = inner.find(')')
+            && let Some((_, val)) = vars.iter().rev().find(|(k, _)| *k == inner[..end])
+        {
+            out.push_str(val);
+            rest = &inner[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Sends SIGTERM to a process group when dropped (a timed-out target's command and
+/// everything it started, such as npm's node), unless disarmed. Uses kill(1): no
+/// unsafe code.
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0 {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", "--", &format!("-{pgid}")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
 
 /// How many of a failed container's last lines a result keeps.
 const LAST_LINES: usize = 10;
@@ -135,13 +187,7 @@ impl LocalRunner {
                         return Err(format!("{}: unsupported valueFrom", v.name));
                     }
                 }
-                None => {
-                    let mut value = v.value.clone().unwrap_or_default();
-                    for (name, val) in &out {
-                        value = value.replace(&format!("$({name})"), val);
-                    }
-                    value
-                }
+                None => expand(v.value.as_deref().unwrap_or_default(), &out),
             };
             out.push((v.name.clone(), value));
         }
@@ -171,25 +217,27 @@ impl LocalRunner {
         c: &Container,
         events: &UnboundedSender<ApplyEvent>,
     ) -> Result<(), ContainerFailure> {
+        let env = self
+            .env(c.env.as_deref().unwrap_or_default())
+            .map_err(ContainerFailure::new)?;
+        // The kubelet expands $(VAR) in the command and arguments too.
         let command: Vec<String> = c
             .command
             .iter()
             .flatten()
             .chain(c.args.iter().flatten())
-            .map(|a| self.map(target, a))
+            .map(|a| self.map(target, &expand(a, &env)))
             .collect();
         let Some((program, args)) = command.split_first() else {
             return Err(ContainerFailure::new(format!("{} has no command", c.name)));
         };
-        let env = self
-            .env(c.env.as_deref().unwrap_or_default())
-            .map_err(ContainerFailure::new)?;
         let mut cmd = tokio::process::Command::new(program);
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .kill_on_drop(true);
+            .kill_on_drop(true)
+            .process_group(0);
         for var in SCRUBBED {
             cmd.env_remove(var);
         }
@@ -207,15 +255,26 @@ impl LocalRunner {
         let mut child = cmd.spawn().map_err(|e| {
             ContainerFailure::new(format!("{} cannot start {program}: {e}", c.name))
         })?;
+        let mut group = GroupGuard(child.id());
         let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         let pump = |stream: Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>| {
             let tx = tx.clone();
             tokio::spawn(async move {
+                // Invalid UTF-8 is replaced, never a reason to stop reading (which
+                // would close the pipe under the process).
                 if let Some(s) = stream {
-                    let mut lines = BufReader::new(s).lines();
-                    while let Ok(Some(line)) = lines.next_line().await {
-                        let _ = tx.send(line);
+                    let mut reader = BufReader::new(s);
+                    let mut buf = Vec::new();
+                    loop {
+                        buf.clear();
+                        match reader.read_until(b'\n', &mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(_) => {
+                                let text = String::from_utf8_lossy(&buf);
+                                let _ = tx.send(text.trim_end_matches(['\n', '\r']).to_string());
+                            }
+                        }
                     }
                 }
             })
@@ -240,6 +299,7 @@ impl LocalRunner {
             .wait()
             .await
             .map_err(|e| ContainerFailure::new(format!("{}: {e}", c.name)))?;
+        group.0 = None;
         match status.code() {
             Some(0) => Ok(()),
             Some(code) => {
@@ -315,5 +375,22 @@ impl TargetRunner for LocalRunner {
         events: UnboundedSender<ApplyEvent>,
     ) -> Pin<Box<dyn Future<Output = TargetResult> + 'a>> {
         Box::pin(self.run_job(job, events))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expand;
+
+    #[test]
+    fn expansion_follows_the_kubelet() {
+        let vars = vec![
+            ("DB_HOST".to_string(), "db".to_string()),
+            ("X".to_string(), "$(DB_HOST)".to_string()),
+        ];
+        assert_eq!(expand("$(DB_HOST):5432", &vars), "db:5432");
+        assert_eq!(expand("$$(DB_HOST)", &vars), "$(DB_HOST)");
+        assert_eq!(expand("$(NOPE) $5 $", &vars), "$(NOPE) $5 $");
+        assert_eq!(expand("$(X)", &vars), "$(DB_HOST)", "not expanded twice");
     }
 }

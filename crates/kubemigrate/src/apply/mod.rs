@@ -3,6 +3,7 @@
 //! ([`local::LocalRunner`]) today; the cluster runner will be a second one, ordered
 //! and reported by the same code.
 
+#[cfg(feature = "cluster")]
 pub mod cluster;
 pub mod local;
 pub mod report;
@@ -142,6 +143,10 @@ pub enum ApplyEvent {
     },
     /// Something wrong that a person should hear about now (an image that cannot
     /// be pulled, a pod that cannot be scheduled…); the target may still succeed.
+    #[cfg_attr(
+        not(feature = "cluster"),
+        expect(dead_code, reason = "only cluster runs see problems")
+    )]
     Problem {
         /// The target.
         target: String,

@@ -75,15 +75,16 @@ pub struct Args {
     pub(crate) delete_on_interrupt: bool,
     /// How long a problem that cannot heal (image not found, missing Secret) may
     /// last before its target fails.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_interval)]
     pub(crate) fail_fast_after: Duration,
     /// How often to repeat that `wait-for-postgres` is still waiting.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration, hide = true)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_interval, hide = true)]
     pub(crate) waiting_report_every: Duration,
     /// Connect target TARGET to URL instead of its plan's database (host, port,
     /// database, user, password, sslmode from the URL). Repeatable.
-    #[arg(long = "db", value_name = "TARGET=URL", value_parser = parse_pair, requires = "local")]
-    pub(crate) db: Vec<(String, String)>,
+    // Parsed in `run`: clap would repeat a bad value, which may hold a password.
+    #[arg(long = "db", value_name = "TARGET=URL", requires = "local")]
+    pub(crate) db: Vec<String>,
     /// Where a target's files are on this machine: for an `sql.image` target, the
     /// directory that holds what the image has in `dir`; for a `command` target,
     /// the directory to run the command in (default: the plan's directory).
@@ -104,6 +105,31 @@ fn parse_pair(s: &str) -> Result<(String, String), String> {
         Some((k, v)) if !k.is_empty() && !v.is_empty() => Ok((k.to_string(), v.to_string())),
         _ => Err(format!("{s:?} is not TARGET=VALUE")),
     }
+}
+
+/// `TARGET=URL` for `--db`. The URL may hold a password: no message repeats it.
+fn parse_db(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((t, url))
+            if !url.is_empty() && kubemigrate_plan::values::check_dns_label(t).is_ok() =>
+        {
+            Ok((t.to_string(), url.to_string()))
+        }
+        _ => Err(
+            "expected TARGET=URL, e.g. orders=postgres://app@localhost/orders \
+                  (the value is not repeated: it may hold a password)"
+                .into(),
+        ),
+    }
+}
+
+/// A duration above zero and at most a day (hidden tuning flags).
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d.is_zero() || d > Duration::from_secs(86_400) {
+        return Err("must be above zero and at most 24h".into());
+    }
+    Ok(d)
 }
 
 pub(crate) fn usage(message: String) -> Failure {
@@ -138,6 +164,7 @@ pub(crate) fn check_targets<'a>(
 
 /// Replaces a target's database with the one a `--db` URL names.
 fn override_database(loaded: &mut LoadedPlan, target: &str, url: &str) -> Result<(), Failure> {
+    // ConnectOptions' errors never echo URL parts that could be the password.
     let o = ConnectOptions::resolve(Some(url), |_| None)
         .map_err(|e| usage(format!("--db {target}=…: {e}")))?;
     let Some(t) = loaded
@@ -200,11 +227,23 @@ pub struct LocalRun {
 /// Runs the command.
 pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
     if !args.local {
+        #[cfg(feature = "cluster")]
         return super::apply_cluster::run(args, reporter).await;
+        #[cfg(not(feature = "cluster"))]
+        return Err(usage(
+            "this build of kubemigrate (the static runner) cannot reach a cluster: use --local, \
+             or the full kubemigrate binary"
+                .into(),
+        ));
     }
     let loaded = plan::load(&args.plan)?;
+    let db = args
+        .db
+        .iter()
+        .map(|d| parse_db(d).map_err(|e| usage(format!("--db: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
     let options = LocalOptions {
-        db: args.db,
+        db,
         local_dir: args.local_dir,
         only: args.only,
         run_id: args.run_id,

@@ -37,6 +37,9 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
             not_selected.push(t.name.to_string());
         }
     }
+    if loaded.plan.spec.targets.iter().all(|t| !t.enabled) {
+        return Err(usage("no enabled target to run".into()));
+    }
     let run_id = match &args.run_id {
         Some(id) => id.clone(),
         None => plan::random_run_id()?,

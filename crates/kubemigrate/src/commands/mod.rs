@@ -12,13 +12,17 @@ use kubemigrate_sql::source::Source;
 use crate::exit::{Exit, Failure};
 
 pub mod apply;
+#[cfg(feature = "cluster")]
 pub mod apply_cluster;
+#[cfg(feature = "cluster")]
 pub mod cleanup;
+#[cfg(feature = "cluster")]
 pub mod cluster_args;
 pub mod demo;
 pub mod exec;
 pub mod import;
 pub mod install_runner;
+#[cfg(feature = "cluster")]
 pub mod logs;
 pub mod plan;
 pub mod render;
@@ -27,6 +31,7 @@ pub mod sql_baseline;
 pub mod sql_migrate;
 pub mod sql_repair;
 pub mod sql_status;
+#[cfg(feature = "cluster")]
 pub mod status;
 pub mod validate;
 pub mod wait_for_db;
