@@ -55,7 +55,19 @@ impl ClusterRunner {
         let dir = self.logs_dir.join(&job.target);
         let forward = async {
             let mut files: BTreeMap<(String, String), tokio::fs::File> = BTreeMap::new();
-            let _ = tokio::fs::create_dir_all(&dir).await;
+            // A log that cannot be saved is said once; the run goes on.
+            let mut unsaved = false;
+            let say_unsaved = |e: std::io::Error, unsaved: &mut bool| {
+                if !std::mem::replace(unsaved, true) {
+                    let _ = events.send(ApplyEvent::Problem {
+                        target: target.clone(),
+                        text: format!("cannot save logs under {}: {e}", dir.display()),
+                    });
+                }
+            };
+            if let Err(e) = tokio::fs::create_dir_all(&dir).await {
+                say_unsaved(e, &mut unsaved);
+            }
             while let Some(ev) = rx.recv().await {
                 match ev {
                     ClusterEvent::ContainerStarted { container, .. } => {
@@ -70,14 +82,19 @@ impl ClusterRunner {
                         line,
                     } => {
                         let key = (pod.clone(), container.clone());
-                        if !files.contains_key(&key) {
+                        if !files.contains_key(&key) && !unsaved {
                             let path = dir.join(format!("{pod}.{container}.log"));
-                            if let Ok(f) = tokio::fs::File::create(&path).await {
-                                files.insert(key.clone(), f);
+                            match tokio::fs::File::create(&path).await {
+                                Ok(f) => {
+                                    files.insert(key.clone(), f);
+                                }
+                                Err(e) => say_unsaved(e, &mut unsaved),
                             }
                         }
-                        if let Some(f) = files.get_mut(&key) {
-                            let _ = f.write_all(format!("{line}\n").as_bytes()).await;
+                        if let Some(f) = files.get_mut(&key)
+                            && let Err(e) = f.write_all(format!("{line}\n").as_bytes()).await
+                        {
+                            say_unsaved(e, &mut unsaved);
                         }
                         let _ = events.send(ApplyEvent::Log {
                             target: target.clone(),

@@ -186,6 +186,7 @@ pub async fn run_jobs(
     let mut running = FuturesUnordered::new();
     loop {
         // Start or skip what can be decided now, in plan order.
+        let mut decided = false;
         for (i, job) in jobs.iter().enumerate() {
             if started[i] {
                 continue;
@@ -208,6 +209,7 @@ pub async fn run_jobs(
                 };
                 let _ = events.send(ApplyEvent::Finished(result.clone()));
                 results[i] = Some(result);
+                decided = true;
                 continue;
             }
             if deps.iter().all(|&d| results[d].is_some()) {
@@ -224,21 +226,9 @@ pub async fn run_jobs(
                 });
             }
         }
-        // Skipping can unblock (or skip) later targets: decide again before waiting.
-        if started
-            .iter()
-            .zip(&results)
-            .any(|(s, r)| !*s && r.is_none())
-            && running.is_empty()
-            && jobs.iter().enumerate().any(|(i, job)| {
-                !started[i]
-                    && job
-                        .depends_on
-                        .iter()
-                        .filter_map(|d| in_run.get(d.as_str()))
-                        .all(|&d| results[d].is_some())
-            })
-        {
+        // A skip decided in this pass can decide (skip) a target listed before it:
+        // pass again before waiting.
+        if decided {
             continue;
         }
         match running.next().await {
@@ -249,7 +239,18 @@ pub async fn run_jobs(
             None => break,
         }
     }
-    results.into_iter().flatten().collect()
+    // Every target is decided unless dependsOn had a cycle, which the plan's
+    // validation refuses; say so rather than drop it.
+    results
+        .into_iter()
+        .zip(jobs)
+        .map(|(r, job)| {
+            r.unwrap_or_else(|| TargetResult {
+                reason: Some("never started: its dependsOn could not be met".into()),
+                ..TargetResult::new(job.target.clone(), job_name(job), Status::Failed)
+            })
+        })
+        .collect()
 }
 
 /// The name of a rendered Job.
