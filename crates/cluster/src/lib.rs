@@ -335,6 +335,33 @@ impl Cluster {
                 &events,
             );
         }
+        // Watches of different resources are not ordered: a failed Job may be seen
+        // before the pod status that says which container failed with which code.
+        // Wait a little for it.
+        if matches!(outcome, Some(Terminal::Failed { .. })) && st.last_failure.is_none() {
+            let wait = async {
+                while st.last_failure.is_none() {
+                    match pod_stream.next().await {
+                        Some(Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p))) => {
+                            self.on_pod(
+                                ns,
+                                &p,
+                                &pods,
+                                &mut st,
+                                &mut logs,
+                                &mut event_watches,
+                                &lines_tx,
+                                &diag_tx,
+                                &events,
+                            );
+                        }
+                        Some(_) => {}
+                        None => break,
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(POD_STATUS_GRACE, wait).await;
+        }
         drop(lines_tx);
         let drain = async { while logs.join_next().await.is_some() {} };
         let _ = tokio::time::timeout(DRAIN, drain).await;
@@ -481,6 +508,9 @@ impl Follow {
         });
     }
 }
+
+/// How long a failed Job's pod status gets to arrive after the Job's condition.
+pub const POD_STATUS_GRACE: Duration = Duration::from_secs(2);
 
 /// How long the log streams of a finished Job get to deliver their last lines.
 pub const DRAIN: Duration = Duration::from_secs(3);

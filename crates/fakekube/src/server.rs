@@ -461,10 +461,10 @@ fn apply(
             }
             for k in ["labels", "annotations", "managedFields"] {
                 old["metadata"][k] = v["metadata"][k].clone();
-                if old["metadata"][k].is_null() {
-                    if let Some(m) = old["metadata"].as_object_mut() {
-                        m.remove(k);
-                    }
+                if old["metadata"][k].is_null()
+                    && let Some(m) = old["metadata"].as_object_mut()
+                {
+                    m.remove(k);
                 }
             }
             s.update(kind, ns, old).map(|o| (200, o))

@@ -209,13 +209,12 @@ pub(crate) fn delete_job(
 /// Deletes a pod gracefully: a deletionTimestamp first, then the removal.
 pub(crate) async fn delete_pod(sh: &Shared, ns: &str, name: &str, step: Duration) {
     sh.write(|s| {
-        if let Some(mut p) = s.get(Kind::Pod, ns, name).cloned() {
-            if p["metadata"]["deletionTimestamp"].is_null() {
-                p["metadata"]["deletionTimestamp"] =
-                    serde_json::to_value(now()).unwrap_or_default();
-                p["metadata"]["deletionGracePeriodSeconds"] = json!(30);
-                let _ = s.update(Kind::Pod, ns, p);
-            }
+        if let Some(mut p) = s.get(Kind::Pod, ns, name).cloned()
+            && p["metadata"]["deletionTimestamp"].is_null()
+        {
+            p["metadata"]["deletionTimestamp"] = serde_json::to_value(now()).unwrap_or_default();
+            p["metadata"]["deletionGracePeriodSeconds"] = json!(30);
+            let _ = s.update(Kind::Pod, ns, p);
         }
     });
     sleep(step).await;

@@ -161,10 +161,10 @@ impl ApiError {
             None => "at the cluster scope".into(),
         };
         let mut details = kind.details(name);
-        if name.is_empty() {
-            if let Some(d) = details.as_object_mut() {
-                d.remove("name");
-            }
+        if name.is_empty()
+            && let Some(d) = details.as_object_mut()
+        {
+            d.remove("name");
         }
         Self {
             code: 403,

@@ -324,22 +324,22 @@ rm -rf "$root"
         let deadline = Instant::now() + self.options.start_timeout;
         let pidfile = self.data_dir().join("postmaster.pid");
         loop {
-            if let Ok(text) = fs::read_to_string(&pidfile) {
-                if text.lines().nth(7).is_some_and(|s| s.trim() == "ready") {
-                    return Ok(());
-                }
+            if let Ok(text) = fs::read_to_string(&pidfile)
+                && text.lines().nth(7).is_some_and(|s| s.trim() == "ready")
+            {
+                return Ok(());
             }
             let log = self.log();
             if log.contains("FATAL:") || log.contains("invalid argument") {
                 return Err(Error::Start(log.trim().to_string()));
             }
-            if let Some(child) = self.supervisor.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    return Err(Error::Start(format!(
-                        "supervisor exited with {status}: {}",
-                        self.log().trim()
-                    )));
-                }
+            if let Some(child) = self.supervisor.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                return Err(Error::Start(format!(
+                    "supervisor exited with {status}: {}",
+                    self.log().trim()
+                )));
             }
             if Instant::now() > deadline {
                 return Err(Error::Start(format!(
@@ -381,10 +381,10 @@ impl AsUser for Command {
 /// Finds the directory holding `initdb` and `postgres`.
 pub fn find_bin_dir() -> Option<PathBuf> {
     let has_both = |d: &Path| d.join("initdb").is_file() && d.join("postgres").is_file();
-    if let Some(dir) = std::env::var_os("KUBEMIGRATE_PG_BIN").map(PathBuf::from) {
-        if has_both(&dir) {
-            return Some(dir);
-        }
+    if let Some(dir) = std::env::var_os("KUBEMIGRATE_PG_BIN").map(PathBuf::from)
+        && has_both(&dir)
+    {
+        return Some(dir);
     }
     if let Some(path) = std::env::var_os("PATH") {
         for dir in std::env::split_paths(&path) {

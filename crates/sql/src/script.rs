@@ -960,10 +960,10 @@ impl Script {
                         break;
                     }
                 }
-                if let Some(q) = quote {
-                    if chars.next() != Some(q) {
-                        return Err(err(format!("bad variable reference :{q}{name}")));
-                    }
+                if let Some(q) = quote
+                    && chars.next() != Some(q)
+                {
+                    return Err(err(format!("bad variable reference :{q}{name}")));
                 }
                 let value = self
                     .vars

@@ -264,17 +264,18 @@ fn numeric_order_warnings(migrations: &[Migration]) -> Vec<SourceWarning> {
         let Ok(n) = m.version[..digits].parse::<u128>() else {
             continue;
         };
-        if let Some((max_n, max_width, max_name)) = max {
-            if n < max_n && digits != max_width {
-                warnings.push(SourceWarning(format!(
-                    "{max_name} runs before {} although its number is larger: file names sort \
+        if let Some((max_n, max_width, max_name)) = max
+            && n < max_n
+            && digits != max_width
+        {
+            warnings.push(SourceWarning(format!(
+                "{max_name} runs before {} although its number is larger: file names sort \
                      byte-wise; pad the numbers to one width (e.g. {:0width$}_…)",
-                    m.version,
-                    n,
-                    width = max_width.max(digits)
-                )));
-                continue;
-            }
+                m.version,
+                n,
+                width = max_width.max(digits)
+            )));
+            continue;
         }
         if max.is_none_or(|(max_n, _, _)| n >= max_n) {
             max = Some((n, digits, &m.version));
