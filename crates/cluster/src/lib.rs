@@ -11,7 +11,7 @@ pub mod diagnose;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
-use futures_util::{AsyncBufReadExt as _, StreamExt as _};
+use futures_util::StreamExt as _;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod, Secret};
 use kube::api::{Api, DeleteParams, LogParams, Patch, PatchParams, PostParams, PropagationPolicy};
@@ -202,6 +202,56 @@ impl Cluster {
             .await
             .map(|l| l.items)
             .map_err(|e| ClusterError::of(format!("listing Jobs in {ns}"), e))
+    }
+
+    /// Lists the pods matching a label selector.
+    ///
+    /// # Errors
+    /// The API server refused or could not be reached.
+    pub async fn list_pods(&self, ns: &str, selector: &str) -> Result<Vec<Pod>, ClusterError> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+        api.list(&kube::api::ListParams::default().labels(selector))
+            .await
+            .map(|l| l.items)
+            .map_err(|e| ClusterError::of(format!("listing pods in {ns}"), e))
+    }
+
+    /// Sends a container's log, line by line, to `lines`; with `follow`, until the
+    /// container ends.
+    ///
+    /// # Errors
+    /// The API server refused (a container that has not started) or could not be
+    /// reached.
+    pub async fn container_log(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: &str,
+        follow: bool,
+        lines: &mut (dyn FnMut(String) + Send),
+    ) -> Result<(), ClusterError> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+        let params = LogParams {
+            container: Some(container.to_string()),
+            follow,
+            ..Default::default()
+        };
+        let stream = api
+            .log_stream(pod, &params)
+            .await
+            .map_err(|e| ClusterError::of(format!("reading the log of {pod}/{container}"), e))?;
+        let mut stream = Box::pin(stream);
+        let mut each = |l: String| {
+            lines(l);
+            true
+        };
+        read_lines(&mut stream, &mut each)
+            .await
+            .map_err(|e| ClusterError::Api {
+                what: format!("reading the log of {pod}/{container}"),
+                message: e.to_string(),
+                code: 0,
+            })
     }
 
     /// Follows a created Job to its end. Reports, on `events`, each container as it
@@ -566,22 +616,27 @@ async fn stream_log(
             return;
         }
     };
+    let mut send = |line: String| tx.send((pod.clone(), container.clone(), line)).is_ok();
+    if let Err(e) = read_lines(&mut stream, &mut send).await {
+        problem(e.to_string());
+    }
+}
+
+/// Reads a log line by line into `line` until it ends or `line` returns false.
+/// Invalid UTF-8 is replaced, never a reason to stop.
+async fn read_lines(
+    stream: &mut (impl futures_util::AsyncBufRead + Unpin),
+    line: &mut (dyn FnMut(String) -> bool + Send),
+) -> std::io::Result<()> {
     let mut buf = Vec::new();
     loop {
         buf.clear();
-        match futures_util::AsyncBufReadExt::read_until(&mut stream, b'\n', &mut buf).await {
-            Ok(0) => break,
-            Ok(_) => {
-                let text = String::from_utf8_lossy(&buf);
-                let line = text.trim_end_matches(['\n', '\r']).to_string();
-                if tx.send((pod.clone(), container.clone(), line)).is_err() {
-                    break;
-                }
-            }
-            Err(e) => {
-                problem(e.to_string());
-                break;
-            }
+        if futures_util::AsyncBufReadExt::read_until(stream, b'\n', &mut buf).await? == 0 {
+            return Ok(());
+        }
+        let text = String::from_utf8_lossy(&buf);
+        if !line(text.trim_end_matches(['\n', '\r']).to_string()) {
+            return Ok(());
         }
     }
 }
@@ -729,60 +784,6 @@ pub fn runs_newest_first(jobs: Vec<Job>) -> Vec<(String, Vec<Job>)> {
         runs.into_iter().map(|(id, (t, j))| (t, id, j)).collect();
     out.sort_by(|a, b| b.0.cmp(&a.0));
     out.into_iter().map(|(_, id, j)| (id, j)).collect()
-}
-
-impl Cluster {
-    /// Lists the pods matching a label selector.
-    ///
-    /// # Errors
-    /// The API server refused or could not be reached.
-    pub async fn list_pods(&self, ns: &str, selector: &str) -> Result<Vec<Pod>, ClusterError> {
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
-        api.list(&kube::api::ListParams::default().labels(selector))
-            .await
-            .map(|l| l.items)
-            .map_err(|e| ClusterError::of(format!("listing pods in {ns}"), e))
-    }
-
-    /// Sends a container's log, line by line, to `lines`; with `follow`, until the
-    /// container ends.
-    ///
-    /// # Errors
-    /// The API server refused (a container that has not started) or could not be
-    /// reached.
-    pub async fn container_log(
-        &self,
-        ns: &str,
-        pod: &str,
-        container: &str,
-        follow: bool,
-        lines: &mut (dyn FnMut(String) + Send),
-    ) -> Result<(), ClusterError> {
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
-        let params = LogParams {
-            container: Some(container.to_string()),
-            follow,
-            ..Default::default()
-        };
-        let stream = api
-            .log_stream(pod, &params)
-            .await
-            .map_err(|e| ClusterError::of(format!("reading the log of {pod}/{container}"), e))?;
-        let mut stream = stream.lines();
-        while let Some(line) = stream.next().await {
-            match line {
-                Ok(l) => lines(l),
-                Err(e) => {
-                    return Err(ClusterError::Api {
-                        what: format!("reading the log of {pod}/{container}"),
-                        message: e.to_string(),
-                        code: 0,
-                    });
-                }
-            }
-        }
-        Ok(())
-    }
 }
 
 /// A Job's state in words: `succeeded`, `failed (BackoffLimitExceeded)`, `running`.

@@ -58,6 +58,22 @@ spec:
         Env { fake, dir }
     }
 
+    /// How many pods the fake created for target `target`'s Job of run r1.
+    fn pods_of(&self, target: &str) -> usize {
+        let prefix = format!("{target}-migrations-r1");
+        self.fake
+            .pods()
+            .iter()
+            .filter(|p| {
+                p.metadata
+                    .name
+                    .as_deref()
+                    .unwrap_or("")
+                    .starts_with(&prefix)
+            })
+            .count()
+    }
+
     fn path(&self, name: &str) -> String {
         self.dir.path().join(name).display().to_string()
     }
@@ -197,18 +213,7 @@ fn a_sql_failure_retried_until_the_backoff_limit_fails_with_its_code() {
     let last = &out[line_index(out, "last lines of a/run-migrations:")..];
     assert_eq!(last.matches("already exists").count(), 1, "{out}");
     // backoffLimit 2: three pods.
-    let pods_of_a = env
-        .fake
-        .pods()
-        .iter()
-        .filter(|p| {
-            p.metadata
-                .name
-                .as_deref()
-                .unwrap_or("")
-                .starts_with("a-migrations-r1")
-        })
-        .count();
+    let pods_of_a = env.pods_of("a");
     assert_eq!(pods_of_a, 3);
 }
 
@@ -218,18 +223,7 @@ fn the_pod_failure_policy_fails_at_once_on_needs_a_person() {
         Env::new(Scenarios::new(Scenario::success()).target("a", Scenario::pod_failure_policy(4)));
     let run = env.km(&["apply"]).expect(4);
     assert!(run.stdout.contains("PodFailurePolicy"), "{}", run.stdout);
-    let pods_of_a = env
-        .fake
-        .pods()
-        .iter()
-        .filter(|p| {
-            p.metadata
-                .name
-                .as_deref()
-                .unwrap_or("")
-                .starts_with("a-migrations-r1")
-        })
-        .count();
+    let pods_of_a = env.pods_of("a");
     assert_eq!(pods_of_a, 1, "no retry");
 }
 

@@ -212,6 +212,16 @@ impl SecurityContext {
     }
 }
 
+impl Target {
+    /// Whether `run-migrations` is kubemigrate's own SQL engine, so its exit codes
+    /// mean what docs/exit-codes.md says (a command's or psql's codes are their own).
+    pub fn runs_native_engine(&self) -> bool {
+        self.sql
+            .as_ref()
+            .is_some_and(|s| s.engine == Engine::Native)
+    }
+}
+
 impl Plan {
     /// The resources of `target`'s containers: the module's defaults, then the
     /// plan's, then the target's.

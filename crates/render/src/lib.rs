@@ -862,7 +862,7 @@ impl JobBuilder<'_> {
             ..Default::default()
         };
         let mut rules = Vec::new();
-        if !matches!(runner, Runner::Psql) && t.command.is_none() {
+        if t.runs_native_engine() {
             rules.push(PodFailurePolicyRule {
                 action: "FailJob".into(),
                 on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::anyhow;
-use kubemigrate_plan::{Credential, Engine, FieldPath, LoadedPlan, SslMode};
+use kubemigrate_plan::{Credential, FieldPath, LoadedPlan, SslMode};
 use kubemigrate_sql::connect::{self, ConnectOptions};
 
 use crate::apply::local::{LocalRunner, TargetPaths};
@@ -162,6 +162,29 @@ pub(crate) fn check_targets<'a>(
     Ok(())
 }
 
+/// Applies `--only`: disables the enabled targets it does not name and returns
+/// their names (reported as not selected; they count as done for dependsOn).
+///
+/// # Errors
+/// Exit 2 when `--only` names no target of the plan, or nothing is left to run.
+pub(crate) fn select_targets(
+    loaded: &mut LoadedPlan,
+    only: &[String],
+) -> Result<Vec<String>, Failure> {
+    check_targets(loaded, "--only", only.iter())?;
+    let mut not_selected = Vec::new();
+    for t in &mut loaded.plan.spec.targets {
+        if t.enabled && !only.is_empty() && !only.iter().any(|o| o == t.name.as_str()) {
+            t.enabled = false;
+            not_selected.push(t.name.to_string());
+        }
+    }
+    if loaded.plan.spec.targets.iter().all(|t| !t.enabled) {
+        return Err(usage("no enabled target to run".into()));
+    }
+    Ok(not_selected)
+}
+
 /// Replaces a target's database with the one a `--db` URL names.
 fn override_database(loaded: &mut LoadedPlan, target: &str, url: &str) -> Result<(), Failure> {
     // ConnectOptions' errors never echo URL parts that could be the password.
@@ -315,21 +338,10 @@ pub async fn run_local(
         "--local-dir",
         args.local_dir.iter().map(|(t, _)| t),
     )?;
-    check_targets(&loaded, "--only", args.only.iter())?;
     for (target, url) in &args.db {
         override_database(&mut loaded, target, url)?;
     }
-    let selected = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
-    let mut not_selected = Vec::new();
-    for t in &mut loaded.plan.spec.targets {
-        if t.enabled && !selected(t.name.as_str()) {
-            t.enabled = false;
-            not_selected.push(t.name.to_string());
-        }
-    }
-    if loaded.plan.spec.targets.iter().all(|t| !t.enabled) {
-        return Err(usage("no enabled target to run".into()));
-    }
+    let not_selected = select_targets(&mut loaded, &args.only)?;
 
     // Where each target's image paths are here.
     let local_dirs: BTreeMap<&str, PathBuf> = args
@@ -378,7 +390,7 @@ pub async fn run_local(
                 TargetPaths {
                     mounts: vec![(image_dir, local)],
                     workdir: None,
-                    runner_codes: sql.engine == Engine::Native,
+                    runner_codes: t.runs_native_engine(),
                 }
             }
             (None, _) => TargetPaths {
@@ -390,10 +402,7 @@ pub async fn run_local(
         paths.insert(t.name.to_string(), p);
     }
 
-    let run_id = match &args.run_id {
-        Some(id) => id.clone(),
-        None => plan::random_run_id()?,
-    };
+    let run_id = plan::run_id_or_random(args.run_id.as_deref())?;
     let (_, rendered) = plan::render(&loaded, run_id.clone(), None, false)?;
     let binary = std::env::current_exe().map_err(|e| {
         Failure::new(

@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 use kubemigrate_cluster::{Cluster, ClusterError, FollowOptions};
-use kubemigrate_plan::{Engine, values::Name};
+use kubemigrate_plan::values::Name;
 use kubemigrate_render::{Rendered, key_prefix};
 
 use crate::apply::cluster::ClusterRunner;
 use crate::apply::report::{print_events, print_json};
 use crate::apply::{ApplyEvent, TargetResult, job_name, run_jobs};
-use crate::commands::apply::{Args, LocalRun, check_targets, exit_of, print_summary, usage};
+use crate::commands::apply::{Args, LocalRun, exit_of, print_summary, select_targets, usage};
 use crate::commands::plan;
 use crate::exit::{CommandResult, Exit, Failure};
 use crate::reporter::Reporter;
@@ -25,25 +25,12 @@ fn cluster_failure(e: ClusterError) -> Failure {
 /// Runs `apply` against the cluster.
 pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
     let mut loaded = plan::load(&args.plan)?;
-    check_targets(&loaded, "--only", args.only.iter())?;
+    let not_selected = select_targets(&mut loaded, &args.only)?;
     if let Some(ns) = &args.namespace {
         loaded.plan.metadata.namespace =
             Name::new(ns).map_err(|e| usage(format!("--namespace: {e}")))?;
     }
-    let mut not_selected = Vec::new();
-    for t in &mut loaded.plan.spec.targets {
-        if t.enabled && !args.only.is_empty() && !args.only.iter().any(|o| o == t.name.as_str()) {
-            t.enabled = false;
-            not_selected.push(t.name.to_string());
-        }
-    }
-    if loaded.plan.spec.targets.iter().all(|t| !t.enabled) {
-        return Err(usage("no enabled target to run".into()));
-    }
-    let run_id = match &args.run_id {
-        Some(id) => id.clone(),
-        None => plan::random_run_id()?,
-    };
+    let run_id = plan::run_id_or_random(args.run_id.as_deref())?;
     let (_, rendered) = plan::render(&loaded, run_id.clone(), None, false)?;
     let cluster = Cluster::connect(args.context.as_deref())
         .await
@@ -90,10 +77,7 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
         .spec
         .targets
         .iter()
-        .map(|t| {
-            let native = t.sql.as_ref().is_some_and(|s| s.engine == Engine::Native);
-            (t.name.to_string(), native)
-        })
+        .map(|t| (t.name.to_string(), t.runs_native_engine()))
         .collect();
     let runner = ClusterRunner {
         cluster: cluster.clone(),

@@ -90,7 +90,7 @@ pub fn render(
 ///
 /// # Errors
 /// The system's random source cannot be read.
-pub fn random_run_id() -> Result<String, Failure> {
+fn random_run_id() -> Result<String, Failure> {
     use std::io::Read;
     let mut bytes = [0u8; 4];
     std::fs::File::open("/dev/urandom")
@@ -102,6 +102,17 @@ pub fn random_run_id() -> Result<String, Failure> {
             )
         })?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The given `--run-id`, else a fresh random one.
+///
+/// # Errors
+/// The system's random source cannot be read.
+pub fn run_id_or_random(given: Option<&str>) -> Result<String, Failure> {
+    match given {
+        Some(id) => Ok(id.to_string()),
+        None => random_run_id(),
+    }
 }
 
 /// Checks a `--run-id`: a DNS-1123 label of at most 20 characters.

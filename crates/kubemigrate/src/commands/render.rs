@@ -75,10 +75,7 @@ pub async fn run(args: Args, _reporter: Reporter) -> CommandResult {
                 .collect();
         return write(&kubemigrate_render::yaml::to_yaml_stream(&docs));
     }
-    let run_id = match args.run_id {
-        Some(id) => id,
-        None => plan::random_run_id()?,
-    };
+    let run_id = plan::run_id_or_random(args.run_id.as_deref())?;
     let (_, rendered) = plan::render(&loaded, run_id, args.hooks, args.redact)?;
     write(&rendered.to_yaml())
 }
