@@ -87,6 +87,13 @@ pub enum Diagnosis {
         /// Why.
         message: String,
     },
+    /// The Job controller cannot create the Job's pods (`FailedCreate`): admission
+    /// refused them (a ResourceQuota, a LimitRange, Pod Security) or the API server
+    /// did. Nothing runs until the cause goes.
+    PodsNotCreated {
+        /// The controller's message, which holds the API server's reason.
+        message: String,
+    },
     /// A container exited non-zero (the pod may be retried).
     ContainerFailed {
         /// The container.
@@ -105,8 +112,26 @@ impl Diagnosis {
     pub fn cannot_heal(&self) -> bool {
         matches!(
             self,
-            Diagnosis::ImagePull { .. } | Diagnosis::ContainerConfig { .. }
+            Diagnosis::ImagePull { .. }
+                | Diagnosis::ContainerConfig { .. }
+                | Diagnosis::PodsNotCreated { .. }
         )
+    }
+
+    /// What tells two reports of the same problem apart: the description, without
+    /// what changes from one attempt to the next (the controller names each pod it
+    /// failed to create: `pods "job-x7k2p" is forbidden: …`).
+    pub fn dedup_key(&self) -> String {
+        match self {
+            Diagnosis::PodsNotCreated { message } => {
+                let mut parts = message.splitn(3, '"');
+                match (parts.next(), parts.next(), parts.next()) {
+                    (Some(before), Some(_name), Some(after)) => format!("{before}{after}"),
+                    _ => message.clone(),
+                }
+            }
+            other => other.describe(),
+        }
     }
 
     /// A one-line description.
@@ -127,6 +152,9 @@ impl Diagnosis {
             },
             Diagnosis::LogUnavailable { container, message } => {
                 format!("{container}: its log cannot be read: {message}")
+            }
+            Diagnosis::PodsNotCreated { message } => {
+                format!("its pods cannot be created: {message}")
             }
             Diagnosis::ContainerFailed {
                 container,
@@ -222,14 +250,16 @@ pub fn diagnose_pod(pod: &Pod) -> Vec<Diagnosis> {
     out
 }
 
-/// What a Warning event about a pod says, when it names a problem.
+/// What a Warning event about a pod or a Job says, when it names a problem.
 pub fn diagnose_event(event: &Event) -> Option<Diagnosis> {
     if event.type_.as_deref() != Some("Warning") {
         return None;
     }
     let message = event.message.clone().unwrap_or_default();
-    match event.reason.as_deref()? {
-        "FailedScheduling" => Some(Diagnosis::Unschedulable { message }),
+    let kind = event.involved_object.kind.as_deref();
+    match (kind, event.reason.as_deref()?) {
+        (Some("Pod"), "FailedScheduling") => Some(Diagnosis::Unschedulable { message }),
+        (Some("Job"), "FailedCreate") => Some(Diagnosis::PodsNotCreated { message }),
         _ => None,
     }
 }
@@ -349,5 +379,42 @@ mod tests {
         );
         assert!(!d[0].cannot_heal());
         assert!(started_containers(&p).is_empty());
+    }
+
+    fn event(kind: &str, reason: &str, message: &str) -> Event {
+        serde_json::from_value(json!({
+            "metadata": {"name": "e"},
+            "involvedObject": {"kind": kind, "name": "x"},
+            "type": "Warning", "reason": reason, "message": message
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn events_of_pods_and_jobs_say_what_is_wrong() {
+        let quota = "Error creating: pods \"x-abc\" is forbidden: exceeded quota: q, requested: pods=1, used: pods=0, limited: pods=0";
+        let d = diagnose_event(&event("Job", "FailedCreate", quota)).unwrap();
+        assert!(d.cannot_heal());
+        assert_eq!(d.describe(), format!("its pods cannot be created: {quota}"));
+        // The next attempt names another pod: the same problem.
+        let again = diagnose_event(&event(
+            "Job",
+            "FailedCreate",
+            &quota.replace("x-abc", "x-def"),
+        ))
+        .unwrap();
+        assert_ne!(again, d);
+        assert_eq!(again.dedup_key(), d.dedup_key());
+        assert_eq!(
+            diagnose_event(&event("Pod", "FailedScheduling", "0/1 nodes are available")),
+            Some(Diagnosis::Unschedulable {
+                message: "0/1 nodes are available".into()
+            })
+        );
+        // The same reasons about other kinds, and Normal events, are not problems.
+        assert_eq!(diagnose_event(&event("Pod", "FailedCreate", quota)), None);
+        let mut normal = event("Job", "FailedCreate", quota);
+        normal.type_ = Some("Normal".into());
+        assert_eq!(diagnose_event(&normal), None);
     }
 }

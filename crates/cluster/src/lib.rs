@@ -266,7 +266,7 @@ impl Cluster {
     /// unless they clear first; the Job itself is left running. Watch errors other
     /// than 403 and 404 are retried with backoff (a watch may expire on a long run).
     /// When the Job ends, the log streams get up to [`DRAIN`] to deliver their last
-    /// lines.
+    /// lines; a stream silent for [`DRAIN_QUIET`] counts as done.
     pub async fn follow_job(
         &self,
         ns: &str,
@@ -294,6 +294,9 @@ impl Cluster {
         let mut logs = tokio::task::JoinSet::new();
         let mut event_watches = tokio::task::JoinSet::new();
         let mut st = Follow::default();
+        // The Job's own events: the controller's FailedCreate when admission
+        // refuses its pods.
+        event_watches.spawn(self.watch_events(ns, "Job", name, diag_tx.clone()));
         let mut waiting = tokio::time::interval(options.report_waiting_every);
         waiting.tick().await;
 
@@ -340,7 +343,14 @@ impl Cluster {
                 },
                 Some((pod, c, line)) = lines_rx.recv() => st.line(pod, c, line, &events),
                 Some(d) = diag_rx.recv() => {
-                    if st.reported.insert(format!("event/{}", d.describe())) {
+                    // An event's problem that cannot heal (the controller cannot
+                    // create the pods) fails the Job as a pod's would; it clears when
+                    // a pod appears.
+                    if d.cannot_heal() && st.cannot_heal.is_none() {
+                        st.cannot_heal = Some((tokio::time::Instant::now(), d.clone()));
+                        st.cannot_heal_pod = None;
+                    }
+                    if st.reported.insert(format!("event/{}", d.dedup_key())) {
                         let _ = events.send(ClusterEvent::Problem { pod: String::new(), diagnosis: d });
                     }
                 }
@@ -413,7 +423,22 @@ impl Cluster {
             let _ = tokio::time::timeout(POD_STATUS_GRACE, wait).await;
         }
         drop(lines_tx);
-        let drain = async { while logs.join_next().await.is_some() {} };
+        // The log streams end when their containers have ended (a kubelet ends a
+        // followed log then). Wait for that, but not for a stream that stays open
+        // and silent: stop once no line has come for DRAIN_QUIET, and after DRAIN
+        // in any case.
+        let drain = async {
+            loop {
+                tokio::select! {
+                    next = logs.join_next() => if next.is_none() { break },
+                    line = lines_rx.recv() => match line {
+                        Some((pod, c, line)) => st.line(pod, c, line, &events),
+                        None => break,
+                    },
+                    () = tokio::time::sleep(DRAIN_QUIET) => break,
+                }
+            }
+        };
         let _ = tokio::time::timeout(DRAIN, drain).await;
         logs.abort_all();
         while let Ok((pod, c, line)) = lines_rx.try_recv() {
@@ -458,7 +483,7 @@ impl Cluster {
     ) {
         let pod_name = p.metadata.name.clone().unwrap_or_default();
         if st.watching_events.insert(pod_name.clone()) {
-            event_watches.spawn(self.watch_pod_events(ns, &pod_name, diag_tx.clone()));
+            event_watches.spawn(self.watch_events(ns, "Pod", &pod_name, diag_tx.clone()));
         }
         for c in diagnose::started_containers(p) {
             if st.streaming.insert((pod_name.clone(), c.clone())) {
@@ -483,8 +508,11 @@ impl Cluster {
         // A problem that cannot heal and has cleared (the image was pulled after
         // all, the Secret appeared) no longer fails the target.
         if let Some((_, d)) = &st.cannot_heal
-            && !found.contains(d)
-            && st.cannot_heal_pod.as_deref() == Some(pod_name.as_str())
+            && match &st.cannot_heal_pod {
+                Some(p) => *p == pod_name && !found.contains(d),
+                // Seen in an event: the pods could not be created, and now one is.
+                None => matches!(d, Diagnosis::PodsNotCreated { .. }),
+            }
         {
             st.cannot_heal = None;
             st.cannot_heal_pod = None;
@@ -494,7 +522,7 @@ impl Cluster {
                 st.cannot_heal = Some((tokio::time::Instant::now(), d.clone()));
                 st.cannot_heal_pod = Some(pod_name.clone());
             }
-            if st.reported.insert(format!("{pod_name}/{}", d.describe())) {
+            if st.reported.insert(format!("{pod_name}/{}", d.dedup_key())) {
                 let _ = events.send(ClusterEvent::Problem {
                     pod: pod_name.clone(),
                     diagnosis: d,
@@ -503,15 +531,17 @@ impl Cluster {
         }
     }
 
-    fn watch_pod_events(
+    /// Watches the events about one object and sends the problems they name.
+    fn watch_events(
         &self,
         ns: &str,
-        pod: &str,
+        kind: &str,
+        name: &str,
         tx: UnboundedSender<Diagnosis>,
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let api: Api<Event> = Api::namespaced(self.client.clone(), ns);
         let cfg = watcher::Config::default().fields(&format!(
-            "involvedObject.kind=Pod,involvedObject.name={pod}"
+            "involvedObject.kind={kind},involvedObject.name={name}"
         ));
         async move {
             let mut stream = watcher(api, cfg).default_backoff().boxed();
@@ -538,6 +568,7 @@ struct Follow {
     /// The last failed container: (pod, container, exit code).
     last_failure: Option<(String, String, i32)>,
     cannot_heal: Option<(tokio::time::Instant, Diagnosis)>,
+    /// The pod whose status showed `cannot_heal`; `None` when an event did.
     cannot_heal_pod: Option<String>,
     waiting_for_db: Option<String>,
 }
@@ -564,6 +595,11 @@ pub const POD_STATUS_GRACE: Duration = Duration::from_secs(2);
 
 /// How long the log streams of a finished Job get to deliver their last lines.
 pub const DRAIN: Duration = Duration::from_secs(3);
+
+/// How long a finished Job's log streams may stay silent before they count as
+/// done. A kubelet ends a followed log once its container has ended; a stream
+/// still open and silent this long after the Job's end has nothing more to say.
+pub const DRAIN_QUIET: Duration = Duration::from_millis(500);
 
 fn push_line(last: &mut HashMap<String, VecDeque<String>>, key: &str, line: &str) {
     let buf = last.entry(key.to_string()).or_default();

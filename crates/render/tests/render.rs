@@ -43,55 +43,7 @@ fn ananta() -> LoadedPlan {
 
 /// A plan using the rest of the format: psql engine, existing Secrets, scheduling
 /// constraints, pull secrets, annotations, TLS, per-target overrides.
-const EVERYTHING: &str = "apiVersion: kubemigrate.io/v1alpha1
-kind: MigrationPlan
-metadata: {name: shop, namespace: prod}
-spec:
-  serviceAccountName: migrator
-  annotations: {team.example.com/owner: payments}
-  imagePullSecrets: [{name: regcred}]
-  nodeSelector: {kubernetes.io/os: linux}
-  tolerations:
-    - {key: dedicated, operator: Equal, value: db, effect: NoSchedule}
-    - {operator: Exists, effect: NoExecute, tolerationSeconds: 60}
-  affinity:
-    nodeAffinity:
-      requiredDuringSchedulingIgnoredDuringExecution:
-        nodeSelectorTerms:
-          - matchExpressions: [{key: pool, operator: In, values: [system]}]
-  securityContext: {runAsUser: 10001, runAsGroup: 10001, fsGroup: 10001}
-  timeout: 1h30m
-  backoffLimit: 1
-  ttlSecondsAfterFinished: 3600
-  targets:
-    - name: legacy
-      database:
-        host: legacy-db.prod.svc
-        name: legacy
-        sslMode: verify-full
-        user: {existingSecret: {name: legacy-db, key: username}}
-        password: {existingSecret: {name: legacy-db, key: password}}
-      sql: {image: shop/legacy-sql:7, engine: psql, dir: /sql}
-    - name: orders
-      dependsOn: [legacy]
-      database:
-        host: orders-db
-        port: 6432
-        name: orders
-        schema: app
-        user: {fromEnv: ORDERS_USER}
-        password: {fromEnv: ORDERS_PASSWORD}
-      command:
-        image: shop/orders:2.3
-        command: [node, dist/migrate.js]
-        args: [--verbose]
-        env: [{name: NODE_ENV, value: staging}, {name: LOG_LEVEL, value: debug}]
-      resources: {limits: {memory: 1Gi}, requests: {cpu: 250m}}
-    - name: disabled-one
-      enabled: false
-      database: {host: x, name: x, user: x, password: {fromEnv: NEVER_READ}}
-      sql: {image: x}
-";
+const EVERYTHING: &str = include_str!("fixtures/everything.yaml");
 
 fn everything() -> LoadedPlan {
     parse(EVERYTHING, "shop.yaml".as_ref()).unwrap()

@@ -1,6 +1,6 @@
 //! `kubemigrate logs`: the logs of the newest run's pods.
 
-use kubemigrate_cluster::{plan_selector, runs_newest_first};
+use kubemigrate_cluster::{ClusterError, plan_selector, runs_newest_first};
 
 use crate::commands::cluster_args::{ClusterArgs, cluster_failure};
 use crate::exit::{CommandResult, Exit};
@@ -62,11 +62,16 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
             for c in kubemigrate_cluster::diagnose::started_containers(&pod) {
                 let prefix = format!("{target}/{pod_name}/{c}");
                 let mut print = |line: String| reporter.line(&format!("{prefix} | {line}"));
-                if let Err(e) = cluster
+                match cluster
                     .container_log(&ns, &pod_name, &c, args.follow, &mut print)
                     .await
                 {
-                    reporter.warn(&e.to_string());
+                    Ok(()) => {}
+                    // A missing permission fails every read: say it once, exit 10.
+                    Err(e @ ClusterError::Forbidden { .. }) => return Err(cluster_failure(e)),
+                    // One log that cannot be read (its node is gone, say): the others
+                    // may still be.
+                    Err(e) => reporter.warn(&e.to_string()),
                 }
             }
         }

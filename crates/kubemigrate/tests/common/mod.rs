@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use kubemigrate_localpg::LocalPostgres;
 
+pub mod kube;
+
 /// The server shared by the tests of one binary. It is never dropped: the localpg
 /// supervisor stops it and deletes its data when the test process exits.
 pub fn pg() -> &'static LocalPostgres {
