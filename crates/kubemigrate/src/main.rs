@@ -108,11 +108,26 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Sql(SqlCommand::Migrate(a)) => commands::sql_migrate::run(a, reporter).await,
-            Command::Sql(SqlCommand::Status(a)) => commands::sql_status::run(a, reporter).await,
-            Command::Sql(SqlCommand::Baseline(a)) => commands::sql_baseline::run(a, reporter).await,
-            Command::Sql(SqlCommand::Repair(a)) => commands::sql_repair::run(a, reporter).await,
-            Command::WaitForDb(a) => commands::wait_for_db::run(a, reporter).await,
+            Command::Sql(SqlCommand::Migrate(a)) => {
+                until_signal(
+                    commands::sql_migrate::run(a, reporter),
+                    reporter,
+                    ROLLED_BACK,
+                )
+                .await
+            }
+            Command::Sql(SqlCommand::Status(a)) => {
+                until_signal(commands::sql_status::run(a, reporter), reporter, "").await
+            }
+            Command::Sql(SqlCommand::Baseline(a)) => {
+                until_signal(commands::sql_baseline::run(a, reporter), reporter, RECORDED).await
+            }
+            Command::Sql(SqlCommand::Repair(a)) => {
+                until_signal(commands::sql_repair::run(a, reporter), reporter, RECORDED).await
+            }
+            Command::WaitForDb(a) => {
+                until_signal(commands::wait_for_db::run(a, reporter), reporter, "").await
+            }
             Command::Exec(a) => commands::exec::run(a, reporter).await,
             Command::Demo(a) => commands::demo::run(a, reporter).await,
             Command::Validate(a) => commands::validate::run(a, reporter).await,
@@ -138,6 +153,41 @@ fn main() -> ExitCode {
     };
     ExitCode::from(exit.code())
 }
+
+/// Runs a command that talks to a database until it ends, or until SIGTERM or
+/// SIGINT arrives: then the command stops where it is and its connections close,
+/// and the server rolls back the transaction of the file being applied (within a
+/// second, mid-statement too: the engine sets client_connection_check_interval)
+/// and releases the migration lock. In a pod kubemigrate is process 1, which
+/// ignores SIGTERM unless it handles it: without this, a deleted pod's runner
+/// would go on until its grace period ended in SIGKILL.
+async fn until_signal(
+    work: impl std::future::Future<Output = exit::CommandResult>,
+    reporter: Reporter,
+    then: &str,
+) -> exit::CommandResult {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return work.await;
+    };
+    let (exit, what) = tokio::select! {
+        result = work => return result,
+        _ = term.recv() => (Exit::Terminated, "SIGTERM"),
+        _ = int.recv() => (Exit::Interrupted, "SIGINT"),
+    };
+    reporter.warn(&format!("stopped by {what}{then}"));
+    Ok(exit)
+}
+
+/// What [`until_signal`] adds for `sql migrate`.
+const ROLLED_BACK: &str = ": the file being applied is rolled back, unless it runs without a \
+     transaction (then `sql status` shows it as interrupted); the lock is released";
+
+/// What [`until_signal`] adds for `sql baseline` and `sql repair`.
+const RECORDED: &str = ": what was not yet recorded is rolled back; the lock is released";
 
 #[cfg(test)]
 mod tests {

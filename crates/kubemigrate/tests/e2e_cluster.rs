@@ -1,76 +1,623 @@
-//! End to end against a real cluster: `apply`, `status`, `logs`, `cleanup` on the
-//! example of docs/cluster.md. Ignored unless `KUBEMIGRATE_E2E_KUBECONFIG` names a
-//! kubeconfig (with kind: see docs/testing.md#end-to-end-on-a-real-cluster); no
-//! cluster can run on the machines that run the other tests.
+//! End to end on a real single-node cluster (`scripts/kube-up --kubelet`): the
+//! control plane of `cluster.rs` with a real kubelet, containerd and runc, a bridge
+//! network, CoreDNS, and images built here (`scripts/build-images`). The Jobs'
+//! pods pull nothing: they run `localhost/kubemigrate:dev` (the static runner),
+//! copy it into their shared volume, wait for PostgreSQL and migrate, as a
+//! non-root user on a read-only root file system, in namespaces that enforce Pod
+//! Security "restricted". PostgreSQL runs on this machine, on the bridge's gateway
+//! address, and pods find it by a Service name through the cluster DNS.
+//!
+//! Needs root (containerd, network, cgroups), as `scripts/test` in CI runs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use std::path::PathBuf;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
-use common::km;
+use common::kube::{Kube, Namespace, real_node};
+use common::{Run, km, km_command, psql, wait_until};
+use kubemigrate_localpg::{LocalPostgres, Options};
 
-fn kubeconfig() -> String {
-    std::env::var("KUBEMIGRATE_E2E_KUBECONFIG")
-        .expect("set KUBEMIGRATE_E2E_KUBECONFIG to a cluster's kubeconfig")
+fn node() -> &'static Kube {
+    assert!(
+        is_root(),
+        "the end-to-end suite needs root (containerd, network, cgroups): run it as root, \
+         or leave it out with `cargo test -- --skip e2e` (see docs/testing.md)"
+    );
+    real_node()
 }
 
-/// A plan whose one target runs SQL files shipped in a ConfigMap against the
-/// PostgreSQL that docs/testing.md deploys in the cluster (service `postgres`).
-fn plan(dir: &std::path::Path) -> PathBuf {
-    std::fs::create_dir_all(dir.join("sql")).unwrap();
-    std::fs::write(dir.join("sql/V1__t.sql"), "CREATE TABLE e2e (id int);\n").unwrap();
-    let file = dir.join("plan.yaml");
-    let runner = std::env::var("KUBEMIGRATE_E2E_RUNNER_IMAGE")
-        .unwrap_or_else(|_| "kubemigrate-runner:e2e".into());
-    std::fs::write(
-        &file,
-        format!(
-            "apiVersion: kubemigrate.io/v1alpha1
+fn is_root() -> bool {
+    // /proc/self/status: "Uid: real effective saved fs".
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
+        .unwrap_or(false)
+}
+
+fn host_ip() -> Ipv4Addr {
+    node().host_ip.expect("the real node's KUBE_HOST_IP")
+}
+
+/// The PostgreSQL the pods reach, on the bridge's gateway address.
+fn pg() -> &'static LocalPostgres {
+    static PG: OnceLock<LocalPostgres> = OnceLock::new();
+    PG.get_or_init(|| {
+        LocalPostgres::start_with(Options {
+            also_listen_on: Some(host_ip()),
+            ..Options::default()
+        })
+        .expect("start PostgreSQL on the node's network")
+    })
+}
+
+/// A namespace enforcing Pod Security "restricted", where the name `db` is a
+/// Service whose endpoint is this machine.
+fn namespace() -> Namespace {
+    let k = node();
+    let ns = k.namespace(&[
+        ("pod-security.kubernetes.io/enforce", "restricted"),
+        ("pod-security.kubernetes.io/enforce-version", "latest"),
+    ]);
+    k.service(&ns.name, "db", host_ip());
+    ns
+}
+
+/// A database of its own on [`pg`].
+fn database(name: &str) -> String {
+    let db = format!("{name}_{}", std::process::id());
+    psql(&pg().url("postgres"), &format!("CREATE DATABASE {db}"));
+    db
+}
+
+struct Plan {
+    dir: tempfile::TempDir,
+    ns: Namespace,
+}
+
+impl Plan {
+    /// A plan in a fresh namespace; `targets` is its YAML list of targets (each
+    /// database's password from `PW`).
+    fn new(spec: &str, targets: &str) -> Plan {
+        let ns = namespace();
+        let dir = tempfile::tempdir().unwrap();
+        let runner = node().runner_image.clone().unwrap();
+        std::fs::write(
+            dir.path().join("plan.yaml"),
+            format!(
+                "apiVersion: kubemigrate.io/v1alpha1
 kind: MigrationPlan
-metadata: {{name: e2e, namespace: kubemigrate-e2e}}
+metadata: {{name: e2e, namespace: {ns}}}
 spec:
   runnerImage: {runner}
-  timeout: 5m
-  targets:
-    - name: app
-      database: {{host: postgres, name: postgres, sslMode: disable, user: postgres, password: {{fromEnv: E2E_PG_PASSWORD}}}}
-      sql: {{localDir: sql}}
-"
-        ),
+{spec}  targets:
+{targets}",
+                ns = ns.name
+            ),
+        )
+        .unwrap();
+        Plan { dir, ns }
+    }
+
+    fn write(&self, name: &str, text: &str) {
+        let path = self.dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("KUBECONFIG", node().kubeconfig.display().to_string()),
+            ("PW", pg().password().to_string()),
+        ]
+    }
+
+    fn args(&self, args: &[&str]) -> Vec<String> {
+        let mut all: Vec<String> = args.iter().map(|a| (*a).to_string()).collect();
+        all.extend(["-f".into(), self.path("plan.yaml")]);
+        if args[0] == "apply" {
+            all.extend(["--logs-dir".into(), self.path("logs")]);
+        }
+        all
+    }
+
+    fn km(&self, args: &[&str]) -> Run {
+        let all = self.args(args);
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        let env = self.env();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let run = km(&all, &env);
+        assert!(
+            !run.stdout.contains(pg().password()) && !run.stderr.contains(pg().password()),
+            "a password was printed"
+        );
+        run
+    }
+
+    fn spawn(&self, args: &[&str]) -> Child {
+        let all = self.args(args);
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        let env = self.env();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        km_command(&all, &env)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    fn pods(&self) -> Vec<String> {
+        node()
+            .ok(&["get", "pods", "-n", &self.ns.name, "-o", "name"])
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// A database target on the namespace's `db` Service.
+fn target(name: &str, db: &str, port: u16, rest: &str) -> String {
+    format!(
+        "    - name: {name}
+      database: {{host: db, port: {port}, name: {db}, sslMode: disable, user: postgres, password: {{fromEnv: PW}}}}
+{rest}"
     )
-    .unwrap();
-    file
+}
+
+fn history(db: &str) -> Vec<String> {
+    psql(
+        &pg().url(db),
+        "SELECT version || '|' || success FROM kubemigrate_history ORDER BY id",
+    )
+    .lines()
+    .map(str::to_string)
+    .collect()
+}
+
+/// The output with the padding after each target's name taken away
+/// (`supabase      | x` becomes `supabase | x`).
+fn squeeze(out: &str) -> String {
+    out.lines()
+        .map(|l| match l.split_once(" | ") {
+            Some((target, rest)) => format!("{} | {rest}\n", target.trim_end()),
+            None => format!("{l}\n"),
+        })
+        .collect()
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 #[test]
-#[ignore = "needs a real cluster: set KUBEMIGRATE_E2E_KUBECONFIG (see docs/testing.md)"]
-fn apply_status_logs_cleanup_on_a_real_cluster() {
-    let kc = kubeconfig();
+fn e2e_the_example_plan_runs_for_real_and_a_second_apply_applies_nothing() {
+    let k = node();
+    let ns = namespace();
+    // The example plan's Services, all on this machine.
+    for svc in [
+        "postgres-service",
+        "app-plane-supabase-db",
+        "app-plane-components-v2-postgres",
+    ] {
+        k.service(&ns.name, svc, host_ip());
+    }
+    // Its databases (supabase's is `postgres`, which every server has).
+    psql(&pg().url("postgres"), "DROP DATABASE IF EXISTS arc_saas");
+    psql(
+        &pg().url("postgres"),
+        "DROP DATABASE IF EXISTS components_v2",
+    );
+    psql(&pg().url("postgres"), "CREATE DATABASE arc_saas");
+    psql(&pg().url("postgres"), "CREATE DATABASE components_v2");
+    psql(&pg().url("arc_saas"), "CREATE SCHEMA tenant_management");
     let dir = tempfile::tempdir().unwrap();
-    let file = plan(dir.path()).display().to_string();
-    let env = [("KUBECONFIG", kc.as_str()), ("E2E_PG_PASSWORD", "postgres")];
+    let port = pg().port().to_string();
+    let plan = std::fs::read_to_string(repo().join("examples/ananta/plan.yaml"))
+        .unwrap()
+        .replace(
+            "namespace: ananta-platform",
+            &format!("namespace: {}", ns.name),
+        )
+        .replace(
+            "runnerImage: kubemigrate/kubemigrate:0.1.0",
+            &format!("runnerImage: {}", k.runner_image.as_deref().unwrap()),
+        )
+        .replace(
+            "image: ananta/tenant-management-service:1.0.0",
+            "image: localhost/control-plane:dev",
+        )
+        .replace(
+            "image: ananta/supabase-migrations:1.0.0",
+            "image: localhost/supabase-migrations:dev",
+        )
+        .replace("port: 5432", &format!("port: {port}"))
+        .replace("port: 27432", &format!("port: {port}"))
+        .replace("port: 27010", &format!("port: {port}"));
+    std::fs::write(dir.path().join("plan.yaml"), plan).unwrap();
+    let copy = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(repo().join("examples/ananta/components-v2"))
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    let file = dir.path().join("plan.yaml").display().to_string();
     let logs = dir.path().join("logs").display().to_string();
+    let password = pg().password().to_string();
+    let kc = k.kubeconfig.display().to_string();
+    let env = [
+        ("KUBECONFIG", kc.as_str()),
+        ("CONTROL_PLANE_DB_PASSWORD", password.as_str()),
+        ("SUPABASE_DB_PASSWORD", password.as_str()),
+        ("COMPONENTS_V2_DB_PASSWORD", password.as_str()),
+    ];
     let run = km(
-        &["apply", "-f", &file, "--logs-dir", &logs, "-o", "json"],
+        &["apply", "-f", &file, "--logs-dir", &logs, "--run-id", "r1"],
         &env,
     )
     .expect(0);
-    let json = run.json();
-    assert_eq!(json["targets"][0]["status"], "succeeded");
+    let out = &squeeze(&run.stdout);
+    assert!(!out.contains(&password));
+    // Every container's log, live, from real containers.
+    assert!(
+        out.contains(
+            "supabase | [wait-for-postgres] database postgres://postgres:****@app-plane-supabase-db"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("supabase | [install-runner] "), "{out}");
+    assert!(out.contains("supabase | applied V005__seed.sql"), "{out}");
+    assert!(
+        out.contains("components-v2 | applied V005__component_search_idx.sql"),
+        "{out}"
+    );
+    assert!(out.contains("control-plane | "), "{out}");
+    assert!(out.contains("3 succeeded, 0 failed, 0 skipped"), "{out}");
+    // components-v2 depends on control-plane.
+    assert!(
+        out.find("control-plane | succeeded").unwrap()
+            < out.find("components-v2 | started").unwrap(),
+        "{out}"
+    );
+    // Each SQL migration once, in the history; db-migrate's own table too.
+    assert_eq!(history("postgres").len(), 5, "{:?}", history("postgres"));
+    assert!(history("postgres").iter().all(|h| h.ends_with("|true")));
+    assert_eq!(history("components_v2").len(), 5);
+    let db_migrate = psql(
+        &pg().url("arc_saas"),
+        "SELECT count(*) FROM tenant_management.migrations",
+    );
+    assert_ne!(db_migrate, "0");
+    // The logs were saved per container.
+    let saved = std::fs::read_dir(dir.path().join("logs/r1/supabase"))
+        .unwrap()
+        .count();
+    assert!(
+        saved >= 3,
+        "wait-for-postgres, install-runner, run-migrations"
+    );
+    // status, logs, cleanup.
     let status = km(&["status", "-f", &file, "-o", "json"], &env)
         .expect(0)
         .json();
-    assert_eq!(status["runs"][0]["jobs"][0]["state"], "succeeded");
-    let logs_out = km(&["logs", "-f", &file], &env).expect(0);
     assert!(
-        logs_out.stdout.contains("applied V1__t.sql"),
+        status["runs"][0]["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|j| j["state"] == "succeeded"),
+        "{status}"
+    );
+    let logs_out = km(&["logs", "-f", &file, "--target", "components-v2"], &env).expect(0);
+    assert!(
+        logs_out.stdout.contains("applied V001__components.sql"),
         "{}",
         logs_out.stdout
     );
+    // A second run: nothing applies twice.
+    let again = km(
+        &["apply", "-f", &file, "--logs-dir", &logs, "--run-id", "r2"],
+        &env,
+    )
+    .expect(0);
+    assert!(
+        squeeze(&again.stdout).contains("components-v2 | 0 to apply, 5 already applied"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(history("components_v2").len(), 5);
+    assert_eq!(
+        psql(
+            &pg().url("arc_saas"),
+            "SELECT count(*) FROM tenant_management.migrations"
+        ),
+        db_migrate
+    );
     km(&["cleanup", "-f", &file], &env).expect(0);
-    let status = km(&["status", "-f", &file, "-o", "json"], &env)
-        .expect(0)
-        .json();
-    assert!(status["runs"].as_array().unwrap().is_empty());
+    assert!(
+        wait_until(Duration::from_secs(60), || k
+            .ok(&["get", "pods", "-n", &ns.name, "-o", "name"])
+            .trim()
+            .is_empty()),
+        "pods left after cleanup"
+    );
+}
+
+#[test]
+fn e2e_the_init_container_waits_for_a_late_database_and_reports_one_that_never_comes() {
+    // The server starts 20 s after the Job: its port is chosen now.
+    let port = kubemigrate_localpg::free_port().unwrap();
+    let plan = Plan::new(
+        "  timeout: 3m\n",
+        &target("late", "postgres", port, "      sql: {localDir: sql}\n"),
+    );
+    plan.write("sql/V1__t.sql", "CREATE TABLE late_table (id int);\n");
+    let child = plan.spawn(&["apply"]);
+    std::thread::sleep(Duration::from_secs(20));
+    let late = LocalPostgres::start_with(Options {
+        also_listen_on: Some(host_ip()),
+        port: Some(port),
+        password: Some(pg().password().to_string()),
+        ..Options::default()
+    })
+    .unwrap();
+    let run = Run::from_output(child.wait_with_output().unwrap()).expect(0);
+    assert!(
+        squeeze(&run.stdout).contains("late | [wait-for-postgres] waiting for the database"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        squeeze(&run.stdout).contains("late | applied V1__t.sql"),
+        "{}",
+        run.stdout
+    );
+    psql(&late.url("postgres"), "SELECT count(*) FROM late_table");
+
+    // Nothing ever listens on this port.
+    let never = kubemigrate_localpg::free_port().unwrap();
+    let plan = Plan::new(
+        "  timeout: 12s\n  backoffLimit: 0\n",
+        &target("never", "postgres", never, "      sql: {localDir: sql}\n"),
+    );
+    plan.write("sql/V1__t.sql", "SELECT 1;\n");
+    let run = plan
+        .km(&["apply", "--waiting-report-every", "3s"])
+        .expect(8);
+    let out = &squeeze(&run.stdout);
+    assert!(
+        out.contains(&format!(
+            "never | problem: wait-for-postgres is still waiting: waiting for the database: \
+             cannot connect to postgres://postgres:****@db:{never}/postgres?sslmode=disable: \
+             Connection refused"
+        )),
+        "{out}"
+    );
+    // The Job's deadline (the plan's timeout) ends the wait; the kubelet stops the
+    // init container with SIGTERM.
+    assert!(out.contains("never | failed in"), "{out}");
+    assert!(out.contains("DeadlineExceeded"), "{out}");
+    assert!(out.contains("wait-for-postgres exited 143"), "{out}");
+}
+
+/// The pid, on this machine, of the runner migrating `db` inside a pod: the
+/// process whose command line is `kubemigrate sql migrate` and whose environment
+/// names the database.
+fn runner_pid(db: &str) -> Option<u32> {
+    let out = std::process::Command::new("pgrep")
+        .args(["-f", "kubemigrate sql migrate"])
+        .output()
+        .ok()?;
+    let wanted = format!("DB_DATABASE={db}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse::<u32>().ok())
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .map(|env| env.split(|b| *b == 0).any(|v| v == wanted.as_bytes()))
+                .unwrap_or(false)
+        })
+}
+
+/// Waits until a session of `db` runs pg_sleep, the middle of migration 002.
+fn wait_for_sleep(db: &str) {
+    let sleeping = || {
+        psql(
+            &pg().url("postgres"),
+            &format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' AND query LIKE '%pg_sleep%' AND state = 'active'"
+            ),
+        ) == "1"
+    };
+    assert!(
+        wait_until(Duration::from_secs(120), sleeping),
+        "migration 002 never started"
+    );
+}
+
+fn interrupted_plan(db: &str) -> Plan {
+    let plan = Plan::new(
+        "  timeout: 5m\n  backoffLimit: 2\n",
+        &target("kill", db, pg().port(), "      sql: {localDir: sql}\n"),
+    );
+    // A sequence is not transactional: only the first attempt of 002 sleeps.
+    plan.write(
+        "sql/001_t.sql",
+        "CREATE TABLE t (id int); CREATE SEQUENCE attempt;\n",
+    );
+    plan.write(
+        "sql/002_slow.sql",
+        "INSERT INTO t VALUES (2);\nSELECT pg_sleep(CASE WHEN nextval('attempt') = 1 THEN 600 ELSE 0 END);\n",
+    );
+    plan.write("sql/003_t.sql", "INSERT INTO t VALUES (3);\n");
+    plan
+}
+
+fn assert_applied_once(db: &str) {
+    assert_eq!(
+        history(db),
+        ["001_t.sql|true", "002_slow.sql|true", "003_t.sql|true"],
+        "every file once"
+    );
+    assert_eq!(
+        psql(
+            &pg().url(db),
+            "SELECT string_agg(id::text, ',' ORDER BY id) FROM t"
+        ),
+        "2,3"
+    );
+}
+
+#[test]
+fn e2e_a_runner_killed_mid_migration_is_retried_by_a_new_pod_and_applies_each_file_once() {
+    let db = database("killed");
+    let plan = interrupted_plan(&db);
+    let child = plan.spawn(&["apply"]);
+    wait_for_sleep(&db);
+    let pid = runner_pid(&db).expect("the runner's process");
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let run = Run::from_output(child.wait_with_output().unwrap()).expect(0);
+    assert!(
+        squeeze(&run.stdout).contains("kill | succeeded"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(plan.pods().len(), 2, "a second pod after the kill");
+    assert_applied_once(&db);
+}
+
+#[test]
+fn e2e_a_deleted_pod_is_replaced_and_each_file_applies_once() {
+    let db = database("deleted");
+    let plan = interrupted_plan(&db);
+    let child = plan.spawn(&["apply"]);
+    wait_for_sleep(&db);
+    let pod = plan.pods().pop().unwrap();
+    node().ok(&["delete", &pod, "-n", &plan.ns.name, "--wait=false"]);
+    let run = Run::from_output(child.wait_with_output().unwrap()).expect(0);
+    let out = squeeze(&run.stdout);
+    // The kubelet's SIGTERM stops the runner at once (exit 143), its transaction
+    // rolled back and its lock released, not after the grace period's SIGKILL.
+    assert!(out.contains("kill | warning: stopped by SIGTERM"), "{out}");
+    assert!(out.contains("run-migrations exited 143"), "{out}");
+    assert!(out.contains("kill | succeeded"), "{out}");
+    assert_applied_once(&db);
+}
+
+#[test]
+fn e2e_oom_kills_missing_images_and_missing_secret_keys_are_diagnosed_at_once() {
+    // A command over a 48 MiB limit that allocates until it is killed.
+    let db = database("failures");
+    let plan = Plan::new(
+        "  timeout: 3m\n  backoffLimit: 0\n",
+        &(target(
+            "hog",
+            &db,
+            pg().port(),
+            "      command:
+        image: localhost/control-plane:dev
+        command: [node, -e, \"const a = []; for (;;) a.push(Buffer.alloc(1 << 20, 1))\"]
+      resources: {requests: {memory: 48Mi}, limits: {memory: 48Mi}}
+",
+        ) + &target(
+            "pull",
+            &db,
+            pg().port(),
+            "      command: {image: localhost/does-not-exist:1, command: [migrate]}\n",
+        ) + &format!(
+            "    - name: key
+      database:
+        host: db
+        name: {db}
+        user: postgres
+        password: {{existingSecret: {{name: db-credentials, key: password}}}}
+      sql: {{localDir: sql}}
+"
+        )),
+    );
+    plan.write("sql/V1__t.sql", "SELECT 1;\n");
+    // The Secret exists, but not its key `password`.
+    node().ok(&[
+        "create",
+        "secret",
+        "generic",
+        "db-credentials",
+        "-n",
+        &plan.ns.name,
+        "--from-literal=username=postgres",
+    ]);
+    let start = Instant::now();
+    let hog = plan.km(&["apply", "--only", "hog"]).expect(8);
+    assert!(
+        hog.stdout
+            .contains("hog | problem: run-migrations was killed: out of memory (limit 48Mi)"),
+        "{}",
+        hog.stdout
+    );
+    let pull = plan
+        .km(&["apply", "--only", "pull", "--fail-fast-after", "5s"])
+        .expect(8);
+    assert!(
+        pull.stdout.contains(
+            "pull | problem: run-migrations: cannot pull image localhost/does-not-exist:1"
+        ),
+        "{}",
+        pull.stdout
+    );
+    let key = plan
+        .km(&["apply", "--only", "key", "--fail-fast-after", "5s"])
+        .expect(8);
+    assert!(
+        key.stdout.contains("couldn't find key password in Secret"),
+        "{}",
+        key.stdout
+    );
+    assert!(start.elapsed() < Duration::from_secs(150), "not at once");
+}
+
+#[test]
+fn e2e_pods_run_restricted_with_a_read_only_root_file_system() {
+    let db = database("probe");
+    let plan = Plan::new(
+        "  timeout: 3m\n  backoffLimit: 0\n",
+        &target(
+            "probe",
+            &db,
+            pg().port(),
+            "      command:
+        image: localhost/control-plane:dev
+        command: [sh, -c, \"node -p 'process.getuid()'; echo x > /probe || echo root file system is read-only; echo x > /tmp/ok && echo tmp is writable\"]
+",
+        ),
+    );
+    let run = plan.km(&["apply"]).expect(0);
+    let out = &squeeze(&run.stdout);
+    assert!(out.contains("probe | 1000"), "{out}");
+    assert!(out.contains("Read-only file system"), "{out}");
+    assert!(out.contains("probe | tmp is writable"), "{out}");
+    let spec = node().ok(&[
+        "get",
+        "pods",
+        "-n",
+        &plan.ns.name,
+        "-o",
+        "jsonpath={.items[0].spec.containers[0].securityContext.readOnlyRootFilesystem}",
+    ]);
+    assert_eq!(spec, "true");
 }

@@ -61,6 +61,16 @@ pub struct Options {
     pub max_connections: u32,
     /// How long to wait for the server to accept connections.
     pub start_timeout: Duration,
+    /// An address to listen on besides 127.0.0.1 (for clients on another network
+    /// of this machine, such as pods on a bridge whose gateway it is). Clients
+    /// from the networks this machine is directly on may then connect, with the
+    /// password.
+    pub also_listen_on: Option<Ipv4Addr>,
+    /// The port, when the caller has chosen one (a client configured before the
+    /// server starts); default: a free one.
+    pub port: Option<u16>,
+    /// The superuser's password; default: a random one.
+    pub password: Option<String>,
 }
 
 impl Default for Options {
@@ -69,6 +79,9 @@ impl Default for Options {
             fast_unsafe: true,
             max_connections: 200,
             start_timeout: Duration::from_secs(60),
+            also_listen_on: None,
+            port: None,
+            password: None,
         }
     }
 }
@@ -111,7 +124,7 @@ impl LocalPostgres {
             None
         };
         let root = make_root_dir(run_as)?;
-        let password = random_token();
+        let password = options.password.clone().unwrap_or_else(random_token);
         let mut server = LocalPostgres {
             port: 0,
             password,
@@ -237,6 +250,12 @@ impl LocalPostgres {
                 String::from_utf8_lossy(&out.stderr).trim().to_string(),
             ));
         }
+        if self.options.also_listen_on.is_some() {
+            let hba = self.data_dir().join("pg_hba.conf");
+            let mut text = fs::read_to_string(&hba).map_err(io_err("reading pg_hba.conf"))?;
+            text.push_str("host all all samenet scram-sha-256\n");
+            fs::write(&hba, text).map_err(io_err("writing pg_hba.conf"))?;
+        }
         Ok(())
     }
 
@@ -245,7 +264,10 @@ impl LocalPostgres {
             "-p".to_string(),
             self.port.to_string(),
             "-c".into(),
-            "listen_addresses=127.0.0.1".into(),
+            match self.options.also_listen_on {
+                Some(ip) => format!("listen_addresses=127.0.0.1,{ip}"),
+                None => "listen_addresses=127.0.0.1".into(),
+            },
             "-c".into(),
             "unix_socket_directories=".into(),
             "-c".into(),
@@ -268,7 +290,10 @@ impl LocalPostgres {
         // A few tries: the free port we picked may be taken before postgres binds it.
         let mut last = String::new();
         for _ in 0..5 {
-            self.port = free_port()?;
+            self.port = match self.options.port {
+                Some(p) => p,
+                None => free_port()?,
+            };
             // The supervisor: starts postgres, waits for our pipe to close (we
             // stopped or died), then stops postgres and removes everything.
             let script = r#"
@@ -457,7 +482,11 @@ fn make_root_dir(run_as: Option<(u32, u32)>) -> Result<PathBuf, Error> {
     Ok(dir)
 }
 
-fn free_port() -> Result<u16, Error> {
+/// A TCP port free on 127.0.0.1 now (another process may take it later).
+///
+/// # Errors
+/// [`Error::Io`] when no socket can be bound.
+pub fn free_port() -> Result<u16, Error> {
     // An address, not a string: a string would link getaddrinfo, which a static
     // kubemigrate must not (docs/runner.md).
     let listener =

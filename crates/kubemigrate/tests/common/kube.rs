@@ -25,8 +25,11 @@ pub struct Kube {
     pub api_url: String,
     /// `v1.37.2`.
     pub version: String,
-    // Owns the directory when this process started the control plane.
-    _tmp: Option<tempfile::TempDir>,
+    /// With a real node (`kube-up --kubelet`): this machine's address that pods
+    /// reach (the bridge's gateway).
+    pub host_ip: Option<std::net::Ipv4Addr>,
+    /// With a real node: the runner image imported into its containerd.
+    pub runner_image: Option<String>,
 }
 
 fn repo_root() -> PathBuf {
@@ -39,21 +42,36 @@ pub fn kube() -> &'static Kube {
     KUBE.get_or_init(|| Kube::start().expect("start the control plane"))
 }
 
+/// The control plane with a real node (`kube-up --kubelet`) shared by the tests of
+/// this binary.
+pub fn real_node() -> &'static Kube {
+    static KUBE: OnceLock<Kube> = OnceLock::new();
+    KUBE.get_or_init(|| Kube::start_with(&["--kubelet"]).expect("start a real node"))
+}
+
 impl Kube {
     /// Starts a control plane of its own (`scripts/kube-up`), stopped when this
     /// process exits or the value is dropped.
     pub fn start() -> Result<Kube, String> {
-        let tmp = tempfile::Builder::new()
+        Kube::start_with(&[])
+    }
+
+    /// As [`Kube::start`], with more arguments for `kube-up`.
+    pub fn start_with(args: &[&str]) -> Result<Kube, String> {
+        // kube-down deletes the directory, also when this process dies (its
+        // supervisor does then): it is not a TempDir's to delete.
+        let dir = tempfile::Builder::new()
             .prefix("kubemigrate-kube-")
             .tempdir()
-            .map_err(|e| e.to_string())?;
-        let dir = tmp.path().join("cluster");
+            .map_err(|e| e.to_string())?
+            .keep();
         let out = Command::new("bash")
             .arg(repo_root().join("scripts/kube-up"))
             .arg("--dir")
             .arg(&dir)
             .arg("--owner-pid")
             .arg(std::process::id().to_string())
+            .args(args)
             .stdout(Stdio::inherit())
             .stderr(Stdio::piped())
             .output()
@@ -76,8 +94,9 @@ impl Kube {
             bin: PathBuf::from(get("KUBE_BIN")),
             api_url: get("KUBE_API_URL"),
             version: get("KUBE_VERSION"),
+            host_ip: get("KUBE_HOST_IP").parse().ok(),
+            runner_image: Some(get("KUBE_RUNNER_IMAGE")).filter(|i| !i.is_empty()),
             dir,
-            _tmp: Some(tmp),
         })
     }
 
@@ -149,6 +168,22 @@ impl Kube {
             logs,
             containers: ["wait-for-postgres", "install-runner", "run-migrations"],
         };
+        if self.host_ip.is_none() {
+            self.simulated_logs(&ns);
+        }
+        // Pods need the namespace's default ServiceAccount.
+        let sa = "serviceaccount/default";
+        for _ in 0..300 {
+            if self.kubectl(&["get", sa, "-n", &ns.name]).status.success() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        ns
+    }
+
+    /// The files kwok serves as the logs of the containers in `ns`.
+    fn simulated_logs(&self, ns: &Namespace) {
         for c in ns.containers {
             ns.set_log(c, &[]);
         }
@@ -168,15 +203,30 @@ impl Kube {
             n = ns.name,
             other = ns.log_file("other").display()
         ));
-        // Pods need the namespace's default ServiceAccount.
-        let sa = "serviceaccount/default";
-        for _ in 0..300 {
-            if self.kubectl(&["get", sa, "-n", &ns.name]).status.success() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        ns
+    }
+
+    /// A headless Service `name` in `ns` whose one endpoint is `ip`: the cluster
+    /// DNS answers `name` (and `name.<ns>.svc.cluster.local`) with `ip`.
+    pub fn service(&self, ns: &str, name: &str, ip: std::net::Ipv4Addr) {
+        self.apply(&format!(
+            "apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: {ns}}}
+spec:
+  clusterIP: None
+  ports: [{{name: pg, port: 5432}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: {name}-1
+  namespace: {ns}
+  labels: {{kubernetes.io/service-name: {name}}}
+addressType: IPv4
+ports: [{{name: pg, port: 5432}}]
+endpoints: [{{addresses: [\"{ip}\"]}}]
+"
+        ));
     }
 
     /// Stops a component and starts it again (`kube-up --restart`); with
