@@ -467,13 +467,14 @@ impl ConnectOptions {
                 }
             };
             let _ = stream.set_nodelay(true);
+            keep_alive(&stream);
             return match self.tls_config(&target)? {
                 None => {
                     let (client, conn) = config
                         .connect_raw(stream, tokio_postgres::NoTls)
                         .await
                         .map_err(|e| classify(&target, e))?;
-                    Ok(spawn(client, conn))
+                    Ok(keep_alive_server(spawn(client, conn)).await)
                 }
                 Some(tls) => {
                     let mut make = tokio_postgres_rustls::MakeRustlsConnect::new(tls);
@@ -488,7 +489,7 @@ impl ConnectOptions {
                         .connect_raw(stream, connector)
                         .await
                         .map_err(|e| classify(&target, e))?;
-                    Ok(spawn(client, conn))
+                    Ok(keep_alive_server(spawn(client, conn)).await)
                 }
             };
         }
@@ -581,6 +582,38 @@ impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connection").finish_non_exhaustive()
     }
+}
+
+/// The server's TCP keepalives for a session: a client gone without a FIN (its
+/// node lost, its pod's network torn down) is found after 10 s of silence and 3
+/// probes 5 s apart, and its session ends, rolling back and releasing the
+/// migration lock, instead of after the system's default of two hours. Set on
+/// every connection (as SQL, not as a startup option, which PgBouncer refuses),
+/// and again after each file's `RESET ALL`. The server ignores them on a Unix
+/// socket.
+pub const SERVER_KEEPALIVES: &str =
+    "SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3";
+
+/// Asks the server for [`SERVER_KEEPALIVES`]; a server that refuses (a pooler, say)
+/// leaves the connection as it was.
+async fn keep_alive_server(conn: Connection) -> Connection {
+    let _ = conn.client.batch_execute(SERVER_KEEPALIVES).await;
+    conn
+}
+
+/// TCP keepalives on a connection: a server (or a network) gone without a word is
+/// noticed after 10 s of silence and 3 probes 5 s apart, and the read waiting for
+/// it fails, instead of hanging for the system's default of two hours. Unsent data
+/// gives up after as long (TCP_USER_TIMEOUT). Best effort: a socket that refuses
+/// the options works as before.
+fn keep_alive(stream: &tokio::net::TcpStream) {
+    let socket = socket2::SockRef::from(stream);
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(10))
+        .with_interval(Duration::from_secs(5))
+        .with_retries(3);
+    let _ = socket.set_tcp_keepalive(&keepalive);
+    let _ = socket.set_tcp_user_timeout(Some(Duration::from_secs(25)));
 }
 
 fn spawn<S, T>(client: Client, mut conn: tokio_postgres::Connection<S, T>) -> Connection

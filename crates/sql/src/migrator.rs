@@ -597,10 +597,6 @@ async fn migrate_inner(
     // node) and roll its transaction back, instead of finishing a long statement
     // for a client that is gone. Older servers lack the setting; that is fine.
     let check_interval = conn.client.batch_execute(CHECK_INTERVAL).await.is_ok();
-    // Without a FIN from the client (its node or its pod's network vanished), the
-    // check above never fires: TCP keepalives find such a client in about 25 s
-    // instead of the system's default two hours. Ignored on a Unix socket.
-    let _ = conn.client.batch_execute(KEEPALIVES).await;
     let lock = with_lock(connect, options, events).await?;
     // From here on the lock is released on every path.
     let result = async {
@@ -645,11 +641,6 @@ async fn migrate_inner(
 /// lost node) and roll its transaction back, instead of finishing a long statement
 /// for a client that is gone.
 const CHECK_INTERVAL: &str = "SET client_connection_check_interval = 1000";
-
-/// `SET` for the server's TCP keepalives on this session: a client gone without a
-/// word is found after 10 s idle plus 3 probes 5 s apart.
-const KEEPALIVES: &str =
-    "SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3";
 
 /// What a run that changes the database holds: the lock, and whether the server
 /// took [`CHECK_INTERVAL`].
@@ -819,7 +810,7 @@ impl<'a> Runner<'a> {
             .await
             .map_err(|e| MigrateError::database("preparing the history insert", &e))?;
         let mut reset = String::from("RESET ALL; RESET SESSION AUTHORIZATION;");
-        reset.push_str(KEEPALIVES);
+        reset.push_str(crate::connect::SERVER_KEEPALIVES);
         reset.push(';');
         if check_interval {
             reset.push_str(CHECK_INTERVAL);
