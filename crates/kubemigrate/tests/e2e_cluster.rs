@@ -115,28 +115,22 @@ spec:
         self.dir.path().join(name).display().to_string()
     }
 
-    fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("KUBECONFIG", node().kubeconfig.display().to_string()),
-            ("PW", pg().password().to_string()),
-        ]
-    }
-
-    fn args(&self, args: &[&str]) -> Vec<String> {
-        let mut all: Vec<String> = args.iter().map(|a| (*a).to_string()).collect();
-        all.extend(["-f".into(), self.path("plan.yaml")]);
+    /// The binary with this plan's arguments (`-f`, and for `apply` the logs
+    /// directory), the kubeconfig and the password in its environment.
+    fn command(&self, args: &[&str]) -> std::process::Command {
+        let plan = self.path("plan.yaml");
+        let logs = self.path("logs");
+        let mut all = args.to_vec();
+        all.extend(["-f", &plan]);
         if args[0] == "apply" {
-            all.extend(["--logs-dir".into(), self.path("logs")]);
+            all.extend(["--logs-dir", &logs]);
         }
-        all
+        let kubeconfig = node().kubeconfig.display().to_string();
+        km_command(&all, &[("KUBECONFIG", &kubeconfig), ("PW", pg().password())])
     }
 
     fn km(&self, args: &[&str]) -> Run {
-        let all = self.args(args);
-        let all: Vec<&str> = all.iter().map(String::as_str).collect();
-        let env = self.env();
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let run = km(&all, &env);
+        let run = Run::from_output(self.command(args).output().unwrap());
         assert!(
             !run.stdout.contains(pg().password()) && !run.stderr.contains(pg().password()),
             "a password was printed"
@@ -145,11 +139,7 @@ spec:
     }
 
     fn spawn(&self, args: &[&str]) -> Child {
-        let all = self.args(args);
-        let all: Vec<&str> = all.iter().map(String::as_str).collect();
-        let env = self.env();
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        km_command(&all, &env)
+        self.command(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
