@@ -185,6 +185,14 @@ impl MigrationLock {
         self.key
     }
 
+    /// The lock's connection. Its session only ever runs kubemigrate's own
+    /// statements, never a migration's, so it is where the history is written
+    /// outside a file's own transaction: a file cannot change its role, its settings
+    /// or its transaction state.
+    pub fn client(&self) -> &tokio_postgres::Client {
+        &self.conn.client
+    }
+
     /// Confirms the lock is still held by this session.
     ///
     /// # Errors

@@ -73,11 +73,17 @@ impl ConnArgs {
 #[command(next_help_heading = "History")]
 pub struct HistoryArgs {
     /// Schema of the history table (commands that write create it if missing).
-    #[arg(long, default_value = kubemigrate_sql::history::DEFAULT_SCHEMA, value_name = "SCHEMA")]
+    #[arg(long, default_value = kubemigrate_sql::history::DEFAULT_SCHEMA, value_name = "SCHEMA", value_parser = parse_history_name)]
     pub history_schema: String,
     /// Name of the history table.
-    #[arg(long, default_value = kubemigrate_sql::history::DEFAULT_TABLE, value_name = "TABLE")]
+    #[arg(long, default_value = kubemigrate_sql::history::DEFAULT_TABLE, value_name = "TABLE", value_parser = parse_history_name)]
     pub history_table: String,
+}
+
+/// A schema or table name PostgreSQL keeps as given (not empty, at most 63 bytes).
+fn parse_history_name(text: &str) -> Result<String, String> {
+    kubemigrate_sql::history::check_name(text)?;
+    Ok(text.to_string())
 }
 
 impl HistoryArgs {

@@ -1,0 +1,303 @@
+//! Regression tests for the defects found by trying to break kubemigrate as a hostile
+//! user would: each test is named after what it guards, against a real PostgreSQL.
+//!
+//! See: issue 13 ("Reliability: the defects found by trying to break it, and the
+//! classes behind them").
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{Db, Dir};
+
+/// A role of this test only (roles are shared by the server's databases).
+fn role(db: &Db, suffix: &str) -> String {
+    let name = format!("{}_{suffix}", db.name);
+    db.sql(&format!("CREATE ROLE {name} NOLOGIN"));
+    name
+}
+
+// Defect 2: history writes ran under the file's session state.
+#[test]
+fn a_no_transaction_file_that_changes_role_or_session_state_applies_and_is_recorded() {
+    let db = Db::new();
+    let owner = role(&db, "owner");
+    db.sql(&format!(
+        "CREATE TABLE t (a int, b int, c int); ALTER TABLE t OWNER TO {owner}; \
+         GRANT CREATE ON SCHEMA public TO {owner}"
+    ));
+    let dir = Dir::new(&[
+        (
+            "001_role.sql",
+            &format!(
+                "-- kubemigrate:no-transaction\nSET ROLE {owner};\nCREATE INDEX CONCURRENTLY t_a_idx ON t (a);\n"
+            ),
+        ),
+        (
+            "002_authorization.sql",
+            &format!(
+                "-- kubemigrate:no-transaction\nSET SESSION AUTHORIZATION {owner};\nCREATE INDEX CONCURRENTLY t_b_idx ON t (b);\n"
+            ),
+        ),
+        (
+            "003_read_only.sql",
+            "-- kubemigrate:no-transaction\nSET default_transaction_read_only = on;\nSELECT 1;\n",
+        ),
+        (
+            "004_own_transaction.sql",
+            &format!(
+                "BEGIN;\nSET SESSION AUTHORIZATION {owner};\nCREATE INDEX t_c_idx ON t (c);\nCOMMIT;\nSET default_transaction_read_only = on;\n"
+            ),
+        ),
+    ]);
+    let d = dir.arg();
+    db.km(&["sql", "migrate", "--dir", &d]).expect(0);
+    assert_eq!(
+        db.history(),
+        [
+            "001_role.sql|sql|true|",
+            "002_authorization.sql|sql|true|",
+            "003_read_only.sql|sql|true|",
+            "004_own_transaction.sql|sql|true|",
+        ]
+    );
+    assert_eq!(
+        db.sql("SELECT count(*) FROM pg_index WHERE indrelid = 't'::regclass AND indisvalid"),
+        "3"
+    );
+    let again = db.km(&["sql", "migrate", "--dir", &d]).expect(0);
+    assert!(
+        again.stdout.contains("0 applied, 4 already applied"),
+        "{}",
+        again.stdout
+    );
+}
+
+// Defect 2: the record must say what really happened (here: statement 2 ran and
+// failed, under another role).
+#[test]
+fn a_failed_no_transaction_file_under_another_role_records_the_statement_that_failed() {
+    let db = Db::new();
+    let reader = role(&db, "reader");
+    let dir = Dir::new(&[(
+        "001.sql",
+        &format!("-- kubemigrate:no-transaction\nSET ROLE {reader};\nSELECT 1/0;\n"),
+    )]);
+    let d = dir.arg();
+    let run = db.km(&["sql", "migrate", "--dir", &d]).expect(3);
+    assert!(run.stderr.contains("division by zero"), "{}", run.stderr);
+    assert_eq!(db.history(), ["001.sql|sql|false|2"]);
+    assert!(
+        db.sql("SELECT error FROM kubemigrate_history")
+            .contains("division by zero")
+    );
+    let run = db.km(&["sql", "migrate", "--dir", &d]).expect(4);
+    assert!(
+        run.stderr.contains("failed at statement 2"),
+        "{}",
+        run.stderr
+    );
+}
+
+// Defect 5: the failure row of a failed COPY was lost in about 1 run of 4.
+#[test]
+fn the_failure_row_of_a_failed_copy_is_always_written() {
+    for round in 0..8 {
+        let db = Db::new();
+        let dir = Dir::new(&[
+            ("001_ok.sql", "CREATE TABLE t (v int);\n"),
+            ("002_copy.sql", "COPY nosuch FROM stdin;\n1\n2\n\\.\n"),
+        ]);
+        let d = dir.arg();
+        let run = db.km(&["sql", "migrate", "--dir", &d]).expect(3);
+        assert!(
+            run.stderr.contains("\"nosuch\" does not exist"),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(
+            db.history(),
+            ["001_ok.sql|sql|true|", "002_copy.sql|sql|false|1"],
+            "round {round}"
+        );
+    }
+    // Bad data in the middle of the stream, in a no-transaction file and in a
+    // transactional file whose earlier failure is being retried.
+    for round in 0..4 {
+        let db = Db::new();
+        let dir = Dir::new(&[
+            ("001_ok.sql", "CREATE TABLE t (v int);\n"),
+            (
+                "002_copy.sql",
+                "-- kubemigrate:no-transaction\nCOPY t FROM stdin;\n1\nnot a number\n\\.\n",
+            ),
+        ]);
+        let d = dir.arg();
+        db.km(&["sql", "migrate", "--dir", &d]).expect(3);
+        assert_eq!(
+            db.history(),
+            ["001_ok.sql|sql|true|", "002_copy.sql|sql|false|1"],
+            "round {round}"
+        );
+        let dir = Dir::new(&[
+            ("001_ok.sql", "CREATE TABLE t (v int);\n"),
+            ("002_copy.sql", "COPY nosuch FROM stdin;\n1\n\\.\n"),
+        ]);
+        let d = dir.arg();
+        let db = Db::new();
+        db.km(&["sql", "migrate", "--dir", &d]).expect(3);
+        db.km(&["sql", "migrate", "--dir", &d]).expect(3);
+        assert_eq!(
+            db.history(),
+            ["001_ok.sql|sql|true|", "002_copy.sql|sql|false|1"],
+            "round {round}"
+        );
+    }
+}
+
+// Defect 6: a history table name of 63 characters or more got no unique index.
+#[test]
+fn a_long_history_table_name_gets_its_unique_index_and_no_stray_notice() {
+    let db = Db::new();
+    let dir = Dir::new(&[("001.sql", "SELECT 1;\n")]);
+    let d = dir.arg();
+    for len in [52, 63] {
+        let table = format!("h{}", "x".repeat(len - 1));
+        let run = db
+            .km(&["sql", "migrate", "--dir", &d, "--history-table", &table])
+            .expect(0);
+        assert!(
+            !run.stdout.contains("NOTICE") && !run.stderr.contains("NOTICE"),
+            "{}{}",
+            run.stdout,
+            run.stderr
+        );
+        assert_eq!(
+            db.sql(&format!(
+                "SELECT count(*) FROM pg_index i WHERE i.indrelid = 'public.{table}'::regclass \
+                 AND i.indisunique AND NOT i.indisprimary"
+            )),
+            "1",
+            "{table}"
+        );
+    }
+    let long = "h".repeat(64);
+    let run = db
+        .km(&["sql", "migrate", "--dir", &d, "--history-table", &long])
+        .expect(2);
+    assert!(run.stderr.contains("at most 63 bytes"), "{}", run.stderr);
+    let run = db
+        .km(&["sql", "migrate", "--dir", &d, "--history-schema", &long])
+        .expect(2);
+    assert!(run.stderr.contains("at most 63 bytes"), "{}", run.stderr);
+}
+
+// Defect 9: a migration that drops the history table.
+#[test]
+fn a_migration_that_drops_the_history_table_is_named_with_the_fix() {
+    for (name, body) in [
+        (
+            "002_restore.sql",
+            "DROP SCHEMA public CASCADE;\nCREATE SCHEMA public;\nCREATE TABLE b (id int);\n",
+        ),
+        (
+            "002_restore.sql",
+            "BEGIN;\nDROP SCHEMA public CASCADE;\nCREATE SCHEMA public;\nCREATE TABLE b (id int);\nCOMMIT;\n",
+        ),
+        (
+            "002_restore.sql",
+            "-- kubemigrate:no-transaction\nDROP SCHEMA public CASCADE;\nCREATE SCHEMA public;\nCREATE TABLE b (id int);\n",
+        ),
+    ] {
+        let db = Db::new();
+        let dir = Dir::new(&[
+            ("001.sql", "CREATE TABLE a (id int);\n"),
+            (name, body),
+            ("003.sql", "CREATE TABLE c (id int);\n"),
+        ]);
+        let d = dir.arg();
+        let run = db.km(&["sql", "migrate", "--dir", &d]).expect(2);
+        let error = run
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("error:"))
+            .unwrap_or_default();
+        assert!(
+            error.contains("002_restore.sql")
+                && error.contains("dropped the history table public.kubemigrate_history")
+                && error.contains("--history-schema"),
+            "{body}\n{}",
+            run.stderr
+        );
+        assert_eq!(
+            run.stderr
+                .lines()
+                .filter(|l| l.starts_with("error:"))
+                .count(),
+            1
+        );
+
+        // With the history in a schema of its own, the same files apply.
+        let db = Db::new();
+        db.km(&[
+            "sql",
+            "migrate",
+            "--dir",
+            &d,
+            "--history-schema",
+            "kubemigrate",
+        ])
+        .expect(0);
+        assert_eq!(
+            db.sql("SELECT count(*) FROM kubemigrate.kubemigrate_history WHERE success"),
+            "3"
+        );
+    }
+}
+
+// Message: a foreign table or a NULL in the history ("error deserializing column 7").
+#[test]
+fn a_history_table_kubemigrate_cannot_read_is_named_with_its_row_and_column() {
+    let db = Db::new();
+    let dir = Dir::new(&[("001.sql", "SELECT 1;\n"), ("002.sql", "SELECT 2;\n")]);
+    let d = dir.arg();
+    db.km(&["sql", "migrate", "--dir", &d]).expect(0);
+    db.sql(
+        "ALTER TABLE kubemigrate_history ALTER success DROP NOT NULL; \
+         UPDATE kubemigrate_history SET success = NULL WHERE version = '002.sql'",
+    );
+    for command in ["status", "migrate"] {
+        let run = db.km(&["sql", command, "--dir", &d]).expect(4);
+        let error = run.stderr.lines().next().unwrap_or_default();
+        assert!(
+            error.starts_with("error: reading the history: public.kubemigrate_history holds a row")
+                && error.contains("version 002.sql")
+                && error.contains("`success` is NULL"),
+            "{}",
+            run.stderr
+        );
+    }
+
+    let db = Db::new();
+    db.sql("CREATE VIEW kubemigrate_history AS SELECT 1 AS id");
+    let run = db.km(&["sql", "status", "--dir", &d]).expect(4);
+    assert!(
+        run.stderr
+            .contains("public.kubemigrate_history is a view, not the table"),
+        "{}",
+        run.stderr
+    );
+    let run = db.km(&["sql", "migrate", "--dir", &d]).expect(4);
+    assert!(run.stderr.contains("is a view"), "{}", run.stderr);
+
+    let db = Db::new();
+    if db.sql("SELECT count(*) FROM pg_available_extensions WHERE name = 'file_fdw'") == "1" {
+        db.sql(
+            "CREATE EXTENSION file_fdw; CREATE SERVER files FOREIGN DATA WRAPPER file_fdw; \
+             CREATE FOREIGN TABLE kubemigrate_history (id bigint, version text, kind text, \
+             checksum text, applied_at timestamptz, execution_ms bigint, applied_by text, \
+             success text) SERVER files OPTIONS (filename '/dev/null')",
+        );
+        let run = db.km(&["sql", "status", "--dir", &d]).expect(4);
+        assert!(run.stderr.contains("is a foreign table"), "{}", run.stderr);
+    }
+}
