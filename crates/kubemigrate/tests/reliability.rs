@@ -7,7 +7,49 @@
 
 mod common;
 
-use common::{Db, Dir};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Db, Dir, Run, km, km_command};
+
+/// Waits for a started kubemigrate, killing it after `limit` (a hang is a failure).
+fn finish_within(mut child: Child, limit: Duration) -> Run {
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return Run::from_output(child.wait_with_output().unwrap());
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "still running after {limit:?} (killed)\nstdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs kubemigrate against `db`, failing the test if it takes longer than `limit`.
+fn km_within(db: &Db, args: &[&str], limit: Duration) -> Run {
+    let child = km_command(args, &[("DATABASE_URL", db.url.as_str())])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    finish_within(child, limit)
+}
+
+fn mkfifo(path: &std::path::Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
 
 /// A role of this test only (roles are shared by the server's databases).
 fn role(db: &Db, suffix: &str) -> String {
@@ -95,6 +137,98 @@ fn a_failed_no_transaction_file_under_another_role_records_the_statement_that_fa
         run.stderr.contains("failed at statement 2"),
         "{}",
         run.stderr
+    );
+}
+
+// Defect 3: a transaction-control statement produced by a variable.
+#[test]
+fn a_transaction_control_statement_from_a_variable_makes_the_file_run_as_written() {
+    let db = Db::new();
+    db.sql("CREATE TABLE t1 (v int)");
+    let dir = Dir::new(&[(
+        "001.sql",
+        "\\set c COMMIT\nINSERT INTO t1 VALUES (3);\nINSERT INTO t1 VALUES (4);\n:c;\nSELECT 1/0;\n",
+    )]);
+    let d = dir.arg();
+    let dry = db
+        .km(&["sql", "migrate", "--dir", &d, "--dry-run"])
+        .expect(0);
+    assert!(
+        dry.stdout
+            .contains("as written: it controls its own transaction"),
+        "{}",
+        dry.stdout
+    );
+    let run = db.km(&["sql", "migrate", "--dir", &d]).expect(3);
+    assert!(run.stdout.contains("(as written"), "{}", run.stdout);
+    // The file committed 3 and 4; it must never run again by itself.
+    db.km(&["sql", "migrate", "--dir", &d]).expect(4);
+    assert_eq!(
+        db.sql("SELECT string_agg(v::text, ',' ORDER BY v) FROM t1"),
+        "3,4"
+    );
+    assert_eq!(db.sql("SELECT transactional FROM kubemigrate_history"), "f");
+
+    // A value that holds several statements, COMMIT among them, counts too.
+    let db = Db::new();
+    let dir = Dir::new(&[(
+        "001.sql",
+        "\\set c 'SELECT 1; COMMIT'\nCREATE TABLE t2 (v int);\n:c;\n",
+    )]);
+    let d = dir.arg();
+    let dry = db
+        .km(&["sql", "migrate", "--dir", &d, "--dry-run"])
+        .expect(0);
+    assert!(dry.stdout.contains("as written"), "{}", dry.stdout);
+    // Also through --set.
+    let dir = Dir::new(&[("001.sql", "CREATE TABLE t3 (v int);\n:end_it;\n")]);
+    let d = dir.arg();
+    let dry = db
+        .km(&[
+            "sql",
+            "migrate",
+            "--dir",
+            &d,
+            "--dry-run",
+            "--set",
+            "end_it=END",
+        ])
+        .expect(0);
+    assert!(dry.stdout.contains("as written"), "{}", dry.stdout);
+}
+
+// Defect 4: a FIFO reached through \i, \ir or \copy hung every command.
+#[test]
+fn a_fifo_reached_through_an_include_or_a_copy_is_refused_at_once() {
+    let db = Db::new();
+    for (body, fifo) in [
+        ("\\ir lib/f.sql\n", "lib/f.sql"),
+        ("\\i lib/f.sql\n", "lib/f.sql"),
+        (
+            "CREATE TABLE t (v int);\n\\copy t FROM 'data/f.csv'\n",
+            "data/f.csv",
+        ),
+    ] {
+        let dir = Dir::new(&[("001.sql", body)]);
+        std::fs::create_dir_all(dir.path().join("lib")).unwrap();
+        std::fs::create_dir_all(dir.path().join("data")).unwrap();
+        mkfifo(&dir.file(fifo));
+        let d = dir.arg();
+        for args in [
+            vec!["sql", "status", "--dir", d.as_str()],
+            vec!["sql", "migrate", "--dir", d.as_str()],
+        ] {
+            let run = km_within(&db, &args, Duration::from_secs(20)).expect(2);
+            assert!(
+                run.stderr.contains("is not a regular file"),
+                "{body}: {}",
+                run.stderr
+            );
+        }
+    }
+    assert_eq!(
+        db.sql("SELECT count(*) FROM pg_tables WHERE tablename = 't'"),
+        "0"
     );
 }
 
@@ -252,6 +386,70 @@ fn a_migration_that_drops_the_history_table_is_named_with_the_fix() {
             "3"
         );
     }
+}
+
+// Defect 8: limits the docs state.
+#[test]
+fn statements_and_copy_lines_over_256_mib_are_refused_before_anything_runs() {
+    let db = Db::new();
+    let big = 257 << 20;
+    let dir = Dir::new(&[]);
+    let mut statement = b"SELECT '".to_vec();
+    statement.extend(std::iter::repeat_n(b'x', big));
+    statement.extend_from_slice(b"';\n");
+    std::fs::write(dir.file("001.sql"), &statement).unwrap();
+    drop(statement);
+    let d = dir.arg();
+    let run = km_within(
+        &db,
+        &["sql", "migrate", "--dir", &d],
+        Duration::from_secs(120),
+    )
+    .expect(2);
+    assert!(
+        run.stderr
+            .contains("001.sql:1: a statement longer than 256 MiB"),
+        "{}",
+        run.stderr
+    );
+    std::fs::remove_file(dir.file("001.sql")).unwrap();
+
+    let mut copy = b"CREATE TABLE t (v text);\nCOPY t FROM stdin;\n".to_vec();
+    copy.extend(std::iter::repeat_n(b'x', big));
+    copy.extend_from_slice(b"\n\\.\n");
+    std::fs::write(dir.file("001.sql"), &copy).unwrap();
+    drop(copy);
+    let run = km_within(
+        &db,
+        &["sql", "migrate", "--dir", &d],
+        Duration::from_secs(120),
+    )
+    .expect(2);
+    assert!(
+        run.stderr
+            .contains("001.sql:3: a line of COPY data longer than 256 MiB"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !db.sql("SELECT to_regclass('kubemigrate_history')::text")
+            .contains("kubemigrate")
+    );
+}
+
+#[test]
+fn host_names_longer_than_dns_allows_are_refused() {
+    let host = "h".repeat(300);
+    let url = format!("postgres://u@{host}/db");
+    let dir = Dir::new(&[("001.sql", "SELECT 1;\n")]);
+    let run = km(
+        &["sql", "status", "--dir", &dir.arg(), "--database-url", &url],
+        &[],
+    )
+    .expect(2);
+    assert!(run.stderr.contains("at most 253"), "{}", run.stderr);
+    let run = km(&["wait-for-db", "--timeout", "1s"], &[("PGHOST", &host)]).expect(2);
+    assert!(run.stderr.contains("at most 253"), "{}", run.stderr);
 }
 
 // Message: a foreign table or a NULL in the history ("error deserializing column 7").

@@ -241,6 +241,30 @@ impl Partial {
 /// The default `application_name`.
 pub const DEFAULT_APPLICATION_NAME: &str = "kubemigrate";
 
+/// The longest host name DNS allows.
+pub const MAX_HOST_NAME: usize = 253;
+
+/// A host name fits DNS (at most 253 bytes), and a Unix socket directory leaves room
+/// for the socket's name in the 107 bytes a socket path may have. The host is not
+/// repeated: from a URL without `@` it could be a password.
+fn check_host(host: &str, port: u16) -> Result<(), ConfigError> {
+    if host.starts_with('/') {
+        let path = format!("{host}/.s.PGSQL.{port}").len();
+        if path > 107 {
+            return Err(ConfigError(format!(
+                "the socket directory is {} bytes; with the socket's name ({path} bytes) it must fit in 107",
+                host.len()
+            )));
+        }
+    } else if host.len() > MAX_HOST_NAME {
+        return Err(ConfigError(format!(
+            "the host name is {} bytes; a host name is at most {MAX_HOST_NAME}",
+            host.len()
+        )));
+    }
+    Ok(())
+}
+
 impl ConnectOptions {
     /// Resolves options from a URL (if any) and the environment, as described in the
     /// [module docs](self). `env` looks up a variable (pass `|k| std::env::var(k).ok()`).
@@ -285,6 +309,8 @@ impl ConnectOptions {
             })?,
             None => 5432,
         };
+        let host = p.host.unwrap_or_else(|| "localhost".to_string());
+        check_host(&host, port)?;
         let user = p.user.unwrap_or_else(|| "postgres".to_string());
         let connect_timeout = match p.connect_timeout {
             Some(s) => Duration::from_secs(s.parse::<u64>().map_err(|_| {
@@ -293,7 +319,7 @@ impl ConnectOptions {
             None => Duration::from_secs(10),
         };
         Ok(ConnectOptions {
-            host: p.host.unwrap_or_else(|| "localhost".to_string()),
+            host,
             port,
             dbname: p.dbname.unwrap_or_else(|| user.clone()),
             user,

@@ -175,12 +175,7 @@ impl Source {
             if !meta.is_file() {
                 return Err(SourceError::NotAFile { path });
             }
-            let no_transaction = read_head(&path)
-                .map(|head| has_no_transaction_directive(&head))
-                .map_err(|cause| SourceError::File {
-                    path: path.clone(),
-                    cause,
-                })?;
+            let no_transaction = has_no_transaction_directive(&read_head(&path)?);
             let summary = Script::summarize(&path, dir, vars)?;
             if summary.written == 0 {
                 return Err(SourceError::Empty { path });
@@ -215,12 +210,24 @@ impl Source {
 }
 
 /// The first 64 KiB of a file, as text, for the leading comment lines.
-fn read_head(path: &Path) -> std::io::Result<String> {
+fn read_head(path: &Path) -> Result<String, SourceError> {
     use std::io::Read;
     let mut head = Vec::new();
-    std::fs::File::open(path)?
-        .take(64 * 1024)
-        .read_to_end(&mut head)?;
+    let file = crate::script::open_regular(path).map_err(|e| match e {
+        crate::script::OpenError::Io(cause) => SourceError::File {
+            path: path.to_path_buf(),
+            cause,
+        },
+        _ => SourceError::NotAFile {
+            path: path.to_path_buf(),
+        },
+    })?;
+    file.take(64 * 1024)
+        .read_to_end(&mut head)
+        .map_err(|cause| SourceError::File {
+            path: path.to_path_buf(),
+            cause,
+        })?;
     Ok(String::from_utf8_lossy(&head).into_owned())
 }
 
