@@ -499,3 +499,82 @@ fn a_history_table_kubemigrate_cannot_read_is_named_with_its_row_and_column() {
         assert!(run.stderr.contains("is a foreign table"), "{}", run.stderr);
     }
 }
+
+/// A plan with one SQL target whose files are in `local_dir` (as written in the plan).
+fn sql_plan(dir: &std::path::Path, local_dir: &str, extra: &str) -> String {
+    let file = dir.join("plan.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "apiVersion: kubemigrate.io/v1alpha1
+kind: MigrationPlan
+metadata: {{name: shop}}
+spec:
+  targets:
+    - name: a
+      database: {{host: db, name: a, user: app, password: {{fromEnv: UNUSED}}}}
+      sql: {{localDir: '{local_dir}'{extra}}}
+"
+        ),
+    )
+    .unwrap();
+    file.display().to_string()
+}
+
+// Defect 7: render shipped files from outside the plan's directory.
+#[test]
+fn render_refuses_files_from_outside_the_plans_directory() {
+    let top = tempfile::tempdir().unwrap();
+    let plan_dir = top.path().join("plan");
+    std::fs::create_dir_all(plan_dir.join("sql")).unwrap();
+    std::fs::write(plan_dir.join("sql/001.sql"), "SELECT 1;\n").unwrap();
+    let env = [("UNUSED", "pw")];
+
+    // A symbolic link inside localDir to a file outside the plan's directory.
+    std::os::unix::fs::symlink("/etc/passwd", plan_dir.join("sql/passwd.sql")).unwrap();
+    let file = sql_plan(&plan_dir, "sql", "");
+    let run = km(&["render", "-f", &file], &env).expect(2);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    assert!(!run.stderr.contains("root:"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("passwd.sql is /etc/passwd, outside the plan's directory"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        run.stderr
+            .lines()
+            .filter(|l| l.starts_with("error:"))
+            .count(),
+        2
+    );
+    std::fs::remove_file(plan_dir.join("sql/passwd.sql")).unwrap();
+
+    // localDir itself outside: relative with .., and absolute.
+    let outside = top.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("001.sql"), "SELECT 1;\n").unwrap();
+    for local_dir in ["../outside".to_string(), outside.display().to_string()] {
+        let file = sql_plan(&plan_dir, &local_dir, "");
+        for command in ["validate", "render"] {
+            let run = km(&[command, "-f", &file], &env).expect(2);
+            assert!(
+                run.stderr.contains("outside the plan's directory")
+                    && run.stderr.contains("spec.targets[0].sql.localDir"),
+                "{command} {local_dir}: {}",
+                run.stderr
+            );
+        }
+        // Unless the plan opts in.
+        let file = sql_plan(&plan_dir, &local_dir, ", allowOutsidePlanDir: true");
+        let run = km(&["render", "-f", &file], &env).expect(0);
+        assert!(run.stdout.contains("SELECT 1;"), "{}", run.stdout);
+    }
+
+    // A symbolic link that loops back is an error, not an endless walk.
+    std::os::unix::fs::symlink(".", plan_dir.join("sql/again")).unwrap();
+    let file = sql_plan(&plan_dir, "sql", "");
+    let run = km(&["render", "-f", &file], &env).expect(2);
+    assert!(run.stderr.contains("(a loop)"), "{}", run.stderr);
+}
