@@ -29,12 +29,10 @@ pub enum Exit {
     /// `apply`: the Kubernetes API refused (a missing RBAC permission) or could not
     /// be reached (10).
     Cluster,
-    /// Interrupted by Ctrl-C (130).
-    #[cfg_attr(
-        not(feature = "cluster"),
-        expect(dead_code, reason = "only cluster runs are interrupted with Ctrl-C")
-    )]
+    /// Interrupted by Ctrl-C, SIGINT (130).
     Interrupted,
+    /// `apply --local`: stopped by SIGTERM (143).
+    Terminated,
     /// `exec`: the command's own exit code (128 + N when signal N ended it).
     Child(u8),
 }
@@ -55,6 +53,7 @@ impl Exit {
             Exit::TimedOut => 9,
             Exit::Cluster => 10,
             Exit::Interrupted => 130,
+            Exit::Terminated => 143,
             Exit::Child(code) => code,
         }
     }
@@ -86,6 +85,7 @@ impl Exit {
             Exit::TimedOut => "timed_out",
             Exit::Cluster => "cluster_error",
             Exit::Interrupted => "interrupted",
+            Exit::Terminated => "terminated",
             Exit::Child(0) => "ok",
             Exit::Child(_) => "command_failed",
         }

@@ -10,7 +10,7 @@ mod common;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Db, Dir, Run, km, km_command};
+use common::{Db, Dir, Run, km, km_command, wait_until};
 
 /// Waits for a started kubemigrate, killing it after `limit` (a hang is a failure).
 fn finish_within(mut child: Child, limit: Duration) -> Run {
@@ -577,4 +577,210 @@ fn render_refuses_files_from_outside_the_plans_directory() {
     let file = sql_plan(&plan_dir, "sql", "");
     let run = km(&["render", "-f", &file], &env).expect(2);
     assert!(run.stderr.contains("(a loop)"), "{}", run.stderr);
+}
+
+/// Processes whose environment holds `needle` (the children of a local run get
+/// `DB_DATABASE=<name>` from the Job), other than this test's.
+fn processes_with_env(needle: &str) -> Vec<u32> {
+    let me = std::process::id();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        if let Ok(env) = std::fs::read(entry.path().join("environ"))
+            && env.split(|&b| b == 0).any(|var| var == needle.as_bytes())
+        {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// A local run of one SQL target `a` whose file sleeps, started in a process group
+/// of its own (so the test can signal that group).
+fn start_sleeping_run(db: &Db, dir: &std::path::Path, url: &str, timeout: &str) -> Child {
+    use std::os::unix::process::CommandExt as _;
+    std::fs::create_dir_all(dir.join("a")).unwrap();
+    std::fs::write(dir.join("a/001_sleep.sql"), "SELECT pg_sleep(8);\n").unwrap();
+    let file = dir.join("plan.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "apiVersion: kubemigrate.io/v1alpha1
+kind: MigrationPlan
+metadata: {{name: shop}}
+spec:
+  timeout: {timeout}
+  targets:
+    - name: a
+      database: {{host: a-db, name: {}, user: app, password: {{fromEnv: UNUSED}}}}
+      sql: {{localDir: a}}
+",
+            db.name
+        ),
+    )
+    .unwrap();
+    let file = file.display().to_string();
+    let db_arg = format!("a={url}");
+    km_command(
+        &["apply", "-f", &file, "--local", "--db", &db_arg],
+        &[("UNUSED", "x")],
+    )
+    .process_group(0)
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap()
+}
+
+fn sleeping_backends(db: &Db) -> String {
+    db.sql(&format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND query LIKE '%pg_sleep(8)%' \
+         AND pid <> pg_backend_pid()",
+        db.name
+    ))
+}
+
+fn signal(target: &str, sig: &str) {
+    let status = std::process::Command::new("kill")
+        .args([sig, "--", target])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+// Defect 1: interrupting `apply --local` left the migration running.
+#[test]
+fn interrupting_apply_local_stops_every_child_reports_the_targets_and_exits_130_or_143() {
+    for (sig, code) in [("-INT", 130), ("-TERM", 143)] {
+        let db = Db::new();
+        let dir = tempfile::tempdir().unwrap();
+        let child = start_sleeping_run(&db, dir.path(), &db.url, "1m");
+        let pid = child.id();
+        assert!(
+            wait_until(Duration::from_secs(20), || sleeping_backends(&db) == "1"),
+            "the file never started"
+        );
+        // As a terminal does for Ctrl-C: the whole foreground process group.
+        let started = Instant::now();
+        signal(&format!("-{pid}"), sig);
+        let run = finish_within(child, Duration::from_secs(20));
+        assert_eq!(run.code, code, "{sig}\n{}\n{}", run.stdout, run.stderr);
+        assert!(started.elapsed() < Duration::from_secs(12), "{sig}");
+        assert!(
+            run.stdout
+                .lines()
+                .any(|l| l.starts_with("a ") && l.contains("interrupted")),
+            "{sig}\n{}",
+            run.stdout
+        );
+        assert!(
+            run.stderr
+                .lines()
+                .any(|l| l.starts_with("error: interrupted")
+                    && l.contains(&sig[1..])
+                    && l.contains(" a")),
+            "{sig}\n{}",
+            run.stderr
+        );
+        // Nothing of the run is left: no process, no session still sleeping, and
+        // the file is not applied.
+        let needle = format!("DB_DATABASE={}", db.name);
+        assert!(
+            wait_until(Duration::from_secs(5), || processes_with_env(&needle)
+                .is_empty()),
+            "{sig}: left behind: {:?}",
+            processes_with_env(&needle)
+        );
+        assert!(
+            wait_until(Duration::from_secs(5), || sleeping_backends(&db) == "0"),
+            "{sig}: the file still runs"
+        );
+        assert!(
+            !db.history().iter().any(|r| r.contains("|true|")),
+            "{:?}",
+            db.history()
+        );
+    }
+}
+
+// Defect 1: a SIGKILLed `apply --local` left its children running.
+#[test]
+fn a_sigkilled_apply_local_leaves_no_child_behind() {
+    // While the file runs.
+    let db = Db::new();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = start_sleeping_run(&db, dir.path(), &db.url, "1m");
+    assert!(
+        wait_until(Duration::from_secs(20), || sleeping_backends(&db) == "1"),
+        "the file never started"
+    );
+    signal(&child.id().to_string(), "-KILL");
+    child.wait().unwrap();
+    let needle = format!("DB_DATABASE={}", db.name);
+    assert!(
+        wait_until(Duration::from_secs(10), || processes_with_env(&needle)
+            .is_empty()),
+        "left behind: {:?}",
+        processes_with_env(&needle)
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || sleeping_backends(&db) == "0"),
+        "the file still runs"
+    );
+
+    // While wait-for-db waits for a database that never comes up.
+    let db = Db::new();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "postgres://app:pw@127.0.0.1:1/{}?connect_timeout=1",
+        db.name
+    );
+    let mut child = start_sleeping_run(&db, dir.path(), &url, "1m");
+    let needle = format!("DB_DATABASE={}", db.name);
+    // The wait-for-db child and this run's own process.
+    assert!(
+        wait_until(Duration::from_secs(20), || processes_with_env(&needle)
+            .len()
+            == 1),
+        "wait-for-db never started"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    signal(&child.id().to_string(), "-KILL");
+    child.wait().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || processes_with_env(&needle)
+            .is_empty()),
+        "left behind: {:?}",
+        processes_with_env(&needle)
+    );
+}
+
+// Message: `apply --local` with `timeout: 2s` said "after the plan's timeout (7.00s)".
+#[test]
+fn a_local_target_past_the_plans_timeout_names_the_plans_timeout() {
+    let db = Db::new();
+    let dir = tempfile::tempdir().unwrap();
+    let child = start_sleeping_run(&db, dir.path(), &db.url, "2s");
+    let run = finish_within(child, Duration::from_secs(30));
+    assert_eq!(run.code, 8, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("DeadlineExceeded: still running after the plan's timeout of 2s"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("timeout (7.00s)"), "{}", run.stdout);
+    let needle = format!("DB_DATABASE={}", db.name);
+    assert!(
+        wait_until(Duration::from_secs(5), || processes_with_env(&needle)
+            .is_empty()),
+        "left behind: {:?}",
+        processes_with_env(&needle)
+    );
 }
