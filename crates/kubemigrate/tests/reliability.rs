@@ -538,7 +538,7 @@ fn render_refuses_files_from_outside_the_plans_directory() {
     assert!(!run.stderr.contains("root:"), "{}", run.stderr);
     assert!(
         run.stderr
-            .contains("passwd.sql is /etc/passwd, outside the plan's directory"),
+            .contains("passwd.sql leads to /etc/passwd, outside the plan's directory"),
         "{}",
         run.stderr
     );
@@ -783,4 +783,298 @@ fn a_local_target_past_the_plans_timeout_names_the_plans_timeout() {
         "left behind: {:?}",
         processes_with_env(&needle)
     );
+}
+
+fn plan_with_database(dir: &std::path::Path, database: &str) -> String {
+    std::fs::create_dir_all(dir.join("sql")).unwrap();
+    std::fs::write(dir.join("sql/001.sql"), "SELECT 1;\n").unwrap();
+    let file = dir.join("plan.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "apiVersion: kubemigrate.io/v1alpha1\nkind: MigrationPlan\nmetadata:\n  name: shop\nspec:\n  targets:\n    - name: a\n      database:\n{database}      sql: {{localDir: sql}}\n"
+        ),
+    )
+    .unwrap();
+    file.display().to_string()
+}
+
+fn first_error(run: &Run) -> String {
+    run.stderr
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_default()
+        .to_string()
+}
+
+// Messages: a tab in YAML indentation was reported on the wrong line; `user:\tu` was
+// refused although YAML 1.2 allows it.
+#[test]
+fn yaml_tabs_are_reported_where_they_are_and_allowed_where_yaml_allows_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = plan_with_database(
+        dir.path(),
+        "        host: db\n\t\tname: a\n        user: app\n        password: {fromEnv: P}\n",
+    );
+    let run = km(&["validate", "-f", &file], &[]).expect(2);
+    assert!(
+        first_error(&run)
+            .contains("plan.yaml:10:1: (document): invalid YAML: a tab in the indentation"),
+        "{}",
+        run.stderr
+    );
+    let file = plan_with_database(
+        dir.path(),
+        "        host: db\n        name: a\n        user:\tapp\n        password: {fromEnv: P}\n",
+    );
+    km(&["validate", "-f", &file], &[]).expect(0);
+}
+
+// Messages: port 0 was refused by a message that says "0 to 65535"; the sslmode list
+// left out `allow`.
+#[test]
+fn port_and_sslmode_messages_name_what_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    for port in ["0", "'5432'", "70000"] {
+        let file = plan_with_database(
+            dir.path(),
+            &format!(
+                "        host: db\n        port: {port}\n        name: a\n        user: app\n        password: {{fromEnv: P}}\n"
+            ),
+        );
+        let run = km(&["validate", "-f", &file], &[]).expect(2);
+        let error = first_error(&run);
+        assert!(error.contains("from 1 to 65535"), "{port}: {error}");
+        assert!(!error.contains("0 to 65535"), "{port}: {error}");
+    }
+    let run = km(
+        &[
+            "wait-for-db",
+            "--database-url",
+            "postgres://u@h/d?sslmode=maybe",
+        ],
+        &[],
+    )
+    .expect(2);
+    assert!(
+        first_error(&run)
+            .contains("not one of disable, allow, prefer, require, verify-ca, verify-full"),
+        "{}",
+        run.stderr
+    );
+}
+
+// Message: a role with CONNECTION LIMIT 1 failed with "connected to X" then "too
+// many connections"; a migrator needs two connections.
+#[test]
+fn a_role_limited_to_one_connection_is_told_that_a_migrator_needs_two() {
+    let db = Db::new();
+    let role = format!("{}_one", db.name);
+    db.sql(&format!(
+        "CREATE ROLE {role} LOGIN PASSWORD 'pw' CONNECTION LIMIT 1; GRANT ALL ON SCHEMA public TO {role}"
+    ));
+    let url = format!(
+        "postgres://{role}:pw@127.0.0.1:{}/{}",
+        common::pg().port(),
+        db.name
+    );
+    let dir = Dir::new(&[("001.sql", "SELECT 1;\n")]);
+    let run = km(
+        &[
+            "sql",
+            "migrate",
+            "--dir",
+            &dir.arg(),
+            "--database-url",
+            &url,
+        ],
+        &[],
+    )
+    .expect(6);
+    let error = first_error(&run);
+    assert!(
+        error.contains("(SQLSTATE 53300)")
+            && error.contains("kubemigrate needs two connections")
+            && error.contains("CONNECTION LIMIT 2"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains(":pw@"), "{}", run.stderr);
+}
+
+// Message: a runner that was only waiting for the lock reported "lost the connection
+// that holds the migration lock" after a server restart.
+#[test]
+fn a_runner_waiting_for_the_lock_says_it_was_waiting_when_the_server_restarts() {
+    let mut pg = kubemigrate_localpg::LocalPostgres::start().unwrap();
+    common::psql(&pg.url("postgres"), "CREATE DATABASE w");
+    let url = pg.url("w");
+    let holder_dir = Dir::new(&[("001.sql", "SELECT pg_sleep(30);\n")]);
+    let waiter_dir = Dir::new(&[("001.sql", "SELECT pg_sleep(30);\n")]);
+    let holder = km_command(
+        &["sql", "migrate", "--dir", &holder_dir.arg()],
+        &[("DATABASE_URL", url.as_str())],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let waiter = km_command(
+        &[
+            "sql",
+            "migrate",
+            "--dir",
+            &waiter_dir.arg(),
+            "--lock-timeout",
+            "1m",
+        ],
+        &[("DATABASE_URL", url.as_str())],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            // The holder's two connections (one sleeping) and the waiter's two.
+            common::psql(
+                &pg.url("postgres"),
+                "SELECT count(*) FILTER (WHERE query LIKE 'SELECT pg_sleep(30)%') || ',' || count(*) \
+                 FROM pg_stat_activity WHERE datname = 'w'",
+            ) == "1,4"
+        }),
+        "the second runner never waited"
+    );
+    pg.stop_fast().unwrap();
+    let run = finish_within(waiter, Duration::from_secs(20));
+    assert_eq!(run.code, 6, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        first_error(&run)
+            .contains("lost the connection while waiting for the migration lock (nothing was run)"),
+        "{}",
+        run.stderr
+    );
+    finish_within(holder, Duration::from_secs(20));
+    pg.restart().unwrap();
+}
+
+// Message: `--database-url ""` silently meant localhost:5432.
+#[test]
+fn an_empty_database_url_flag_is_refused_but_an_empty_variable_is_unset() {
+    let dir = Dir::new(&[("001.sql", "SELECT 1;\n")]);
+    let d = dir.arg();
+    for flag in [vec!["--database-url", ""], vec!["--database-url="]] {
+        let mut args = vec!["sql", "status", "--dir", d.as_str()];
+        args.extend(flag);
+        let run = km(&args, &[]).expect(2);
+        assert!(
+            first_error(&run).contains("--database-url: the URL is empty"),
+            "{}",
+            run.stderr
+        );
+    }
+    // An empty DATABASE_URL counts as unset: PGHOST and friends apply.
+    let db = Db::new();
+    let run = km(
+        &["sql", "status", "--dir", &d],
+        &[
+            ("DATABASE_URL", ""),
+            ("PGHOST", "127.0.0.1"),
+            ("PGPORT", &common::pg().port().to_string()),
+            ("PGUSER", "postgres"),
+            ("PGPASSWORD", common::pg().password()),
+            ("PGDATABASE", &db.name),
+        ],
+    );
+    assert_eq!(run.code, 7, "{}", run.stderr);
+}
+
+// Message: file names with a newline or terminal escapes were printed raw.
+#[test]
+fn file_names_with_control_characters_are_refused_and_never_printed_raw() {
+    for name in ["001\nx.sql", "002_\u{1b}[31mred.sql"] {
+        let dir = Dir::new(&[(name, "SELECT 1;\n"), ("000_ok.sql", "SELECT 1;\n")]);
+        let run = km(
+            &["sql", "migrate", "--dir", &dir.arg(), "--dry-run"],
+            &[("DATABASE_URL", "postgres://nobody@127.0.0.1:1/x")],
+        )
+        .expect(2);
+        assert!(!run.stderr.contains('\u{1b}'), "{:?}", run.stderr);
+        assert_eq!(run.stderr.lines().count(), 1, "{:?}", run.stderr);
+        assert!(
+            run.stderr.contains("a file name with a control character"),
+            "{:?}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("001\\nx.sql") || run.stderr.contains("002_\\u{1b}[31mred.sql"),
+            "{:?}",
+            run.stderr
+        );
+    }
+    // An ignored name is warned about escaped too, and an include's name in an error.
+    let dir = Dir::new(&[
+        ("001.SQL\u{1b}", "SELECT 1;\n"),
+        ("002.sql", "\\i 'a\u{1b}b.sql'\n"),
+    ]);
+    let run = km(
+        &["sql", "migrate", "--dir", &dir.arg(), "--dry-run"],
+        &[("DATABASE_URL", "postgres://nobody@127.0.0.1:1/x")],
+    )
+    .expect(2);
+    assert!(!run.stderr.contains('\u{1b}'), "{:?}", run.stderr);
+    assert!(
+        run.stderr.contains("cannot include a\\u{1b}b.sql"),
+        "{:?}",
+        run.stderr
+    );
+}
+
+// Message: `--set 1a=x` was accepted though `:1a` can never be referenced.
+#[test]
+fn a_set_name_no_file_can_use_is_refused() {
+    let dir = Dir::new(&[("001.sql", "SELECT 1;\n")]);
+    let run = km(
+        &["sql", "status", "--dir", &dir.arg(), "--set", "1a=x"],
+        &[],
+    )
+    .expect(2);
+    assert!(
+        first_error(&run).contains("a file could never use :1a"),
+        "{}",
+        run.stderr
+    );
+}
+
+// Message: `--lock-timeout -5s` was reported as an unknown argument.
+#[test]
+fn a_negative_duration_is_called_negative() {
+    let dir = Dir::new(&[("001.sql", "SELECT 1;\n")]);
+    let d = dir.arg();
+    for args in [
+        vec![
+            "sql",
+            "migrate",
+            "--dir",
+            d.as_str(),
+            "--lock-timeout",
+            "-5s",
+        ],
+        vec![
+            "sql",
+            "migrate",
+            "--dir",
+            d.as_str(),
+            "--statement-lock-timeout",
+            "-5s",
+        ],
+        vec!["wait-for-db", "--timeout", "-5s"],
+    ] {
+        let run = km(&args, &[]).expect(2);
+        assert!(
+            first_error(&run).contains("\"-5s\" is negative"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
 }

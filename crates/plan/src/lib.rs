@@ -135,10 +135,14 @@ impl LoadedPlan {
         match path.canonicalize() {
             Ok(real) if real.starts_with(&root) => None,
             Ok(real) => Some(format!(
-                "{} is {}, outside the plan's directory {}; keep the files next to the plan, \
+                "{}{} is outside the plan's directory {}; keep the files next to the plan, \
                  or set `allowOutsidePlanDir: true` in this target's `sql`",
                 written.display(),
-                real.display(),
+                if real.as_path() == written {
+                    String::new()
+                } else {
+                    format!(" (that is {})", real.display())
+                },
                 root.display()
             )),
             Err(e) => Some(format!("cannot read {}: {e}", path.display())),

@@ -404,7 +404,10 @@ fn target(f: &mut Findings, p: &FieldPath, t: &Target) {
         f.error(dbp.key("host"), format!("{:?} is not a host name", db.host));
     }
     if db.port == 0 {
-        f.error(dbp.key("port"), "the port must be 1-65535");
+        f.error(
+            dbp.key("port"),
+            "0 is not a port: expected a port number from 1 to 65535",
+        );
     }
     if db.name.is_empty() {
         f.error(dbp.key("name"), "the database name must not be empty");

@@ -308,7 +308,7 @@ impl Walker<'_> {
                     .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
                 if !real.starts_with(root) {
                     return Err(format!(
-                        "{} is {}, outside the plan's directory {}; copy the file in, or set \
+                        "{} leads to {}, outside the plan's directory {}; copy the file in, or set \
                          `allowOutsidePlanDir: true` in this target's `sql`",
                         path.display(),
                         real.display(),

@@ -97,7 +97,7 @@ impl std::str::FromStr for SslMode {
             "verify-full" => SslMode::VerifyFull,
             other => {
                 return Err(ConfigError(format!(
-                    "sslmode {other:?} is not one of disable, prefer, require, verify-ca, verify-full"
+                    "sslmode {other:?} is not one of disable, allow, prefer, require, verify-ca, verify-full"
                 )));
             }
         })
@@ -305,7 +305,7 @@ impl ConnectOptions {
         let port = match p.port {
             Some(s) => s.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| {
                 // The value is not echoed: from a URL without `@` it could be a password.
-                ConfigError("the port is not a number from 1 to 65535".to_string())
+                ConfigError("the port must be a number from 1 to 65535".to_string())
             })?,
             None => 5432,
         };
@@ -988,9 +988,13 @@ mod tests {
     fn bad_urls_are_one_line_errors_without_the_password() {
         for (url, want) in [
             ("mysql://u:pw@h/d", "must start with postgres://"),
-            ("postgres://u:pw@h:notaport/d", "the port is not a number"),
+            ("postgres://u:pw@h:notaport/d", "the port must be a number"),
             // A forgotten host: the password would be read as the port.
-            ("postgres://u:s3cretpw", "the port is not a number"),
+            ("postgres://u:s3cretpw", "the port must be a number"),
+            (
+                "postgres://u:pw@h:0/d",
+                "the port must be a number from 1 to 65535",
+            ),
             ("postgres://u:ab?cdpw@h/d?x-y=1", "an unsupported parameter"),
             ("postgres://u:p%+1w@h/d", "bad %-escape in the password"),
             ("postgres://u:pw@h/d?sslmode=maybe", "sslmode \"maybe\""),

@@ -52,22 +52,35 @@ impl Variables {
     /// Parses `NAME=VALUE` (as given to `--set`).
     ///
     /// # Errors
-    /// No `=`, or a name that is not letters, digits and `_`.
+    /// No `=`, or a name that a file could never use: it must start with a letter or
+    /// `_`, then letters, digits and `_` (so `:1a` is never a variable).
     pub fn parse_assignment(text: &str) -> Result<(String, String), String> {
         let (name, value) = text
             .split_once('=')
             .ok_or_else(|| format!("{text:?}: expected NAME=VALUE"))?;
-        if !valid_name(name) {
+        if !usable_name(name) {
             return Err(format!(
-                "{name:?}: a variable name is letters, digits and _"
+                "{name:?}: a variable name starts with a letter or _, then letters, digits and _ \
+                 (a file could never use :{name})"
             ));
         }
         Ok((name.to_string(), value.to_string()))
     }
 }
 
+/// A name `\set` takes: letters, digits and `_` (as before: a file that was applied
+/// with such a `\set` must still read the same).
 fn valid_name(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// A name `:name` can refer to (what [`interpolate`] reads as one): it starts with a
+/// letter or `_`. Required of `--set`, where a name no file can use is a mistake.
+fn usable_name(name: &str) -> bool {
+    name.bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && valid_name(name)
 }
 
 /// Where something is in a file.
@@ -109,15 +122,17 @@ pub struct ScriptError {
 }
 
 impl fmt::Display for ScriptError {
+    /// One line: the path and the message (which may quote names from the file)
+    /// with control characters escaped.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.path.display())?;
+        write!(f, "{}", crate::source::printable_path(&self.path))?;
         if self.line > 0 {
             write!(f, ":{}", self.line)?;
         }
         if let Some(c) = self.column {
             write!(f, ":{c}")?;
         }
-        write!(f, ": {}", self.message)
+        write!(f, ": {}", crate::source::printable(&self.message))
     }
 }
 
@@ -1527,6 +1542,16 @@ mod tests {
                 proptest::prop_assert_eq!(summary.checksum, crate::source::checksum(&text));
             }
         }
+    }
+
+    #[test]
+    fn set_names_must_be_usable_as_variables() {
+        assert!(Variables::parse_assignment("env=prod").is_ok());
+        assert!(Variables::parse_assignment("_x1=").is_ok());
+        let e = Variables::parse_assignment("1a=x").unwrap_err();
+        assert!(e.contains("could never use :1a"), "{e}");
+        assert!(Variables::parse_assignment("a-b=x").is_err());
+        assert!(Variables::parse_assignment("=x").is_err());
     }
 
     #[test]

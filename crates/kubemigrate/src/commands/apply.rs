@@ -69,7 +69,7 @@ pub struct Args {
     #[arg(long, conflicts_with = "local")]
     pub(crate) no_wait: bool,
     /// How long to wait for each target (default: the plan's timeout plus 1m).
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with = "local")]
+    #[arg(long, value_name = "DURATION", value_parser = super::parse_duration, allow_hyphen_values = true, conflicts_with = "local")]
     pub(crate) timeout: Option<Duration>,
     /// Where to save every container's log (default ./kubemigrate-logs/<run id>/).
     #[arg(long, value_name = "DIR", conflicts_with = "local")]
@@ -79,10 +79,10 @@ pub struct Args {
     pub(crate) delete_on_interrupt: bool,
     /// How long a problem that cannot heal (image not found, missing Secret) may
     /// last before its target fails.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_interval)]
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_interval, allow_hyphen_values = true)]
     pub(crate) fail_fast_after: Duration,
     /// How often to repeat that `wait-for-postgres` is still waiting.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_interval, hide = true)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_interval, allow_hyphen_values = true, hide = true)]
     pub(crate) waiting_report_every: Duration,
     /// Connect target TARGET to URL instead of its plan's database (host, port,
     /// database, user, password, sslmode from the URL). Repeatable.
@@ -129,7 +129,7 @@ fn parse_db(s: &str) -> Result<(String, String), String> {
 
 /// A duration above zero and at most a day (hidden tuning flags).
 fn parse_interval(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    let d = super::parse_duration(s)?;
     if d.is_zero() || d > Duration::from_secs(86_400) {
         return Err("must be above zero and at most 24h".into());
     }
