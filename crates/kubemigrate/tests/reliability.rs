@@ -1078,3 +1078,34 @@ fn a_negative_duration_is_called_negative() {
         );
     }
 }
+
+// Defect 1: an interrupt while wait-for-db waits stops it, and run-migrations never
+// starts.
+#[test]
+fn interrupting_apply_local_during_wait_for_db_starts_nothing_else() {
+    let db = Db::new();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "postgres://app:pw@127.0.0.1:1/{}?connect_timeout=1",
+        db.name
+    );
+    let child = start_sleeping_run(&db, dir.path(), &url, "1m");
+    let needle = format!("DB_DATABASE={}", db.name);
+    assert!(
+        wait_until(Duration::from_secs(20), || processes_with_env(&needle)
+            .len()
+            == 1),
+        "wait-for-db never started"
+    );
+    signal(&format!("-{}", child.id()), "-INT");
+    let run = finish_within(child, Duration::from_secs(20));
+    assert_eq!(run.code, 130, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("stopped by SIGINT while wait-for-postgres ran"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("-- run-migrations"), "{}", run.stdout);
+    assert!(processes_with_env(&needle).is_empty());
+}

@@ -129,6 +129,8 @@ struct ContainerFailure {
     meaning: Option<&'static str>,
     reason: String,
     last: Vec<String>,
+    /// The container never started (the run was interrupted before).
+    not_started: bool,
 }
 
 impl ContainerFailure {
@@ -138,6 +140,7 @@ impl ContainerFailure {
             meaning: None,
             reason,
             last: Vec::new(),
+            not_started: false,
         }
     }
 }
@@ -280,6 +283,11 @@ impl LocalRunner {
         })?;
         if let Some(pgid) = child.id() {
             self.children.register(pgid, target);
+            // A signal that came between the last check and the start: this group
+            // was not there to get it.
+            if let Some(sig) = self.children.interrupted() {
+                signal_group(pgid, sig);
+            }
         }
         let mut group = GroupGuard {
             pgid: child.id(),
@@ -344,6 +352,7 @@ impl LocalRunner {
                         meaning.map(|m| format!(" ({m})")).unwrap_or_default()
                     ),
                     last,
+                    not_started: false,
                 })
             }
             None => Err(ContainerFailure {
@@ -377,6 +386,20 @@ impl LocalRunner {
             .filter(|c| c.name != "install-runner");
         let run = async {
             for c in containers {
+                // An interrupted run starts no other container.
+                if let Some(sig) = self.children.interrupted() {
+                    return Err((
+                        c.name.clone(),
+                        ContainerFailure {
+                            not_started: true,
+                            ..ContainerFailure::new(format!(
+                                "stopped by {} before {} started",
+                                signal_name(sig),
+                                c.name
+                            ))
+                        },
+                    ));
+                }
                 if let Err(f) = self.run_container(&job.target, c, &events).await {
                     return Err((c.name.clone(), f));
                 }
@@ -390,10 +413,12 @@ impl LocalRunner {
                 result.reason = Some(f.reason);
                 if let Some(sig) = self.children.interrupted() {
                     result.status = Status::Interrupted;
-                    result.reason = Some(format!(
-                        "stopped by {} while {container} ran",
-                        signal_name(sig)
-                    ));
+                    if !f.not_started {
+                        result.reason = Some(format!(
+                            "stopped by {} while {container} ran",
+                            signal_name(sig)
+                        ));
+                    }
                 }
                 result.container = Some(container);
                 result.exit_code = f.code;
