@@ -919,6 +919,16 @@ fn a_runner_waiting_for_the_lock_says_it_was_waiting_when_the_server_restarts() 
     .stderr(Stdio::piped())
     .spawn()
     .unwrap();
+    // The holder first: it has the lock once its file sleeps.
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            common::psql(
+                &pg.url("postgres"),
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(30)%'",
+            ) == "1"
+        }),
+        "the holder never ran its file"
+    );
     let waiter = km_command(
         &[
             "sql",
