@@ -31,7 +31,7 @@ pub enum Exit {
     Cluster,
     /// Interrupted by Ctrl-C, SIGINT (130).
     Interrupted,
-    /// Stopped by SIGTERM (143): a pod being deleted, a timeout of a supervisor.
+    /// Stopped by SIGTERM (143): a runner in a pod being deleted, `apply --local`.
     Terminated,
     /// `exec`: the command's own exit code (128 + N when signal N ended it).
     Child(u8),

@@ -32,7 +32,9 @@ use reporter::{Format, Reporter};
 Exit codes: 0 ok, 1 unexpected error, 2 bad usage or input, 3 a migration's SQL
 failed, 4 needs a person (drift, out of order, failed no-transaction file), 5 lock
 timeout, 6 cannot connect, 7 files pending (sql status), 8 a target failed with a
-code of its own (apply). See docs/exit-codes.md.")]
+code of its own (apply), 9 apply timed out, 10 the Kubernetes API refused, 130
+interrupted (SIGINT), 143 terminated (SIGTERM, apply --local). See
+docs/exit-codes.md.")]
 struct Cli {
     /// Output format: human lines, or one JSON document on stdout (progress goes to stderr).
     #[arg(long, short = 'o', global = true, value_enum, default_value = "human")]
@@ -62,6 +64,10 @@ enum Command {
     #[command(subcommand)]
     Import(commands::import::Command),
     InstallRunner(commands::install_runner::Args),
+    /// The watchdog of `apply --local` (internal): ends the run's process groups
+    /// when kubemigrate dies without doing so.
+    #[command(name = "watch-children", hide = true)]
+    WatchChildren,
 }
 
 #[derive(Debug, Subcommand)]
@@ -105,6 +111,7 @@ fn main() -> ExitCode {
         Command::Schema(_) => "schema",
         Command::Import(c) => c.name(),
         Command::InstallRunner(_) => "install-runner",
+        Command::WatchChildren => apply::children::WATCHDOG_COMMAND,
     };
     let result = runtime.block_on(async {
         match cli.command {
@@ -142,6 +149,10 @@ fn main() -> ExitCode {
             Command::Schema(a) => commands::schema::run(a, reporter).await,
             Command::Import(c) => commands::import::run(c, reporter),
             Command::InstallRunner(a) => commands::install_runner::run(a, reporter),
+            Command::WatchChildren => {
+                apply::children::watch_children();
+                Ok(Exit::Ok)
+            }
         }
     });
     let exit = match result {

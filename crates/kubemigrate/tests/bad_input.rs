@@ -1,6 +1,8 @@
 //! The bad-input corpus: every case gives one clear line naming file, line and what is
 //! wrong, a documented exit code, and never a panic. No database is needed: bad input
-//! is found before kubemigrate connects (the URL points at a closed port).
+//! is found before kubemigrate connects (the URL points at a closed port). Most cases
+//! run `sql migrate --dry-run`; plan cases run `validate` or `render`, connection
+//! cases `wait-for-db`. Each command runs under a deadline: a hang is a failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -15,7 +17,11 @@ struct Case {
     name: &'static str,
     files: Vec<(&'static str, Vec<u8>)>,
     setup: fn(&Dir),
+    /// Added to `sql migrate --dir DIR --dry-run`.
     args: Vec<&'static str>,
+    /// Instead of `sql migrate`: the whole command line, `{DIR}` replaced by the
+    /// case's directory.
+    command: Option<Vec<&'static str>>,
 }
 
 fn case(name: &'static str, files: &[(&'static str, &str)]) -> Case {
@@ -27,7 +33,34 @@ fn case(name: &'static str, files: &[(&'static str, &str)]) -> Case {
             .collect(),
         setup: |_| {},
         args: vec![],
+        command: None,
     }
+}
+
+/// A case that runs `command` (with `{DIR}` for the case's directory).
+fn command(name: &'static str, files: &[(&'static str, &str)], command: &[&'static str]) -> Case {
+    Case {
+        command: Some(command.to_vec()),
+        ..case(name, files)
+    }
+}
+
+/// A plan with one SQL target, its files in `sql/`, and `database` as its database.
+fn plan(database: &str, sql: &str) -> String {
+    format!(
+        "apiVersion: kubemigrate.io/v1alpha1\nkind: MigrationPlan\nmetadata:\n  name: shop\nspec:\n  targets:\n    - name: a\n      database:\n{database}      sql: {{{sql}}}\n"
+    )
+}
+
+const DATABASE: &str =
+    "        host: db\n        name: a\n        user: app\n        password: {fromEnv: P}\n";
+
+fn mkfifo(path: &std::path::Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
 }
 
 fn corpus() -> Vec<Case> {
@@ -133,47 +166,75 @@ fn corpus() -> Vec<Case> {
         ),
         case("empty directory (nothing to do)", &[]),
     ];
-    cases.push(Case {
-        name: "not UTF-8",
-        files: vec![("001.sql", b"SELECT 1;\nSELECT '\xff\xfe';\n".to_vec())],
-        setup: |_| {},
-        args: vec![],
-    });
-    cases.push(Case {
-        name: "NUL byte",
-        files: vec![("001.sql", b"SELECT 1;\nSELECT '\0';\n".to_vec())],
-        setup: |_| {},
-        args: vec![],
-    });
+    let bytes = |name: &'static str, body: Vec<u8>| Case {
+        files: vec![("001.sql", body)],
+        ..case(name, &[])
+    };
+    let with_setup = |name: &'static str, files: &[(&'static str, &str)], setup: fn(&Dir)| Case {
+        setup,
+        ..case(name, files)
+    };
+    cases.push(bytes(
+        "not UTF-8",
+        b"SELECT 1;\nSELECT '\xff\xfe';\n".to_vec(),
+    ));
+    cases.push(bytes("NUL byte", b"SELECT 1;\nSELECT '\0';\n".to_vec()));
     let mut huge = b"SELECT '".to_vec();
     huge.extend(std::iter::repeat_n(b'x', 20 << 20));
-    cases.push(Case {
-        name: "a huge single line (20 MiB, unterminated)",
-        files: vec![("001.sql", huge)],
-        setup: |_| {},
-        args: vec![],
-    });
-    cases.push(Case {
-        name: "a directory where a file should be",
-        files: vec![],
-        setup: |d| std::fs::create_dir(d.path().join("001.sql")).unwrap(),
-        args: vec![],
-    });
-    cases.push(Case {
-        name: "unreadable file (dangling symlink)",
-        files: vec![],
-        setup: |d| symlink(d.path().join("gone.sql.orig"), d.path().join("001.sql")).unwrap(),
-        args: vec![],
-    });
-    cases.push(Case {
-        name: "symlink loop",
-        files: vec![],
-        setup: |d| {
-            symlink(d.path().join("b.sql"), d.path().join("a.sql")).unwrap();
-            symlink(d.path().join("a.sql"), d.path().join("b.sql")).unwrap();
+    cases.push(bytes("a huge single line (20 MiB, unterminated)", huge));
+    // Issue 13, defect 8: limits that the docs state.
+    let mut statement = b"SELECT '".to_vec();
+    statement.extend(std::iter::repeat_n(b'x', 257 << 20));
+    statement.extend_from_slice(b"';\n");
+    cases.push(bytes("a terminated statement over 256 MiB", statement));
+    let mut copy = b"COPY t FROM stdin;\n".to_vec();
+    copy.extend(std::iter::repeat_n(b'x', 257 << 20));
+    copy.extend_from_slice(b"\n\\.\n");
+    cases.push(bytes("a COPY data line over 256 MiB", copy));
+    cases.push(with_setup("a directory where a file should be", &[], |d| {
+        std::fs::create_dir(d.path().join("001.sql")).unwrap()
+    }));
+    cases.push(with_setup("unreadable file (dangling symlink)", &[], |d| {
+        symlink(d.path().join("gone.sql.orig"), d.path().join("001.sql")).unwrap()
+    }));
+    cases.push(with_setup("symlink loop", &[], |d| {
+        symlink(d.path().join("b.sql"), d.path().join("a.sql")).unwrap();
+        symlink(d.path().join("a.sql"), d.path().join("b.sql")).unwrap();
+    }));
+    // Issue 13, defect 4: a FIFO reached through \i, \ir or \copy hung the commands.
+    cases.push(with_setup(
+        "\\i of a FIFO",
+        &[("001.sql", "\\i lib/f.sql\n")],
+        |d| {
+            std::fs::create_dir(d.path().join("lib")).unwrap();
+            mkfifo(&d.path().join("lib/f.sql"));
         },
-        args: vec![],
-    });
+    ));
+    cases.push(with_setup(
+        "\\ir of a FIFO",
+        &[("001.sql", "\\ir lib/f.sql\n")],
+        |d| {
+            std::fs::create_dir(d.path().join("lib")).unwrap();
+            mkfifo(&d.path().join("lib/f.sql"));
+        },
+    ));
+    cases.push(with_setup(
+        "\\copy from a FIFO",
+        &[("001.sql", "\\copy t FROM 'data.csv'\n")],
+        |d| mkfifo(&d.path().join("data.csv")),
+    ));
+    cases.push(with_setup("a FIFO named *.sql", &[], |d| {
+        mkfifo(&d.path().join("001.sql"))
+    }));
+    // Issue 13, messages: names printed raw.
+    cases.push(case(
+        "a file name with a line break",
+        &[("001\nx.sql", "SELECT 1;")],
+    ));
+    cases.push(case(
+        "a file name with a terminal escape",
+        &[("001_\u{1b}[31mred.sql", "SELECT 1;")],
+    ));
     for (name, args) in [
         ("--set without =", vec!["--set", "novalue"]),
         (
@@ -197,13 +258,126 @@ fn corpus() -> Vec<Case> {
             vec!["--database-url", "postgres://a@b:http/c"],
         ),
         ("an unknown flag", vec!["--alow-drift"]),
+        // Issue 13, messages and defects 6 and 8.
+        ("an empty --history-table", vec!["--history-table", ""]),
+        ("an empty --history-schema", vec!["--history-schema", ""]),
+        (
+            "a --history-table over 63 bytes",
+            vec![
+                "--history-table",
+                "h123456789012345678901234567890123456789012345678901234567890123",
+            ],
+        ),
+        ("an empty --database-url", vec!["--database-url", ""]),
+        ("a --set name no file can use", vec!["--set", "1a=x"]),
+        ("a negative --lock-timeout", vec!["--lock-timeout", "-5s"]),
+        (
+            "a negative --statement-lock-timeout",
+            vec!["--statement-lock-timeout", "-5s"],
+        ),
+        (
+            "a host name longer than DNS allows",
+            vec!["--database-url", LONG_HOST_URL],
+        ),
     ] {
         let mut c = case(name, &[("001.sql", "SELECT 1;")]);
         c.args = args;
         cases.push(c);
     }
+    // Connections (issue 13, messages).
+    cases.push(command(
+        "an sslmode that is not libpq's (wait-for-db)",
+        &[],
+        &[
+            "wait-for-db",
+            "--database-url",
+            "postgres://u@h/d?sslmode=maybe",
+        ],
+    ));
+    cases.push(command(
+        "port 0 in a URL (wait-for-db)",
+        &[],
+        &["wait-for-db", "--database-url", "postgres://u@h:0/d"],
+    ));
+    cases.push(command(
+        "a negative wait-for-db --timeout",
+        &[],
+        &["wait-for-db", "--timeout", "-5s"],
+    ));
+    // Plans (issue 13: YAML tabs, ports, hosts, files outside the plan's directory).
+    let plan_case = |name: &'static str, text: String, verb: &'static str, setup: fn(&Dir)| Case {
+        files: vec![
+            ("plan.yaml", text.into_bytes()),
+            ("sql/001.sql", b"SELECT 1;\n".to_vec()),
+        ],
+        setup,
+        command: Some(vec![verb, "-f", "{DIR}/plan.yaml"]),
+        ..case(name, &[])
+    };
+    cases.push(plan_case(
+        "plan: a tab indenting the line after a value",
+        plan(
+            &DATABASE.replace("        name: a", "\t\tname: a"),
+            "localDir: sql",
+        ),
+        "validate",
+        |_| {},
+    ));
+    cases.push(plan_case(
+        "plan: port 0",
+        plan(
+            &DATABASE.replace("host: db\n", "host: db\n        port: 0\n"),
+            "localDir: sql",
+        ),
+        "validate",
+        |_| {},
+    ));
+    cases.push(plan_case(
+        "plan: a quoted port",
+        plan(
+            &DATABASE.replace("host: db\n", "host: db\n        port: '5432'\n"),
+            "localDir: sql",
+        ),
+        "validate",
+        |_| {},
+    ));
+    cases.push(plan_case(
+        "plan: a host name longer than DNS allows",
+        plan(
+            &DATABASE.replace("host: db", &format!("host: {}", "h".repeat(300))),
+            "localDir: sql",
+        ),
+        "validate",
+        |_| {},
+    ));
+    cases.push(plan_case(
+        "plan: localDir outside the plan's directory",
+        plan(DATABASE, "localDir: ../.."),
+        "validate",
+        |_| {},
+    ));
+    cases.push(plan_case(
+        "plan: localDir is an absolute path elsewhere",
+        plan(DATABASE, "localDir: /etc"),
+        "validate",
+        |_| {},
+    ));
+    cases.push(plan_case(
+        "render: a link in localDir to /etc/passwd",
+        plan(DATABASE, "localDir: sql"),
+        "render",
+        |d| symlink("/etc/passwd", d.path().join("sql/passwd.sql")).unwrap(),
+    ));
+    cases.push(plan_case(
+        "render: a link in localDir that loops back",
+        plan(DATABASE, "localDir: sql"),
+        "render",
+        |d| symlink(".", d.path().join("sql/again")).unwrap(),
+    ));
     cases
 }
+
+const LONG_HOST_URL: &str = "postgres://u@hhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhh/d";
 
 #[test]
 fn every_bad_input_gets_one_clear_line_and_a_documented_exit_code() {
@@ -211,18 +385,27 @@ fn every_bad_input_gets_one_clear_line_and_a_documented_exit_code() {
     for c in corpus() {
         let dir = Dir::new(&[]);
         for (name, body) in &c.files {
-            std::fs::write(dir.path().join(name), body).unwrap();
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, body).unwrap();
         }
         (c.setup)(&dir);
         let d = dir.arg();
-        let mut args = vec!["sql", "migrate", "--dir", d.as_str(), "--dry-run"];
-        args.extend(c.args.iter().copied());
-        let env = if c.args.contains(&"--database-url") {
-            vec![]
-        } else {
-            vec![("DATABASE_URL", NOWHERE)]
+        let args: Vec<String> = match &c.command {
+            Some(command) => command.iter().map(|a| a.replace("{DIR}", &d)).collect(),
+            None => ["sql", "migrate", "--dir", d.as_str(), "--dry-run"]
+                .iter()
+                .chain(c.args.iter())
+                .map(|a| (*a).to_string())
+                .collect(),
         };
-        let run = common::km(&args, &env);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let env = if args.contains(&"--database-url") {
+            vec![("P", "pw")]
+        } else {
+            vec![("DATABASE_URL", NOWHERE), ("P", "pw")]
+        };
+        let run = within(&args, &env, c.name);
         assert!(
             !run.stderr.contains("panicked"),
             "{}: {}",
@@ -242,4 +425,23 @@ fn every_bad_input_gets_one_clear_line_and_a_documented_exit_code() {
     }
     assert!(corpus().len() >= 30);
     insta::assert_snapshot!(table);
+}
+
+/// Runs kubemigrate, failing the case if it is still running after 120 s.
+fn within(args: &[&str], env: &[(&str, &str)], name: &str) -> common::Run {
+    let mut child = common::km_command(args, env)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("{name}: still running after 120 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    common::Run::from_output(child.wait_with_output().unwrap())
 }

@@ -98,7 +98,9 @@ fn expected(exp: &dyn de::Expected) -> String {
     let text = exp.to_string();
     match text.as_str() {
         "u8" => "a whole number from 0 to 255".into(),
-        "u16" => "a whole number from 0 to 65535".into(),
+        // The model's only u16 is `database.port`, and 0 is no port: say the range
+        // the plan accepts, not the type's.
+        "u16" => "a port number from 1 to 65535".into(),
         "u32" => "a whole number from 0 to 4294967295".into(),
         "u64" => "a whole number from 0".into(),
         "i32" | "i64" => "a whole number".into(),
@@ -557,7 +559,7 @@ mod tests {
         let e = load("name: x\nport: '5432'\n").unwrap_err();
         assert!(
             e.message
-                .starts_with("expected a whole number from 0 to 65535"),
+                .starts_with("expected a port number from 1 to 65535"),
             "{}",
             e.message
         );

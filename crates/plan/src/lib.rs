@@ -118,6 +118,37 @@ impl LoadedPlan {
         }
     }
 
+    /// The plan's directory with its symbolic links resolved: the directory that
+    /// `localDir` files must stay in (unless `sql.allowOutsidePlanDir`).
+    pub fn plan_dir(&self) -> PathBuf {
+        self.base_dir
+            .canonicalize()
+            .unwrap_or_else(|_| self.base_dir.clone())
+    }
+
+    /// Why `path` (symbolic links followed) is outside the plan's directory, or
+    /// `None` when it is inside. The same rule as the SQL engine's for `\i` and
+    /// `\copy`: the resolved path must start with the resolved directory. `written`
+    /// is how the plan names it, for the message.
+    pub fn outside_plan_dir(&self, written: &Path, path: &Path) -> Option<String> {
+        let root = self.plan_dir();
+        match path.canonicalize() {
+            Ok(real) if real.starts_with(&root) => None,
+            Ok(real) => Some(format!(
+                "{}{} is outside the plan's directory {}; keep the files next to the plan, \
+                 or set `allowOutsidePlanDir: true` in this target's `sql`",
+                written.display(),
+                if real.as_path() == written {
+                    String::new()
+                } else {
+                    format!(" (that is {})", real.display())
+                },
+                root.display()
+            )),
+            Err(e) => Some(format!("cannot read {}: {e}", path.display())),
+        }
+    }
+
     /// `path` resolved against the plan's directory.
     pub fn resolve_path(&self, path: &Path) -> PathBuf {
         self.base_dir
@@ -228,13 +259,17 @@ pub fn parse(text: &str, file: &Path) -> Result<LoadedPlan, PlanError> {
             && sql.image.is_none()
         {
             let full = loaded.resolve_path(dir);
+            let path = FieldPath::of(&["spec", "targets"])
+                .index(i)
+                .key("sql")
+                .key("localDir");
             if !full.is_dir() {
-                let path = FieldPath::of(&["spec", "targets"])
-                    .index(i)
-                    .key("sql")
-                    .key("localDir");
                 errors
                     .push(loaded.error_at(path, format!("{} is not a directory", full.display())));
+            } else if !sql.allow_outside_plan_dir
+                && let Some(message) = loaded.outside_plan_dir(dir, &full)
+            {
+                errors.push(loaded.error_at(path, message));
             }
         }
     }

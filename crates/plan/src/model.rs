@@ -555,6 +555,11 @@ pub struct Sql {
     /// must have psql).
     #[serde(default)]
     pub engine: Engine,
+    /// Allow `localDir`, or a file in it reached through a symbolic link, to be
+    /// outside the plan's directory (default false: such files are refused, so a link
+    /// to `/etc/passwd` never ends up in the ConfigMap).
+    #[serde(default)]
+    pub allow_outside_plan_dir: bool,
 }
 
 /// What runs the SQL files.

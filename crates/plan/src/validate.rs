@@ -385,14 +385,29 @@ fn find_cycle(targets: &[Target], index: &HashMap<&str, usize>) -> Option<Vec<us
     None
 }
 
+/// The longest host name DNS allows.
+const MAX_HOST_NAME: usize = 253;
+
 fn target(f: &mut Findings, p: &FieldPath, t: &Target) {
     let db = &t.database;
     let dbp = p.key("database");
-    if db.host.trim().is_empty() || db.host.chars().any(char::is_whitespace) {
+    if db.host.len() > MAX_HOST_NAME {
+        // Not repeated: it could be anything, of any size.
+        f.error(
+            dbp.key("host"),
+            format!(
+                "the host name is {} bytes; a host name is at most {MAX_HOST_NAME}",
+                db.host.len()
+            ),
+        );
+    } else if db.host.trim().is_empty() || db.host.chars().any(char::is_whitespace) {
         f.error(dbp.key("host"), format!("{:?} is not a host name", db.host));
     }
     if db.port == 0 {
-        f.error(dbp.key("port"), "the port must be 1-65535");
+        f.error(
+            dbp.key("port"),
+            "0 is not a port: expected a port number from 1 to 65535",
+        );
     }
     if db.name.is_empty() {
         f.error(dbp.key("name"), "the database name must not be empty");

@@ -163,23 +163,97 @@ const MAX_NODES: usize = 100_000;
 
 /// Parses one YAML document. An empty file is an empty mapping's absence: `None`.
 ///
+/// Tabs: YAML 1.2 allows a tab between a key's `:` and its value (`user:\tapp`),
+/// which the scanner refuses when a word follows; such a tab is read as the space
+/// it stands for (one character for one, so every position stays where it was).
+/// A tab in the indentation is an error, reported on the line that has it (the
+/// scanner may notice it a line early, at the end of the value before).
+///
 /// # Errors
 /// A syntax error (with the scanner's position and message), more than one
 /// document, a tag, a key that is not a scalar, a duplicate key, an unknown alias,
 /// or a document that expands to more than 100,000 nodes.
 pub fn parse(text: &str) -> Result<Option<Node>, YamlError> {
+    let mut text = std::borrow::Cow::Borrowed(text);
+    loop {
+        let (error, at) = match parse_once(&text) {
+            Ok(node) => return Ok(node),
+            Err(e) => e,
+        };
+        if error
+            .message
+            .starts_with("':' must be followed by a valid YAML whitespace")
+            && let Some(fixed) = separator_tabs_as_spaces(&text, at)
+        {
+            text = std::borrow::Cow::Owned(fixed);
+            continue;
+        }
+        if error.message.contains("tab") {
+            return Err(indentation_tab(&text, error));
+        }
+        return Err(error);
+    }
+}
+
+/// `text` with the tabs between the `:` before character `at` and `at` turned into
+/// spaces, when there are some.
+fn separator_tabs_as_spaces(text: &str, at: usize) -> Option<String> {
+    let mut chars: Vec<char> = text.chars().collect();
+    let mut i = at.min(chars.len());
+    let mut changed = false;
+    while i > 0 && matches!(chars[i - 1], ' ' | '\t') {
+        i -= 1;
+        if chars[i] == '\t' {
+            chars[i] = ' ';
+            changed = true;
+        }
+    }
+    (changed && i > 0 && chars[i - 1] == ':').then(|| chars.into_iter().collect())
+}
+
+/// The error for a tab in the indentation, placed on the first line, from the
+/// scanner's line on, whose indentation holds a tab.
+fn indentation_tab(text: &str, error: YamlError) -> YamlError {
+    let from = error.pos.line.max(1);
+    for (i, line) in text.lines().enumerate().skip(from - 1) {
+        let indent: String = line
+            .chars()
+            .take_while(|c| *c == ' ' || *c == '\t')
+            .collect();
+        let rest = &line[indent.len()..];
+        if rest.is_empty() || rest.starts_with('#') {
+            continue;
+        }
+        if let Some(tab) = indent.chars().position(|c| c == '\t') {
+            return YamlError {
+                pos: Pos {
+                    line: i + 1,
+                    column: tab + 1,
+                },
+                message: "a tab in the indentation: YAML indents with spaces only".into(),
+            };
+        }
+    }
+    error
+}
+
+/// One parse; on error, also the character index where the scanner stopped.
+fn parse_once(text: &str) -> Result<Option<Node>, (YamlError, usize)> {
     let mut builder = Builder {
         parser: Parser::new_from_str(text),
         anchors: Vec::new(),
         nodes: 0,
+        error_at: 0,
     };
-    builder.document()
+    builder.document().map_err(|e| (e, builder.error_at))
 }
 
 struct Builder<'a> {
     parser: Parser<'a, saphyr_parser::StrInput<'a>>,
     anchors: Vec<(usize, Node)>,
     nodes: usize,
+    /// The character index of the scanner's error, if there was one.
+    error_at: usize,
 }
 
 fn pos_of(m: &saphyr_parser::Marker) -> Pos {
@@ -193,10 +267,13 @@ impl<'a> Builder<'a> {
     fn next(&mut self) -> Result<(Event<'a>, Pos), YamlError> {
         match self.parser.next_event() {
             Some(Ok((event, span))) => Ok((event, pos_of(&span.start))),
-            Some(Err(e)) => Err(YamlError {
-                pos: pos_of(e.marker()),
-                message: e.info().to_string(),
-            }),
+            Some(Err(e)) => {
+                self.error_at = e.marker().index();
+                Err(YamlError {
+                    pos: pos_of(e.marker()),
+                    message: e.info().to_string(),
+                })
+            }
             None => Err(YamlError {
                 pos: Pos::default(),
                 message: "unexpected end of the YAML stream".into(),
@@ -419,6 +496,27 @@ mod tests {
         assert_eq!(parse("# only a comment\n").unwrap(), None);
         let e = parse("a: [1, 2\n").unwrap_err();
         assert!(e.pos.line >= 1, "{e}");
+    }
+
+    #[test]
+    fn a_tab_after_a_colon_separates_as_yaml_1_2_allows() {
+        let n = root("a:\tvalue\nb:\t\t  2\nc: 'x:\ty'\n");
+        assert_eq!(n.get("a").unwrap().key_text(), "value");
+        assert_eq!(n.get("b").unwrap().key_text(), "2");
+        // Inside a quoted value a tab is content.
+        assert_eq!(n.get("c").unwrap().key_text(), "x:\ty");
+        assert_eq!(n.get("a").unwrap().pos, Pos { line: 1, column: 4 });
+        assert_eq!(n.get("b").unwrap().pos, Pos { line: 2, column: 7 });
+    }
+
+    #[test]
+    fn a_tab_in_the_indentation_is_reported_on_its_own_line() {
+        // The scanner notices it at the end of `host: db`, a line early.
+        let e = parse("a:\n  host: db\n\t\tname: x\n").unwrap_err();
+        assert_eq!(e.pos, Pos { line: 3, column: 1 }, "{e}");
+        assert!(e.message.contains("a tab in the indentation"), "{e}");
+        let e = parse("a:\n  host: db\n  \tname: x\n").unwrap_err();
+        assert_eq!(e.pos, Pos { line: 3, column: 3 }, "{e}");
     }
 
     #[test]

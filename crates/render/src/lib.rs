@@ -151,7 +151,10 @@ pub fn gather(
         let files = match (&t.sql, t.enabled) {
             (Some(sql), true) => sql.local_dir.as_ref().and_then(|dir| {
                 let path = tp.key("sql").key("localDir");
-                match read_local_dir(&loaded.resolve_path(dir)) {
+                // The same rule as in the plan: files stay in the plan's directory
+                // unless the target opts out.
+                let root = (!sql.allow_outside_plan_dir).then(|| loaded.plan_dir());
+                match read_local_dir(&loaded.resolve_path(dir), root.as_deref()) {
                     Ok(files) => Some(files),
                     Err(message) => {
                         errors.push(loaded.error_at(path, message));
@@ -214,14 +217,22 @@ fn resolve(
 }
 
 /// Reads every regular file below `dir` (hidden files and directories skipped) as
-/// ConfigMap entries, and checks that they fit in one ConfigMap.
+/// ConfigMap entries, and checks that they fit in one ConfigMap. Symbolic links are
+/// followed; with `root`, every file and directory must resolve to a path inside
+/// `root` (the plan's directory), as the SQL engine's includes must stay inside the
+/// migration directory.
 ///
 /// # Errors
-/// The directory cannot be read, two paths map to the same key, or the files are
-/// more than 1 MiB in all (the message gives the size).
-pub fn read_local_dir(dir: &Path) -> Result<Vec<LocalFile>, String> {
+/// The directory cannot be read, a file or directory is outside `root`, a symbolic
+/// link loops back to a directory being read, two paths map to the same key, or the
+/// files are more than 1 MiB in all (the message gives the size).
+pub fn read_local_dir(dir: &Path, root: Option<&Path>) -> Result<Vec<LocalFile>, String> {
     let mut files = Vec::new();
-    walk(dir, "", &mut files)?;
+    let mut walker = Walker {
+        root,
+        open: Vec::new(),
+    };
+    walker.walk(dir, "", &mut files)?;
     files.sort_by(|a, b| a.path.cmp(&b.path));
     if !files
         .iter()
@@ -250,43 +261,88 @@ pub fn read_local_dir(dir: &Path) -> Result<Vec<LocalFile>, String> {
     Ok(files)
 }
 
-fn walk(dir: &Path, prefix: &str, out: &mut Vec<LocalFile>) -> Result<(), String> {
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') {
-            continue;
+/// The walk of a `localDir`: where files must stay, and the directories being read
+/// (resolved), to stop at a symbolic link that loops back.
+struct Walker<'a> {
+    root: Option<&'a Path>,
+    open: Vec<std::path::PathBuf>,
+}
+
+impl Walker<'_> {
+    fn walk(&mut self, dir: &Path, prefix: &str, out: &mut Vec<LocalFile>) -> Result<(), String> {
+        let real = dir
+            .canonicalize()
+            .map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+        if self.open.contains(&real) {
+            return Err(format!(
+                "{} is a symbolic link back to {}, which is being read (a loop)",
+                dir.display(),
+                real.display()
+            ));
         }
-        let path = entry.path();
-        let rel = format!("{prefix}{name}");
-        // Follows symbolic links, as the ConfigMap would hold the target's bytes.
-        let meta =
-            std::fs::metadata(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        if meta.is_dir() {
-            walk(&path, &format!("{rel}/"), out)?;
-        } else if meta.is_file() {
-            let bytes =
-                std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            let key: String = rel
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
-            out.push(LocalFile {
-                key,
-                path: rel,
-                bytes,
-            });
-        }
+        self.open.push(real);
+        let result = self.entries(dir, prefix, out);
+        self.open.pop();
+        result
     }
-    Ok(())
+
+    fn entries(
+        &mut self,
+        dir: &Path,
+        prefix: &str,
+        out: &mut Vec<LocalFile>,
+    ) -> Result<(), String> {
+        let entries =
+            std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            let path = entry.path();
+            let rel = format!("{prefix}{name}");
+            if let Some(root) = self.root {
+                let real = path
+                    .canonicalize()
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                if !real.starts_with(root) {
+                    return Err(format!(
+                        "{} leads to {}, outside the plan's directory {}; copy the file in, or set \
+                         `allowOutsidePlanDir: true` in this target's `sql`",
+                        path.display(),
+                        real.display(),
+                        root.display()
+                    ));
+                }
+            }
+            // Follows symbolic links, as the ConfigMap would hold the target's bytes.
+            let meta = std::fs::metadata(&path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            if meta.is_dir() {
+                self.walk(&path, &format!("{rel}/"), out)?;
+            } else if meta.is_file() {
+                let bytes = std::fs::read(&path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                let key: String = rel
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect();
+                out.push(LocalFile {
+                    key,
+                    path: rel,
+                    bytes,
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One target's Job, with what `apply` needs to order it.

@@ -97,7 +97,7 @@ impl std::str::FromStr for SslMode {
             "verify-full" => SslMode::VerifyFull,
             other => {
                 return Err(ConfigError(format!(
-                    "sslmode {other:?} is not one of disable, prefer, require, verify-ca, verify-full"
+                    "sslmode {other:?} is not one of disable, allow, prefer, require, verify-ca, verify-full"
                 )));
             }
         })
@@ -241,6 +241,30 @@ impl Partial {
 /// The default `application_name`.
 pub const DEFAULT_APPLICATION_NAME: &str = "kubemigrate";
 
+/// The longest host name DNS allows.
+pub const MAX_HOST_NAME: usize = 253;
+
+/// A host name fits DNS (at most 253 bytes), and a Unix socket directory leaves room
+/// for the socket's name in the 107 bytes a socket path may have. The host is not
+/// repeated: from a URL without `@` it could be a password.
+fn check_host(host: &str, port: u16) -> Result<(), ConfigError> {
+    if host.starts_with('/') {
+        let path = format!("{host}/.s.PGSQL.{port}").len();
+        if path > 107 {
+            return Err(ConfigError(format!(
+                "the socket directory is {} bytes; with the socket's name ({path} bytes) it must fit in 107",
+                host.len()
+            )));
+        }
+    } else if host.len() > MAX_HOST_NAME {
+        return Err(ConfigError(format!(
+            "the host name is {} bytes; a host name is at most {MAX_HOST_NAME}",
+            host.len()
+        )));
+    }
+    Ok(())
+}
+
 impl ConnectOptions {
     /// Resolves options from a URL (if any) and the environment, as described in the
     /// [module docs](self). `env` looks up a variable (pass `|k| std::env::var(k).ok()`).
@@ -281,10 +305,12 @@ impl ConnectOptions {
         let port = match p.port {
             Some(s) => s.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| {
                 // The value is not echoed: from a URL without `@` it could be a password.
-                ConfigError("the port is not a number from 1 to 65535".to_string())
+                ConfigError("the port must be a number from 1 to 65535".to_string())
             })?,
             None => 5432,
         };
+        let host = p.host.unwrap_or_else(|| "localhost".to_string());
+        check_host(&host, port)?;
         let user = p.user.unwrap_or_else(|| "postgres".to_string());
         let connect_timeout = match p.connect_timeout {
             Some(s) => Duration::from_secs(s.parse::<u64>().map_err(|_| {
@@ -293,7 +319,7 @@ impl ConnectOptions {
             None => Duration::from_secs(10),
         };
         Ok(ConnectOptions {
-            host: p.host.unwrap_or_else(|| "localhost".to_string()),
+            host,
             port,
             dbname: p.dbname.unwrap_or_else(|| user.clone()),
             user,
@@ -995,9 +1021,13 @@ mod tests {
     fn bad_urls_are_one_line_errors_without_the_password() {
         for (url, want) in [
             ("mysql://u:pw@h/d", "must start with postgres://"),
-            ("postgres://u:pw@h:notaport/d", "the port is not a number"),
+            ("postgres://u:pw@h:notaport/d", "the port must be a number"),
             // A forgotten host: the password would be read as the port.
-            ("postgres://u:s3cretpw", "the port is not a number"),
+            ("postgres://u:s3cretpw", "the port must be a number"),
+            (
+                "postgres://u:pw@h:0/d",
+                "the port must be a number from 1 to 65535",
+            ),
             ("postgres://u:ab?cdpw@h/d?x-y=1", "an unsupported parameter"),
             ("postgres://u:p%+1w@h/d", "bad %-escape in the password"),
             ("postgres://u:pw@h/d?sslmode=maybe", "sslmode \"maybe\""),

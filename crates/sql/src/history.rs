@@ -20,10 +20,91 @@
 //!
 //! A partial unique index on `version` (where `kind <> 'command'`) makes a second row
 //! for the same file impossible. All values are bind parameters; the table's name is
-//! quoted as an identifier.
+//! quoted as an identifier. Names are checked with [`check_name`] so that PostgreSQL
+//! never shortens one, and the index's name is derived so that it always fits
+//! ([`HistoryTable::index_name`]).
 
+use sha2::{Digest, Sha256};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, GenericClient, Row, ToStatement};
+
+/// The longest identifier PostgreSQL keeps (`NAMEDATALEN - 1`); a longer one is cut
+/// to this many bytes, with only a NOTICE.
+pub const MAX_IDENTIFIER: usize = 63;
+
+/// Checks a schema or table name for the history: not empty, no NUL, at most
+/// [`MAX_IDENTIFIER`] bytes (PostgreSQL would silently cut a longer one, and two long
+/// names could then name one table, under two different migration locks).
+///
+/// # Errors
+/// A one-line reason, without the name (the caller names the flag).
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("the name is empty".into());
+    }
+    if name.contains('\0') {
+        return Err("the name holds a NUL character".into());
+    }
+    if name.len() > MAX_IDENTIFIER {
+        return Err(format!(
+            "the name is {} bytes; PostgreSQL names are at most {MAX_IDENTIFIER} bytes (a longer one would be cut short)",
+            name.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Why the history could not be read or created.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HistoryError {
+    /// The server refused a statement, or the connection failed.
+    #[error("{}", describe_db(.0))]
+    Db(#[from] tokio_postgres::Error),
+    /// A relation of that name exists but is not an ordinary table (a view, a foreign
+    /// table…), so kubemigrate did not create it.
+    #[error(
+        "{table} is {kind}, not the table kubemigrate keeps its history in; give another --history-table (or --history-schema)"
+    )]
+    NotATable {
+        /// `schema.table`.
+        table: String,
+        /// What it is, e.g. "a foreign table".
+        kind: &'static str,
+    },
+    /// A row that kubemigrate cannot have written (a NULL, or a column of another
+    /// type): the table was edited by hand or is not kubemigrate's.
+    #[error(
+        "{table} holds a row kubemigrate cannot read (id {id}, version {version}): {problem}; fix the row by hand, or give another --history-table"
+    )]
+    BadRow {
+        /// `schema.table`.
+        table: String,
+        /// The row's id, or `?` when it cannot be read.
+        id: String,
+        /// The row's version, or `?` when it cannot be read.
+        version: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
+impl HistoryError {
+    /// The database error inside, if this is one.
+    pub fn as_db(&self) -> Option<&tokio_postgres::Error> {
+        match self {
+            HistoryError::Db(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+fn describe_db(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}
 
 /// Where the history lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,15 +232,59 @@ impl HistoryTable {
         format!("{}.{}", self.schema, self.table)
     }
 
+    /// The name of the unique index on `version`: `<table>_version_key`, or, when
+    /// that is longer than PostgreSQL keeps, the table's name cut short with a hash
+    /// of the whole name, so it always fits and is never the table's own name.
+    pub fn index_name(&self) -> String {
+        const SUFFIX: &str = "_version_key";
+        let plain = format!("{}{SUFFIX}", self.table);
+        if plain.len() <= MAX_IDENTIFIER {
+            return plain;
+        }
+        let hash: String = Sha256::digest(self.table.as_bytes())[..4]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let room = MAX_IDENTIFIER - SUFFIX.len() - hash.len() - 1;
+        let mut cut = room.min(self.table.len());
+        while !self.table.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        format!("{}_{hash}{SUFFIX}", &self.table[..cut])
+    }
+
     /// Whether the table exists.
     ///
     /// # Errors
-    /// Database errors.
-    pub async fn exists(&self, client: &impl GenericClient) -> Result<bool, tokio_postgres::Error> {
-        let row = client
-            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&self.qualified()])
-            .await?;
-        row.try_get(0)
+    /// Database errors; [`HistoryError::NotATable`] when the name is taken by a view,
+    /// a foreign table or another kind of relation.
+    pub async fn exists(&self, client: &impl GenericClient) -> Result<bool, HistoryError> {
+        // to_regclass of an unknown name is NULL: no row.
+        let Some(row) = client
+            .query_opt(
+                "SELECT c.relkind::text FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass($1)",
+                &[&self.qualified()],
+            )
+            .await?
+        else {
+            return Ok(false);
+        };
+        let kind: String = row.try_get(0)?;
+        match kind.as_str() {
+            "r" | "p" => Ok(true),
+            other => Err(HistoryError::NotATable {
+                table: self.display_name(),
+                kind: match other {
+                    "v" => "a view",
+                    "m" => "a materialized view",
+                    "f" => "a foreign table",
+                    "S" => "a sequence",
+                    "i" | "I" => "an index",
+                    "c" => "a composite type",
+                    _ => "not a table",
+                },
+            }),
+        }
     }
 
     /// Creates the schema, table and index when they do not exist. Safe to call from
@@ -167,13 +292,13 @@ impl HistoryTable {
     ///
     /// # Errors
     /// Database errors, e.g. no permission to create the table.
-    pub async fn ensure(&self, client: &Client) -> Result<(), tokio_postgres::Error> {
+    pub async fn ensure(&self, client: &Client) -> Result<(), HistoryError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             match self.try_create(client).await {
                 Ok(()) => return Ok(()),
-                Err(e)
+                Err(HistoryError::Db(e))
                     if attempt < 3
                         && e.code().is_some_and(|c| {
                             *c == SqlState::UNIQUE_VIOLATION
@@ -186,19 +311,19 @@ impl HistoryTable {
         }
     }
 
-    async fn try_create(&self, client: &Client) -> Result<(), tokio_postgres::Error> {
+    async fn try_create(&self, client: &Client) -> Result<(), HistoryError> {
         if self.exists(client).await? {
             return Ok(());
         }
         let schema_exists: bool = client
             .query_one(
-                "SELECT to_regnamespace($1) IS NOT NULL",
+                "SELECT pg_catalog.to_regnamespace($1) IS NOT NULL",
                 &[&quote_ident(&self.schema)],
             )
             .await?
             .try_get(0)?;
         let table = self.qualified();
-        let index = quote_ident(&format!("{}_version_key", self.table));
+        let index = quote_ident(&self.index_name());
         let mut sql = String::from("BEGIN;\n");
         if !schema_exists {
             sql.push_str(&format!(
@@ -229,7 +354,7 @@ COMMIT;"
             Err(e) => {
                 // Leave the session usable for the retry.
                 let _ = client.batch_execute("ROLLBACK").await;
-                Err(e)
+                Err(e.into())
             }
         }
     }
@@ -237,11 +362,10 @@ COMMIT;"
     /// The rows of files (not commands), oldest first. An absent table is an empty history.
     ///
     /// # Errors
-    /// Database errors.
-    pub async fn load(
-        &self,
-        client: &impl GenericClient,
-    ) -> Result<Vec<HistoryRow>, tokio_postgres::Error> {
+    /// Database errors; [`HistoryError::NotATable`] for a relation that is not a
+    /// table; [`HistoryError::BadRow`] for a row with a NULL where kubemigrate always
+    /// writes a value, or a column of another type.
+    pub async fn load(&self, client: &impl GenericClient) -> Result<Vec<HistoryRow>, HistoryError> {
         if !self.exists(client).await? {
             return Ok(Vec::new());
         }
@@ -253,7 +377,7 @@ COMMIT;"
             .query(&sql, &[])
             .await?
             .iter()
-            .map(row_from)
+            .map(|r| row_from(r, self))
             .collect()
     }
 
@@ -330,7 +454,8 @@ COMMIT;"
         client.execute(&sql, &[&id, &statement]).await.map(drop)
     }
 
-    /// Finishes a row started with `success = false`.
+    /// Finishes a row started with `success = false`; returns how many rows changed
+    /// (0 when the row is gone).
     ///
     /// # Errors
     /// Database errors.
@@ -342,7 +467,7 @@ COMMIT;"
         execution_ms: i64,
         error: Option<&str>,
         statement: Option<i32>,
-    ) -> Result<(), tokio_postgres::Error> {
+    ) -> Result<u64, tokio_postgres::Error> {
         let sql = format!(
             "UPDATE {} SET success = $2, execution_ms = $3, error = $4, statement = $5, applied_at = now() WHERE id = $1",
             self.qualified()
@@ -350,7 +475,6 @@ COMMIT;"
         client
             .execute(&sql, &[&id, &success, &execution_ms, &error, &statement])
             .await
-            .map(drop)
     }
 
     /// Deletes the failed row of a file; returns how many rows went.
@@ -421,25 +545,85 @@ COMMIT;"
     }
 }
 
-fn row_from(r: &Row) -> Result<HistoryRow, tokio_postgres::Error> {
+/// The names of the columns [`COLUMNS`] selects, for messages.
+const COLUMN_NAMES: [&str; 12] = [
+    "id",
+    "version",
+    "kind",
+    "checksum",
+    "applied_at",
+    "execution_ms",
+    "applied_by",
+    "success",
+    "error",
+    "statement",
+    "exit_code",
+    "transactional",
+];
+
+/// Reads a row, naming the row and the column when one cannot be read (a NULL where
+/// kubemigrate always writes a value, a column of another type).
+fn row_from(r: &Row, table: &HistoryTable) -> Result<HistoryRow, HistoryError> {
+    let id: Option<i64> = r.try_get(0).ok().flatten();
+    let version: Option<String> = r.try_get(1).ok().flatten();
+    let bad = |column: usize, problem: String| HistoryError::BadRow {
+        table: table.display_name(),
+        id: id.map_or_else(|| "?".to_string(), |i| i.to_string()),
+        version: version.clone().unwrap_or_else(|| "?".to_string()),
+        problem: format!("`{}` {problem}", COLUMN_NAMES[column]),
+    };
+    // Columns kubemigrate never leaves NULL.
+    fn required<'a, T: tokio_postgres::types::FromSql<'a>>(
+        r: &'a Row,
+        i: usize,
+        bad: &dyn Fn(usize, String) -> HistoryError,
+    ) -> Result<T, HistoryError> {
+        match r.try_get::<_, Option<T>>(i) {
+            Ok(Some(v)) => Ok(v),
+            Ok(None) => Err(bad(i, "is NULL".into())),
+            Err(e) => Err(bad(i, type_problem(&e))),
+        }
+    }
+    fn optional<'a, T: tokio_postgres::types::FromSql<'a>>(
+        r: &'a Row,
+        i: usize,
+        bad: &dyn Fn(usize, String) -> HistoryError,
+    ) -> Result<Option<T>, HistoryError> {
+        r.try_get::<_, Option<T>>(i)
+            .map_err(|e| bad(i, type_problem(&e)))
+    }
     Ok(HistoryRow {
-        id: r.try_get(0)?,
-        version: r.try_get(1)?,
-        kind: RowKind::parse(r.try_get(2)?),
-        checksum: r.try_get(3)?,
-        applied_at: r.try_get(4)?,
-        execution_ms: r.try_get(5)?,
-        applied_by: r.try_get(6)?,
-        success: r.try_get(7)?,
-        error: r.try_get(8)?,
-        statement: r.try_get(9)?,
-        exit_code: r.try_get(10)?,
-        transactional: r.try_get(11)?,
+        id: required(r, 0, &bad)?,
+        version: required(r, 1, &bad)?,
+        kind: RowKind::parse(required(r, 2, &bad)?),
+        checksum: optional(r, 3, &bad)?,
+        applied_at: required(r, 4, &bad)?,
+        execution_ms: required(r, 5, &bad)?,
+        applied_by: required(r, 6, &bad)?,
+        success: required(r, 7, &bad)?,
+        error: optional(r, 8, &bad)?,
+        statement: optional(r, 9, &bad)?,
+        exit_code: optional(r, 10, &bad)?,
+        transactional: required(r, 11, &bad)?,
     })
+}
+
+/// "has type text, not boolean", from tokio-postgres's "error deserializing column 7:
+/// cannot convert between the Rust type `bool` and the Postgres type `text`".
+fn type_problem(e: &tokio_postgres::Error) -> String {
+    let text = std::error::Error::source(e).map_or_else(|| e.to_string(), ToString::to_string);
+    match text.rsplit_once("the Postgres type `") {
+        Some((_, rest)) => format!(
+            "has the type {}, not the one kubemigrate creates",
+            rest.trim_end_matches('`')
+        ),
+        None => format!("cannot be read: {text}"),
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
     use super::*;
 
     #[test]
@@ -450,5 +634,45 @@ mod tests {
             table: "hist".into(),
         };
         assert_eq!(t.qualified(), "\"my schema\".\"hist\"");
+    }
+
+    #[test]
+    fn derived_index_names_always_fit_and_differ_from_the_table() {
+        let named = |table: &str| HistoryTable {
+            schema: "public".into(),
+            table: table.into(),
+        };
+        // Names that fit keep the name every existing history table has.
+        assert_eq!(
+            named(DEFAULT_TABLE).index_name(),
+            "kubemigrate_history_version_key"
+        );
+        for len in [51, 52, 62, 63] {
+            let table = "h".repeat(len);
+            let index = named(&table).index_name();
+            assert!(index.len() <= MAX_IDENTIFIER, "{len}: {index}");
+            assert_ne!(index, table);
+            assert!(index.ends_with("_version_key"), "{index}");
+        }
+        // Two long names with the same beginning get two indexes.
+        let a = named(&format!("{}a", "x".repeat(62))).index_name();
+        let b = named(&format!("{}b", "x".repeat(62))).index_name();
+        assert_ne!(a, b);
+        // Cut at a character boundary.
+        let multibyte = named(&"é".repeat(31)).index_name();
+        assert!(multibyte.len() <= MAX_IDENTIFIER, "{multibyte}");
+    }
+
+    #[test]
+    fn names_postgresql_would_cut_or_cannot_hold_are_refused() {
+        assert!(check_name("kubemigrate_history").is_ok());
+        assert!(check_name(&"x".repeat(63)).is_ok());
+        assert!(
+            check_name(&"x".repeat(64))
+                .unwrap_err()
+                .contains("at most 63 bytes")
+        );
+        assert!(check_name("").unwrap_err().contains("empty"));
+        assert!(check_name("a\0b").is_err());
     }
 }

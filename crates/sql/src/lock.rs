@@ -59,6 +59,16 @@ pub enum LockError {
     /// The lock's connection could not be opened.
     #[error(transparent)]
     Connect(#[from] ConnectError),
+    /// The lock's connection was refused for the number of connections (SQLSTATE
+    /// 53300): the first one worked, the second did not.
+    #[error(
+        "{cause}; kubemigrate needs two connections (one runs the files, one holds the migration lock): \
+         allow the role at least 2 (ALTER ROLE … CONNECTION LIMIT 2), or free a connection"
+    )]
+    SecondConnection {
+        /// The refusal.
+        cause: ConnectError,
+    },
     /// Another session held the lock for the whole timeout.
     #[error("timed out after {waited} waiting for the migration lock{}", holder_suffix(.holder))]
     Timeout {
@@ -67,9 +77,13 @@ pub enum LockError {
         /// The holder when it gave up.
         holder: Option<LockHolder>,
     },
-    /// The lock's connection failed while the lock was held or wanted.
+    /// The lock's connection failed while the lock was held.
     #[error("lost the connection that holds the migration lock: {0}")]
     Lost(String),
+    /// The lock's connection failed while waiting for the lock (a server restart):
+    /// nothing was run.
+    #[error("lost the connection while waiting for the migration lock (nothing was run): {0}")]
+    WaitLost(String),
 }
 
 fn holder_suffix(holder: &Option<LockHolder>) -> String {
@@ -120,15 +134,22 @@ impl MigrationLock {
     /// whenever the holder changes, and every 10 s while waiting.
     ///
     /// # Errors
-    /// [`LockError::Connect`] when the connection fails, [`LockError::Timeout`] when
-    /// the lock stays taken, [`LockError::Lost`] when the connection breaks while waiting.
+    /// [`LockError::Connect`] when the connection fails
+    /// ([`LockError::SecondConnection`] when the server refuses it for the number of
+    /// connections), [`LockError::Timeout`] when the lock stays taken,
+    /// [`LockError::WaitLost`] when the connection breaks while waiting.
     pub async fn acquire(
         options: &ConnectOptions,
         history: &HistoryTable,
         timeout: Duration,
         on_wait: &mut dyn FnMut(Option<&LockHolder>, Duration),
     ) -> Result<MigrationLock, LockError> {
-        let conn = options.connect().await?;
+        let conn = options.connect().await.map_err(|cause| match &cause {
+            ConnectError::Server { code, .. } if code == "53300" => {
+                LockError::SecondConnection { cause }
+            }
+            _ => LockError::Connect(cause),
+        })?;
         let key = lock_key(&options.dbname, history);
         let start = Instant::now();
         let mut delay = FIRST_RETRY;
@@ -140,14 +161,14 @@ impl MigrationLock {
                 .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
                 .await
                 .and_then(|r| r.try_get(0))
-                .map_err(|e| LockError::Lost(e.to_string()))?;
+                .map_err(|e| LockError::WaitLost(crate::migrator::describe(&e)))?;
             if got {
                 let waited = last_report.map(|_| start.elapsed());
                 let check = conn
                     .client
                     .prepare(CHECK_SQL)
                     .await
-                    .map_err(|e| LockError::Lost(e.to_string()))?;
+                    .map_err(|e| LockError::Lost(crate::migrator::describe(&e)))?;
                 return Ok(MigrationLock {
                     conn,
                     key,
@@ -183,6 +204,14 @@ impl MigrationLock {
     /// The lock's key.
     pub fn key(&self) -> i64 {
         self.key
+    }
+
+    /// The lock's connection. Its session only ever runs kubemigrate's own
+    /// statements, never a migration's, so it is where the history is written
+    /// outside a file's own transaction: a file cannot change its role, its settings
+    /// or its transaction state.
+    pub fn client(&self) -> &tokio_postgres::Client {
+        &self.conn.client
     }
 
     /// Confirms the lock is still held by this session.

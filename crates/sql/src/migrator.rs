@@ -24,7 +24,7 @@ use tokio_postgres::error::{DbError, ErrorPosition};
 
 use crate::connect::{ConnectError, ConnectOptions, Connection};
 use crate::events::{Event, FileReport, FileStatus, MissingReport, Report};
-use crate::history::{HistoryRow, HistoryTable, NewRow, RowKind};
+use crate::history::{HistoryError, HistoryRow, HistoryTable, NewRow, RowKind};
 use crate::lock::{LockError, MigrationLock};
 use crate::script::{Item, Location, Script, ScriptError, Variables, unmap_offset};
 use crate::source::{Migration, Source, SourceError};
@@ -196,6 +196,48 @@ pub enum MigrateError {
     /// A bad argument (e.g. a `--version` that is not a file of the directory).
     #[error("{0}")]
     Usage(String),
+    /// The history table is not one kubemigrate can use: another kind of relation,
+    /// or a row it cannot have written.
+    #[error("{context}: {error}")]
+    History {
+        /// What the engine was doing.
+        context: String,
+        /// What is wrong with the table.
+        error: HistoryError,
+    },
+    /// A migration dropped the history table (`DROP SCHEMA public CASCADE` in a
+    /// restored dump, say).
+    #[error("{}", history_dropped_line(.path, .table, *.rolled_back))]
+    HistoryDropped {
+        /// The file, as given.
+        path: String,
+        /// The file's name (its version).
+        version: String,
+        /// `schema.table`.
+        table: String,
+        /// True when the file ran in kubemigrate's transaction, which was rolled
+        /// back; false when its statements stayed applied.
+        rolled_back: bool,
+    },
+}
+
+fn history_dropped_line(path: &str, table: &str, rolled_back: bool) -> String {
+    let schema = table.split('.').next().unwrap_or(table);
+    if rolled_back {
+        format!(
+            "{path}: the file dropped the history table {table} (it was rolled back: nothing of it is applied); \
+             keep the history out of the migrations' reach: move the table to a schema of its own \
+             (CREATE SCHEMA kubemigrate; ALTER TABLE {table} SET SCHEMA kubemigrate) and give every command \
+             --history-schema kubemigrate"
+        )
+    } else {
+        format!(
+            "{path}: the file dropped the history table {table}, so the files applied before it are no \
+             longer recorded; its statements stayed applied. Before any other run, restore the table, or \
+             record what is applied with `kubemigrate sql baseline`, and keep the history out of the \
+             migrations' reach with --history-schema (a schema other than {schema}, on every command)"
+        )
+    }
 }
 
 fn problems_line(problems: &[Problem]) -> String {
@@ -229,6 +271,8 @@ impl MigrateError {
                 ..
             } => ErrorClass::Connection,
             MigrateError::Database { .. } => ErrorClass::Internal,
+            MigrateError::History { .. } => ErrorClass::NeedsPerson,
+            MigrateError::HistoryDropped { .. } => ErrorClass::Input,
         }
     }
 
@@ -239,6 +283,28 @@ impl MigrateError {
             connection_lost: is_connection_error(e),
         }
     }
+
+    /// A history error: a database error in `context`, or the table's own problem.
+    fn history(context: impl Into<String>, e: HistoryError) -> MigrateError {
+        match e {
+            HistoryError::Db(e) => MigrateError::database(context, &e),
+            error => MigrateError::History {
+                context: context.into(),
+                error,
+            },
+        }
+    }
+}
+
+/// Whether a history write failed because the table (or its schema) is gone: an
+/// unknown relation or schema, or a prepared statement whose table was dropped.
+fn history_gone(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error().is_some_and(|db| {
+        let code = db.code();
+        *code == tokio_postgres::error::SqlState::UNDEFINED_TABLE
+            || *code == tokio_postgres::error::SqlState::INVALID_SCHEMA_NAME
+            || (code.code() == "XX000" && db.message().starts_with("cache lookup failed"))
+    })
 }
 
 /// True when an error means the connection is gone (closed socket, server shutdown).
@@ -444,7 +510,7 @@ pub async fn status(
     let rows = history
         .load(&conn.client)
         .await
-        .map_err(|e| MigrateError::database("reading the history", &e))?;
+        .map_err(|e| MigrateError::history("reading the history", e))?;
     let rec = reconcile(source, &rows);
     let mut report = base_report(connect, history, false);
     report.files = source
@@ -588,7 +654,7 @@ async fn migrate_inner(
             .history
             .load(&conn.client)
             .await
-            .map_err(|e| MigrateError::database("reading the history", &e))?;
+            .map_err(|e| MigrateError::history("reading the history", e))?;
         let rec = reconcile(source, &rows);
         return plan_and_run(&mut conn, None, source, &rec, options, events, report).await;
     }
@@ -601,12 +667,12 @@ async fn migrate_inner(
     // From here on the lock is released on every path.
     let result = async {
         options.history.ensure(&conn.client).await.map_err(|e| {
-            MigrateError::database(
+            MigrateError::history(
                 format!(
                     "creating the history table {}",
                     options.history.display_name()
                 ),
-                &e,
+                e,
             )
         })?;
         // Read the history only now, under the lock: a runner that waited for another
@@ -615,7 +681,7 @@ async fn migrate_inner(
             .history
             .load(&conn.client)
             .await
-            .map_err(|e| MigrateError::database("reading the history", &e))?;
+            .map_err(|e| MigrateError::history("reading the history", e))?;
         let rec = reconcile(source, &rows);
         let session = Session {
             lock: &lock,
@@ -718,9 +784,14 @@ async fn plan_and_run(
         }
         return Ok(());
     };
-    let runner = Runner::new(conn, options, session.check_interval).await?;
+    let runner = Runner::new(conn, session.lock.client(), options, session.check_interval).await?;
+    runner.drain_own_notices(
+        &format!("preparing {}", options.history.display_name()),
+        events,
+    );
     for &i in &pending {
         let m = &source.migrations[i];
+        runner.drain_own_notices("restoring the session between files", events);
         // Confirmed at least every 250 ms: one round trip per file would cost more than
         // a small file takes to run.
         if m.transactional() {
@@ -769,9 +840,20 @@ async fn plan_and_run(
     Ok(())
 }
 
-/// Runs files on the migration connection.
+/// Runs files on the migration connection, and writes the history.
+///
+/// Where the history is written: a transactional file's row goes into the file's own
+/// transaction, on the migration connection, after the session is restored (so the
+/// file and its row commit together). Every other history write (the progress row
+/// of a file that runs without kubemigrate's transaction, and the row of a failed
+/// attempt) goes to `keeper`, the lock's connection, whose session never runs a
+/// migration's statement: a file's `SET ROLE`, `SET SESSION AUTHORIZATION`,
+/// `SET default_transaction_read_only`, open transaction or broken protocol state
+/// cannot reach it.
 struct Runner<'a> {
     client: &'a Client,
+    /// The lock's connection: see above.
+    keeper: &'a Client,
     /// Only drained between statements, by the one task that runs them.
     notices: std::sync::Mutex<&'a mut tokio::sync::mpsc::UnboundedReceiver<crate::connect::Notice>>,
     options: &'a MigrateOptions,
@@ -795,12 +877,19 @@ enum Mode {
 /// The history row of a file run outside a wrapping transaction.
 struct Progress {
     id: i64,
+    /// The statement that is running (or ran last); 0 before the first.
     statement: i32,
 }
+
+/// How long a write of a failure row may wait for a row lock of the failed file's
+/// transaction (that transaction is rolled back first; this only bounds the wait if
+/// the server has not finished that yet).
+const FAILURE_LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '10s'";
 
 impl<'a> Runner<'a> {
     async fn new(
         conn: &'a mut Connection,
+        keeper: &'a Client,
         options: &'a MigrateOptions,
         check_interval: bool,
     ) -> Result<Runner<'a>, MigrateError> {
@@ -829,6 +918,7 @@ impl<'a> Runner<'a> {
             .map_err(|e| MigrateError::database("setting up the session", &e))?;
         Ok(Runner {
             client,
+            keeper,
             notices: std::sync::Mutex::new(notices),
             options,
             insert,
@@ -858,6 +948,40 @@ impl<'a> Runner<'a> {
         }
     }
 
+    /// The error of a failed history write: the file dropped the history table, the
+    /// lock's connection is gone, or another database error.
+    fn history_write_error(
+        &self,
+        m: &Migration,
+        mode: Mode,
+        what: String,
+        e: &tokio_postgres::Error,
+    ) -> MigrateError {
+        if history_gone(e) {
+            return MigrateError::HistoryDropped {
+                path: m.path.display().to_string(),
+                version: m.version.clone(),
+                table: self.options.history.display_name(),
+                rolled_back: mode == Mode::Transaction,
+            };
+        }
+        MigrateError::database(what, e)
+    }
+
+    /// An error of a write on the lock's connection: a lost connection is a lost lock.
+    fn keeper_error(
+        &self,
+        m: &Migration,
+        mode: Mode,
+        what: String,
+        e: &tokio_postgres::Error,
+    ) -> MigrateError {
+        if is_connection_error(e) {
+            return MigrateError::Lock(LockError::Lost(describe(e)));
+        }
+        self.history_write_error(m, mode, what, e)
+    }
+
     async fn run_file(
         &self,
         source: &Source,
@@ -874,29 +998,35 @@ impl<'a> Runner<'a> {
             Mode::Transaction
         };
         let t0 = Instant::now();
-        let ms = |t0: Instant| i64::try_from(t0.elapsed().as_millis()).unwrap_or(i64::MAX);
         let db = |what: String| move |e: tokio_postgres::Error| MigrateError::database(what, &e);
+        let mut progress = None;
         if mode == Mode::Transaction {
             self.client()
                 .batch_execute("BEGIN")
                 .await
                 .map_err(db("starting a transaction".into()))?;
-        }
-        if previous_failure {
-            // A failed attempt of a transactional file left nothing behind but its row.
-            history
-                .delete_failed(self.client(), &m.version)
-                .await
-                .map_err(db(format!("clearing the failed attempt of {}", m.version)))?;
-        }
-        // Outside a wrapping transaction the row is written first, so an interrupted
-        // run leaves a record of where it stopped.
-        let mut progress = None;
-        if mode != Mode::Transaction {
+            if previous_failure {
+                // A failed attempt of a transactional file left nothing behind but its
+                // row; it goes in the same transaction as the retry's own row.
+                history
+                    .delete_failed(self.client(), &m.version)
+                    .await
+                    .map_err(db(format!("clearing the failed attempt of {}", m.version)))?;
+            }
+        } else {
+            // Outside a wrapping transaction the row is written first, so an
+            // interrupted run leaves a record of where it stopped.
+            let what = || format!("recording the start of {}", m.version);
+            if previous_failure {
+                history
+                    .delete_failed(self.keeper, &m.version)
+                    .await
+                    .map_err(|e| self.keeper_error(m, mode, what(), &e))?;
+            }
             let id = history
-                .insert_with(self.client(), &self.insert, &self.row(m, false, mode))
+                .insert(self.keeper, &self.row(m, false, mode))
                 .await
-                .map_err(db(format!("recording the start of {}", m.version)))?;
+                .map_err(|e| self.keeper_error(m, mode, what(), &e))?;
             progress = Some(Progress { id, statement: 0 });
         }
         let result = self
@@ -911,44 +1041,84 @@ impl<'a> Runner<'a> {
         };
         if let Err(e) = &result {
             if e.class() == ErrorClass::Connection {
+                // The server rolls back what was open; a no-transaction file's row
+                // says which statement was running.
                 return result;
             }
-            // The transaction (ours, or the file's own) is aborted: end it, then record
-            // the failure for people to read, as ourselves.
+            // End the transaction (ours, or the file's own). Sent also when the
+            // connection's replies are out of step (see `copy_in`): the server runs it.
             let _ = self.client().batch_execute("ROLLBACK").await;
-            let _ = self
-                .client()
-                .batch_execute("RESET ROLE; RESET SESSION AUTHORIZATION")
-                .await;
-            let message = e.to_string();
-            let statement = match e {
-                MigrateError::Sql(s) => i32::try_from(s.statement).ok(),
-                _ => progress.as_ref().map(|p| p.statement),
-            };
-            match &progress {
-                Some(p) => {
-                    let _ = history
-                        .finish(
-                            self.client(),
-                            p.id,
-                            false,
-                            ms(t0),
-                            Some(&message),
-                            statement,
-                        )
-                        .await;
+            if !matches!(
+                e,
+                MigrateError::HistoryDropped {
+                    rolled_back: false,
+                    ..
                 }
-                None => {
-                    let mut row = self.row(m, false, mode);
-                    row.execution_ms = ms(t0);
-                    row.error = Some(&message);
-                    row.statement = statement;
-                    let _ = history.delete_failed(self.client(), &m.version).await;
-                    let _ = history.insert_with(self.client(), &self.insert, &row).await;
-                }
+            ) {
+                self.record_failure(m, mode, progress.as_ref(), t0, e, events)
+                    .await;
             }
         }
         result
+    }
+
+    /// Records a failed attempt, on the lock's connection. A failure to record is a
+    /// warning: the run's error says what happened either way.
+    async fn record_failure(
+        &self,
+        m: &Migration,
+        mode: Mode,
+        progress: Option<&Progress>,
+        t0: Instant,
+        e: &MigrateError,
+        events: &mut dyn FnMut(Event),
+    ) {
+        let history = &self.options.history;
+        let message = e.to_string();
+        // Only a statement that ran and failed is named: a failure between
+        // statements (recording progress, reading the file) is not one.
+        let statement = match e {
+            MigrateError::Sql(s) => i32::try_from(s.statement).ok(),
+            _ => None,
+        };
+        let ms = i64::try_from(t0.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let written = async {
+            match progress {
+                Some(p) => history
+                    .finish(self.keeper, p.id, false, ms, Some(&message), statement)
+                    .await
+                    .map(drop),
+                None => {
+                    let mut row = self.row(m, false, mode);
+                    row.execution_ms = ms;
+                    row.error = Some(&message);
+                    row.statement = statement;
+                    self.keeper.batch_execute("BEGIN").await?;
+                    let result = async {
+                        self.keeper.batch_execute(FAILURE_LOCK_TIMEOUT).await?;
+                        history.delete_failed(self.keeper, &m.version).await?;
+                        history.insert(self.keeper, &row).await?;
+                        self.keeper.batch_execute("COMMIT").await
+                    }
+                    .await;
+                    if result.is_err() {
+                        let _ = self.keeper.batch_execute("ROLLBACK").await;
+                    }
+                    result
+                }
+            }
+        }
+        .await;
+        if let Err(err) = written {
+            events(Event::Warning {
+                message: format!(
+                    "could not record the failure of {} in {}: {}",
+                    m.version,
+                    history.display_name(),
+                    describe(&err)
+                ),
+            });
+        }
     }
 
     /// Records a file that ran to its end, and restores the session.
@@ -982,7 +1152,14 @@ impl<'a> Runner<'a> {
                     history
                         .insert_with(self.client(), &self.insert, &row)
                         .await
-                        .map_err(db(format!("recording {} in the history", m.version)))
+                        .map_err(|e| {
+                            self.history_write_error(
+                                m,
+                                mode,
+                                format!("recording {} in the history", m.version),
+                                &e,
+                            )
+                        })
                 };
                 tokio::try_join!(reset, record)?;
                 self.client()
@@ -992,10 +1169,24 @@ impl<'a> Runner<'a> {
             }
             Some(p) => {
                 let record = async {
-                    history
-                        .finish(self.client(), p.id, true, ms, None, None)
+                    match history
+                        .finish(self.keeper, p.id, true, ms, None, None)
                         .await
-                        .map_err(db(format!("recording {} as applied", m.version)))
+                    {
+                        Ok(0) => Err(MigrateError::HistoryDropped {
+                            path: m.path.display().to_string(),
+                            version: m.version.clone(),
+                            table: history.display_name(),
+                            rolled_back: false,
+                        }),
+                        Ok(_) => Ok(()),
+                        Err(e) => Err(self.keeper_error(
+                            m,
+                            mode,
+                            format!("recording {} as applied", m.version),
+                            &e,
+                        )),
+                    }
                 };
                 tokio::try_join!(reset, record).map(drop)
             }
@@ -1051,18 +1242,24 @@ impl<'a> Runner<'a> {
             };
             number += 1;
             if let Some(p) = progress.as_mut() {
-                p.statement = i32::try_from(number).unwrap_or(i32::MAX);
+                let statement = i32::try_from(number).unwrap_or(i32::MAX);
                 if mode == Mode::NoTransaction {
                     history
-                        .set_statement(self.client(), p.id, p.statement)
+                        .set_statement(self.keeper, p.id, statement)
                         .await
                         .map_err(|e| {
-                            MigrateError::database(
-                                format!("recording progress of {}", m.version),
+                            self.keeper_error(
+                                m,
+                                mode,
+                                format!(
+                                    "recording the progress of {} before statement {statement}",
+                                    m.version
+                                ),
                                 &e,
                             )
                         })?;
                 }
+                p.statement = statement;
             }
             let result = match &item {
                 Item::Copy { .. } => self.copy_in(text, &mut script).await,
@@ -1090,6 +1287,16 @@ impl<'a> Runner<'a> {
     }
 
     /// Streams a COPY's data from the script.
+    ///
+    /// # Caveats
+    /// When the server refuses the COPY before its data starts (an unknown table, no
+    /// permission), tokio-postgres 0.7 has sent `Bind, Execute, Sync` and then sends
+    /// `CopyFail, Sync`: the second `Sync` brings a `ReadyForQuery` that no request
+    /// waits for, so every later reply on this connection goes to the request after
+    /// the one it answers. The run stops at this failure anyway; its row is written
+    /// on the lock's connection, which is not affected, and nothing else is sent
+    /// here but a `ROLLBACK`, which the server runs whatever the client makes of
+    /// its reply.
     async fn copy_in(&self, statement: &str, script: &mut Script) -> Result<(), CopyError> {
         let sink = self
             .client()
@@ -1109,6 +1316,16 @@ impl<'a> Runner<'a> {
             events(Event::Notice {
                 version: m.version.clone(),
                 message: notice.text,
+            });
+        }
+    }
+
+    /// Notices that kubemigrate's own statements caused (creating the history table,
+    /// restoring the session), said as such, so none is shown as a file's.
+    fn drain_own_notices(&self, during: &str, events: &mut dyn FnMut(Event)) {
+        for notice in self.take_notices() {
+            events(Event::Warning {
+                message: format!("the server said, while {during}: {}", notice.text),
             });
         }
     }
@@ -1288,11 +1505,11 @@ async fn baseline_inner(
         history
             .ensure(&conn.client)
             .await
-            .map_err(|e| MigrateError::database("creating the history table", &e))?;
+            .map_err(|e| MigrateError::history("creating the history table", e))?;
         let rows = history
             .load(&conn.client)
             .await
-            .map_err(|e| MigrateError::database("reading the history", &e))?;
+            .map_err(|e| MigrateError::history("reading the history", e))?;
         let rec = reconcile(source, &rows);
         let mut problems = Vec::new();
         let mut to_record = Vec::new();

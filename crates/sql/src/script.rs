@@ -52,22 +52,35 @@ impl Variables {
     /// Parses `NAME=VALUE` (as given to `--set`).
     ///
     /// # Errors
-    /// No `=`, or a name that is not letters, digits and `_`.
+    /// No `=`, or a name that a file could never use: it must start with a letter or
+    /// `_`, then letters, digits and `_` (so `:1a` is never a variable).
     pub fn parse_assignment(text: &str) -> Result<(String, String), String> {
         let (name, value) = text
             .split_once('=')
             .ok_or_else(|| format!("{text:?}: expected NAME=VALUE"))?;
-        if !valid_name(name) {
+        if !usable_name(name) {
             return Err(format!(
-                "{name:?}: a variable name is letters, digits and _"
+                "{name:?}: a variable name starts with a letter or _, then letters, digits and _ \
+                 (a file could never use :{name})"
             ));
         }
         Ok((name.to_string(), value.to_string()))
     }
 }
 
+/// A name `\set` takes: letters, digits and `_` (as before: a file that was applied
+/// with such a `\set` must still read the same).
 fn valid_name(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// A name `:name` can refer to (what [`interpolate`] reads as one): it starts with a
+/// letter or `_`. Required of `--set`, where a name no file can use is a mistake.
+fn usable_name(name: &str) -> bool {
+    name.bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && valid_name(name)
 }
 
 /// Where something is in a file.
@@ -109,15 +122,17 @@ pub struct ScriptError {
 }
 
 impl fmt::Display for ScriptError {
+    /// One line: the path and the message (which may quote names from the file)
+    /// with control characters escaped.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.path.display())?;
+        write!(f, "{}", crate::source::printable_path(&self.path))?;
         if self.line > 0 {
             write!(f, ":{}", self.line)?;
         }
         if let Some(c) = self.column {
             write!(f, ":{c}")?;
         }
-        write!(f, ": {}", self.message)
+        write!(f, ": {}", crate::source::printable(&self.message))
     }
 }
 
@@ -188,8 +203,11 @@ pub struct Summary {
     pub written: usize,
 }
 
-/// The statement-sized buffer never grows beyond this: a longer statement is an error.
+/// The statement-sized buffer never grows much beyond this: a longer statement (as
+/// written, or as sent after interpolation), or a longer line of COPY data, is an error.
 pub const MAX_STATEMENT: usize = 256 * 1024 * 1024;
+const COPY_LINE_TOO_LONG: &str =
+    "a line of COPY data longer than 256 MiB (a missing line break, or a value too large to load)";
 const BLOCK: usize = 256 * 1024;
 
 /// A file read in blocks.
@@ -268,23 +286,60 @@ impl Checksum {
     }
 }
 
+/// Why [`open_regular`] refused a path.
+#[derive(Debug)]
+pub(crate) enum OpenError {
+    /// It could not be opened.
+    Io(std::io::Error),
+    /// It is a directory.
+    Directory,
+    /// It is a FIFO, a socket or a device: reading it could wait forever or never end.
+    NotRegular,
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpenError::Io(e) => write!(f, "cannot read: {e}"),
+            OpenError::Directory => f.write_str("is a directory, not a file"),
+            OpenError::NotRegular => {
+                f.write_str("is not a regular file (a FIFO, socket or device is never read)")
+            }
+        }
+    }
+}
+
+/// Opens a file for reading, and only a regular file (symbolic links followed).
+///
+/// The open itself does not wait: `O_NONBLOCK` makes opening a FIFO return at once
+/// (a plain open would block until a writer comes), and the check is made on the
+/// opened file, so it cannot be swapped between a check and the open. For a regular
+/// file `O_NONBLOCK` changes nothing.
+pub(crate) fn open_regular(path: &Path) -> Result<File, OpenError> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(OpenError::Io)?;
+    let meta = file.metadata().map_err(OpenError::Io)?;
+    if meta.is_dir() {
+        return Err(OpenError::Directory);
+    }
+    if !meta.is_file() {
+        return Err(OpenError::NotRegular);
+    }
+    Ok(file)
+}
+
 impl Reader {
     fn open(path: &Path, block: usize) -> Result<Reader, ScriptError> {
-        let file = File::open(path).map_err(|e| ScriptError {
+        let file = open_regular(path).map_err(|e| ScriptError {
             path: path.to_path_buf(),
             line: 0,
             column: None,
-            message: format!("cannot read: {e}"),
+            message: e.to_string(),
         })?;
-        let is_dir = file.metadata().map(|m| m.is_dir()).unwrap_or(false);
-        if is_dir {
-            return Err(ScriptError {
-                path: path.to_path_buf(),
-                line: 0,
-                column: None,
-                message: "is a directory, not a file".into(),
-            });
-        }
         Ok(Reader {
             path: path.to_path_buf(),
             dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
@@ -400,6 +455,7 @@ impl Reader {
             let prefix = lexer::split_prefix(text).map_err(|e| self.lex_err(e))?;
             if !prefix.chunks.is_empty() {
                 for c in &prefix.chunks {
+                    self.check_size(c)?;
                     self.pending.push_back((
                         c.kind,
                         self.start + c.start,
@@ -428,6 +484,7 @@ impl Reader {
                         self.drop_trailing_blank();
                         break;
                     }
+                    self.check_size(&c)?;
                     self.pending.push_back((
                         c.kind,
                         self.start + c.start,
@@ -440,16 +497,22 @@ impl Reader {
             if self.buf.len() - self.start > MAX_STATEMENT {
                 return Err(self.err(
                     self.line,
-                    format!(
-                        "a statement longer than {} MiB (an unterminated quote or comment?)",
-                        MAX_STATEMENT >> 20
-                    ),
+                    statement_too_long("an unterminated quote or comment?"),
                 ));
             }
             self.fill(want, sum)?;
             // Read more each time, so a long statement is not split over and over.
             want = (want * 2).min(64 * self.block);
         }
+    }
+
+    /// A complete statement (or meta-command) may be at most [`MAX_STATEMENT`] bytes.
+    /// The buffer is checked before each read, but a read may complete a longer one.
+    fn check_size(&self, c: &lexer::Chunk) -> Result<(), ScriptError> {
+        if matches!(c.kind, ChunkKind::Sql | ChunkKind::Meta) && c.end - c.start > MAX_STATEMENT {
+            return Err(self.err(self.line + c.line - 1, statement_too_long("split it")));
+        }
+        Ok(())
     }
 
     /// The rest of a COPY statement's line is skipped by `next_chunk`, not returned.
@@ -553,6 +616,8 @@ impl Reader {
         let Some(copy_line) = self.in_copy else {
             return Ok(None);
         };
+        // Bytes after `start` known to hold no line break, so a long line is searched once.
+        let mut scanned = 0;
         loop {
             let rest = &self.buf[self.start..];
             // Look for the `\.` line in at most one block; send whole lines before it.
@@ -576,16 +641,27 @@ impl Reader {
                 None => {}
             }
             let head = &rest[..rest.len().min(self.block)];
-            let line_end = memchr::memrchr(b'\n', head).or_else(|| memchr::memchr(b'\n', rest));
+            let line_end = memchr::memrchr(b'\n', head).or_else(|| {
+                memchr::memchr(b'\n', &rest[scanned.min(rest.len())..]).map(|p| p + scanned)
+            });
             if let Some(nl) = line_end {
+                if nl >= MAX_STATEMENT {
+                    return Err(self.err(self.line, COPY_LINE_TOO_LONG));
+                }
                 return self.take_data(nl + 1).map(Some);
             }
+            scanned = rest.len();
             if self.eof {
                 return Err(self.err(
                     copy_line,
                     "COPY … FROM stdin without a terminating \\. line",
                 ));
             }
+            if rest.len() > MAX_STATEMENT {
+                return Err(self.err(self.line, COPY_LINE_TOO_LONG));
+            }
+            // One block at a time, as always: how much is read before an include
+            // decides the order in which the checksum sees the bytes (a contract).
             let block = self.block;
             self.fill(block, sum)?;
         }
@@ -609,6 +685,13 @@ impl Reader {
         self.start += len;
         Ok(block)
     }
+}
+
+fn statement_too_long(hint: &str) -> String {
+    format!(
+        "a statement longer than {} MiB ({hint})",
+        MAX_STATEMENT >> 20
+    )
 }
 
 fn count_lines(bytes: &[u8]) -> u32 {
@@ -650,6 +733,24 @@ fn is_transaction_control(text: &str) -> bool {
         Some("START") => kw.get(1).is_some_and(|k| k == "TRANSACTION"),
         Some("COMMIT" | "END" | "ROLLBACK" | "ABORT") => true,
         _ => false,
+    }
+}
+
+/// Whether a statement, as it will be sent, holds top-level transaction control.
+/// An interpolated statement may hold several statements (a variable's value may
+/// have a `;`): each counts.
+fn sends_transaction_control(sent: &str, interpolated: bool) -> bool {
+    if !interpolated {
+        return is_transaction_control(sent);
+    }
+    match lexer::split(sent) {
+        Ok(chunks) => chunks
+            .iter()
+            .filter(|c| c.kind == ChunkKind::Sql)
+            .any(|c| is_transaction_control(c.text(sent))),
+        // Text the lexer cannot split is sent as one statement, and the server
+        // rejects it; its first word still decides.
+        Err(_) => is_transaction_control(sent),
     }
 }
 
@@ -762,9 +863,6 @@ impl Script {
                         continue;
                     }
                     self.statements += 1;
-                    if is_transaction_control(&text) {
-                        self.controls_transaction = true;
-                    }
                     let (sent, edits) = interpolate(&text, &self.vars).map_err(|(offset, name)| {
                         let line = at.line + count_lines(&text.as_bytes()[..offset]);
                         ScriptError {
@@ -774,6 +872,16 @@ impl Script {
                             message: format!("variable :{name} is not set (\\set it, or pass --set {name}=VALUE)"),
                         }
                     })?;
+                    if sent.len() > MAX_STATEMENT {
+                        return Err(at.error(statement_too_long(
+                            "after its variables are set; split it, or use shorter values",
+                        )));
+                    }
+                    // Decided on the statement as it will be sent: a variable may hold
+                    // a COMMIT, or several statements with one among them.
+                    if sends_transaction_control(&sent, !edits.is_empty()) {
+                        self.controls_transaction = true;
+                    }
                     if copy_follows {
                         self.skipping_copy = true;
                         return Ok(Some(Item::Copy { text: sent, at }));
@@ -865,7 +973,14 @@ impl Script {
                                 "\\set: {name:?} is not a valid variable name"
                             )));
                         }
-                        self.vars.set(name.clone(), values.concat());
+                        let value = values.concat();
+                        if value.len() > MAX_STATEMENT {
+                            return Err(err(format!(
+                                "\\set {name}: a value longer than {} MiB",
+                                MAX_STATEMENT >> 20
+                            )));
+                        }
+                        self.vars.set(name.clone(), value);
                     }
                 }
                 Ok(None)
@@ -1157,8 +1272,10 @@ impl Script {
                         "\\copy: {source} is outside the migration directory"
                     )));
                 }
-                let file = File::open(&canonical)
-                    .map_err(|e| err(format!("\\copy: cannot read {source}: {e}")))?;
+                let file = open_regular(&canonical).map_err(|e| match e {
+                    OpenError::Io(e) => err(format!("\\copy: cannot read {source}: {e}")),
+                    other => err(format!("\\copy: {source} {other}")),
+                })?;
                 reader.copy_file = Some(file);
             }
         }
@@ -1425,6 +1542,16 @@ mod tests {
                 proptest::prop_assert_eq!(summary.checksum, crate::source::checksum(&text));
             }
         }
+    }
+
+    #[test]
+    fn set_names_must_be_usable_as_variables() {
+        assert!(Variables::parse_assignment("env=prod").is_ok());
+        assert!(Variables::parse_assignment("_x1=").is_ok());
+        let e = Variables::parse_assignment("1a=x").unwrap_err();
+        assert!(e.contains("could never use :1a"), "{e}");
+        assert!(Variables::parse_assignment("a-b=x").is_err());
+        assert!(Variables::parse_assignment("=x").is_err());
     }
 
     #[test]

@@ -14,6 +14,31 @@ use crate::script::{Checksum, Script, ScriptError, Variables};
 /// The directive that makes a file run without a wrapping transaction.
 pub const NO_TRANSACTION_DIRECTIVE: &str = "kubemigrate:no-transaction";
 
+/// `text` as it can be printed on one line of a terminal: control characters (a line
+/// break, an escape sequence that would recolour or rewrite the terminal) are shown
+/// escaped (`\n`, `\u{1b}`). Text without any is returned as it is.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
+/// A path for messages: see [`printable`].
+pub fn printable_path(path: &Path) -> String {
+    printable(&path.display().to_string()).into_owned()
+}
+
 /// One migration file, read and checksummed (its content is read again, as a
 /// stream, when it runs).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +69,7 @@ impl Migration {
 #[non_exhaustive]
 pub enum SourceError {
     /// The directory cannot be listed.
-    #[error("{path}: cannot read migration directory: {cause}")]
+    #[error("{}: cannot read migration directory: {cause}", printable_path(.path))]
     Dir {
         /// The directory.
         path: PathBuf,
@@ -52,7 +77,7 @@ pub enum SourceError {
         cause: std::io::Error,
     },
     /// A file cannot be read.
-    #[error("{path}: cannot read migration file: {cause}")]
+    #[error("{}: cannot read migration file: {cause}", printable_path(.path))]
     File {
         /// The file.
         path: PathBuf,
@@ -61,15 +86,26 @@ pub enum SourceError {
     },
     /// A `*.sql` entry is a directory or another non-file.
     #[error(
-        "{path}: is not a regular file (migrations are the *.sql files directly in the directory)"
+        "{}: is not a regular file (migrations are the *.sql files directly in the directory)",
+        printable_path(.path)
     )]
     NotAFile {
         /// The entry.
         path: PathBuf,
     },
     /// A file name is not valid UTF-8, so it cannot be a version.
-    #[error("{path}: file name is not valid UTF-8")]
+    #[error("{}: file name is not valid UTF-8", printable_path(.path))]
     NameNotUtf8 {
+        /// The entry.
+        path: PathBuf,
+    },
+    /// A file name holds a control character (a line break, an escape sequence): it
+    /// cannot be a version, printed on one line or stored and shown safely.
+    #[error(
+        "{}: a file name with a control character (a line break, a terminal escape) cannot be a migration's version; rename the file",
+        printable_path(.path)
+    )]
+    NameNotPrintable {
         /// The entry.
         path: PathBuf,
     },
@@ -78,7 +114,8 @@ pub enum SourceError {
     Script(#[from] ScriptError),
     /// A file holds no statement.
     #[error(
-        "{path}: has no SQL statements (an empty migration is usually a mistake; add a comment and `SELECT 1;` to keep it)"
+        "{}: has no SQL statements (an empty migration is usually a mistake; add a comment and `SELECT 1;` to keep it)",
+        printable_path(.path)
     )]
     Empty {
         /// The file.
@@ -146,10 +183,14 @@ impl Source {
                 let lower = name.to_ascii_lowercase();
                 if lower.ends_with(".sql") || lower.contains(".sql.") || lower.ends_with(".psql") {
                     warnings.push(SourceWarning(format!(
-                        "{name} is ignored: only files named *.sql (lower case) run"
+                        "{} is ignored: only files named *.sql (lower case) run",
+                        printable(&name)
                     )));
                 }
                 continue;
+            }
+            if name.chars().any(char::is_control) {
+                return Err(SourceError::NameNotPrintable { path });
             }
             entries.push((name, path));
         }
@@ -175,12 +216,7 @@ impl Source {
             if !meta.is_file() {
                 return Err(SourceError::NotAFile { path });
             }
-            let no_transaction = read_head(&path)
-                .map(|head| has_no_transaction_directive(&head))
-                .map_err(|cause| SourceError::File {
-                    path: path.clone(),
-                    cause,
-                })?;
+            let no_transaction = has_no_transaction_directive(&read_head(&path)?);
             let summary = Script::summarize(&path, dir, vars)?;
             if summary.written == 0 {
                 return Err(SourceError::Empty { path });
@@ -215,12 +251,24 @@ impl Source {
 }
 
 /// The first 64 KiB of a file, as text, for the leading comment lines.
-fn read_head(path: &Path) -> std::io::Result<String> {
+fn read_head(path: &Path) -> Result<String, SourceError> {
     use std::io::Read;
     let mut head = Vec::new();
-    std::fs::File::open(path)?
-        .take(64 * 1024)
-        .read_to_end(&mut head)?;
+    let file = crate::script::open_regular(path).map_err(|e| match e {
+        crate::script::OpenError::Io(cause) => SourceError::File {
+            path: path.to_path_buf(),
+            cause,
+        },
+        _ => SourceError::NotAFile {
+            path: path.to_path_buf(),
+        },
+    })?;
+    file.take(64 * 1024)
+        .read_to_end(&mut head)
+        .map_err(|cause| SourceError::File {
+            path: path.to_path_buf(),
+            cause,
+        })?;
     Ok(String::from_utf8_lossy(&head).into_owned())
 }
 

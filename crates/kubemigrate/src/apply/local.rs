@@ -21,6 +21,7 @@ use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::children::{Children, signal_group, signal_name};
 use super::{ApplyEvent, Status, TargetResult, TargetRunner, exit_meaning, job_name};
 
 /// Connection variables never taken from this machine's environment.
@@ -79,21 +80,33 @@ pub fn expand(value: &str, vars: &[(String, String)]) -> String {
 }
 
 /// Sends SIGTERM to a process group when dropped (a timed-out target's command and
-/// everything it started, such as npm's node), unless disarmed. Uses kill(1): no
-/// unsafe code.
-struct GroupGuard(Option<u32>);
+/// everything it started, such as npm's node), unless disarmed. The group stays
+/// registered, so the end of the run (or the watchdog) sends SIGKILL to what is left.
+struct GroupGuard<'a> {
+    pgid: Option<u32>,
+    children: &'a Children,
+}
 
-impl Drop for GroupGuard {
-    fn drop(&mut self) {
-        if let Some(pgid) = self.0 {
-            let _ = std::process::Command::new("kill")
-                .args(["-TERM", "--", &format!("-{pgid}")])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+impl GroupGuard<'_> {
+    /// The group's leader was reaped: nothing to stop.
+    fn disarm(&mut self) {
+        if let Some(pgid) = self.pgid.take() {
+            self.children.unregister(pgid);
         }
     }
 }
+
+impl Drop for GroupGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.pgid {
+            signal_group(pgid, libc::SIGTERM);
+        }
+    }
+}
+
+/// How long past the plan's timeout a local target may run, for its processes to
+/// say why they stopped, before it fails with `DeadlineExceeded`.
+pub const DEADLINE_GRACE: Duration = Duration::from_secs(5);
 
 /// How many of a failed container's last lines a result keeps.
 const LAST_LINES: usize = 10;
@@ -116,6 +129,8 @@ struct ContainerFailure {
     meaning: Option<&'static str>,
     reason: String,
     last: Vec<String>,
+    /// The container never started (the run was interrupted before).
+    not_started: bool,
 }
 
 impl ContainerFailure {
@@ -125,6 +140,7 @@ impl ContainerFailure {
             meaning: None,
             reason,
             last: Vec::new(),
+            not_started: false,
         }
     }
 }
@@ -135,18 +151,22 @@ pub struct LocalRunner {
     secret: BTreeMap<String, String>,
     binary: PathBuf,
     paths: BTreeMap<String, TargetPaths>,
+    /// The plan's timeout (each target gets it, plus [`DEADLINE_GRACE`]).
     timeout: Duration,
+    children: Children,
 }
 
 impl LocalRunner {
     /// A runner for the objects of `rendered`. `binary` is what the runner image's
     /// `/kubemigrate` stands for (this executable); `paths` maps each target's image
-    /// paths; `timeout` bounds each target, as `activeDeadlineSeconds` does.
+    /// paths; `timeout` (the plan's) bounds each target, as `activeDeadlineSeconds`
+    /// does; `children` keeps the containers' process groups.
     pub fn new(
         rendered: &Rendered,
         binary: PathBuf,
         paths: BTreeMap<String, TargetPaths>,
         timeout: Duration,
+        children: Children,
     ) -> LocalRunner {
         LocalRunner {
             config: rendered.config_map.data.clone().unwrap_or_default(),
@@ -158,7 +178,13 @@ impl LocalRunner {
             binary,
             paths,
             timeout,
+            children,
         }
+    }
+
+    /// The process groups of the running containers.
+    pub fn children(&self) -> &Children {
+        &self.children
     }
 
     /// A container's environment, resolved as the kubelet does: `configMapKeyRef`
@@ -255,7 +281,18 @@ impl LocalRunner {
         let mut child = cmd.spawn().map_err(|e| {
             ContainerFailure::new(format!("{} cannot start {program}: {e}", c.name))
         })?;
-        let mut group = GroupGuard(child.id());
+        if let Some(pgid) = child.id() {
+            self.children.register(pgid, target);
+            // A signal that came between the last check and the start: this group
+            // was not there to get it.
+            if let Some(sig) = self.children.interrupted() {
+                signal_group(pgid, sig);
+            }
+        }
+        let mut group = GroupGuard {
+            pgid: child.id(),
+            children: &self.children,
+        };
         let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         let pump = |stream: Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>| {
@@ -299,7 +336,7 @@ impl LocalRunner {
             .wait()
             .await
             .map_err(|e| ContainerFailure::new(format!("{}: {e}", c.name)))?;
-        group.0 = None;
+        group.disarm();
         match status.code() {
             Some(0) => Ok(()),
             Some(code) => {
@@ -315,6 +352,7 @@ impl LocalRunner {
                         meaning.map(|m| format!(" ({m})")).unwrap_or_default()
                     ),
                     last,
+                    not_started: false,
                 })
             }
             None => Err(ContainerFailure {
@@ -326,6 +364,14 @@ impl LocalRunner {
 
     async fn run_job(&self, job: &TargetJob, events: UnboundedSender<ApplyEvent>) -> TargetResult {
         let mut result = TargetResult::new(job.target.clone(), job_name(job), Status::Succeeded);
+        if let Some(sig) = self.children.interrupted() {
+            result.status = Status::Skipped;
+            result.reason = Some(format!(
+                "not started: the run was stopped by {}",
+                signal_name(sig)
+            ));
+            return result;
+        }
         let Some(pod) = job.job.spec.as_ref().and_then(|s| s.template.spec.as_ref()) else {
             result.status = Status::Failed;
             result.reason = Some("the Job has no pod template".into());
@@ -340,27 +386,51 @@ impl LocalRunner {
             .filter(|c| c.name != "install-runner");
         let run = async {
             for c in containers {
+                // An interrupted run starts no other container.
+                if let Some(sig) = self.children.interrupted() {
+                    return Err((
+                        c.name.clone(),
+                        ContainerFailure {
+                            not_started: true,
+                            ..ContainerFailure::new(format!(
+                                "stopped by {} before {} started",
+                                signal_name(sig),
+                                c.name
+                            ))
+                        },
+                    ));
+                }
                 if let Err(f) = self.run_container(&job.target, c, &events).await {
                     return Err((c.name.clone(), f));
                 }
             }
             Ok(())
         };
-        match tokio::time::timeout(self.timeout, run).await {
+        match tokio::time::timeout(self.timeout + DEADLINE_GRACE, run).await {
             Ok(Ok(())) => {}
             Ok(Err((container, f))) => {
                 result.status = Status::Failed;
+                result.reason = Some(f.reason);
+                if let Some(sig) = self.children.interrupted() {
+                    result.status = Status::Interrupted;
+                    if !f.not_started {
+                        result.reason = Some(format!(
+                            "stopped by {} while {container} ran",
+                            signal_name(sig)
+                        ));
+                    }
+                }
                 result.container = Some(container);
                 result.exit_code = f.code;
                 result.meaning = f.meaning;
-                result.reason = Some(f.reason);
                 result.last_lines = f.last;
             }
             Err(_) => {
                 result.status = Status::Failed;
                 result.reason = Some(format!(
-                    "DeadlineExceeded: still running after the plan's timeout ({})",
-                    crate::reporter::duration(self.timeout)
+                    "DeadlineExceeded: still running after the plan's timeout of {} (and {} more for its processes to report)",
+                    humantime::format_duration(self.timeout),
+                    humantime::format_duration(DEADLINE_GRACE)
                 ));
             }
         }

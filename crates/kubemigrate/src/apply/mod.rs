@@ -3,6 +3,7 @@
 //! ([`local::LocalRunner`]) today; the cluster runner will be a second one, ordered
 //! and reported by the same code.
 
+pub mod children;
 #[cfg(feature = "cluster")]
 pub mod cluster;
 pub mod local;
@@ -31,6 +32,8 @@ pub enum Status {
     Skipped,
     /// Not run: `enabled: false` in the plan, or left out by `--only`.
     NotSelected,
+    /// Stopped by SIGINT or SIGTERM (`apply --local`) before it finished.
+    Interrupted,
 }
 
 impl Status {
@@ -41,6 +44,7 @@ impl Status {
             Status::Failed => "failed",
             Status::Skipped => "skipped",
             Status::NotSelected => "not selected",
+            Status::Interrupted => "interrupted",
         }
     }
 }

@@ -2,16 +2,20 @@
 //! order, with the Jobs' own commands and environment.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::anyhow;
 use kubemigrate_plan::{Credential, FieldPath, LoadedPlan, SslMode};
+use kubemigrate_render::TargetJob;
 use kubemigrate_sql::connect::{self, ConnectOptions};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
+use crate::apply::children::{Children, signal_name};
 use crate::apply::local::{LocalRunner, TargetPaths};
 use crate::apply::report::{failure_details, print_events, print_json, summary_table};
-use crate::apply::{ApplyEvent, Status, TargetResult, run_jobs};
+use crate::apply::{ApplyEvent, Status, TargetResult, job_name, run_jobs};
 use crate::commands::plan::{self, PlanArgs};
 use crate::exit::{CommandResult, Exit, Failure};
 use crate::reporter::{Reporter, duration};
@@ -65,7 +69,7 @@ pub struct Args {
     #[arg(long, conflicts_with = "local")]
     pub(crate) no_wait: bool,
     /// How long to wait for each target (default: the plan's timeout plus 1m).
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with = "local")]
+    #[arg(long, value_name = "DURATION", value_parser = super::parse_duration, allow_hyphen_values = true, conflicts_with = "local")]
     pub(crate) timeout: Option<Duration>,
     /// Where to save every container's log (default ./kubemigrate-logs/<run id>/).
     #[arg(long, value_name = "DIR", conflicts_with = "local")]
@@ -75,10 +79,10 @@ pub struct Args {
     pub(crate) delete_on_interrupt: bool,
     /// How long a problem that cannot heal (image not found, missing Secret) may
     /// last before its target fails.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_interval)]
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_interval, allow_hyphen_values = true)]
     pub(crate) fail_fast_after: Duration,
     /// How often to repeat that `wait-for-postgres` is still waiting.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_interval, hide = true)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_interval, allow_hyphen_values = true, hide = true)]
     pub(crate) waiting_report_every: Duration,
     /// Connect target TARGET to URL instead of its plan's database (host, port,
     /// database, user, password, sslmode from the URL). Repeatable.
@@ -125,7 +129,7 @@ fn parse_db(s: &str) -> Result<(String, String), String> {
 
 /// A duration above zero and at most a day (hidden tuning flags).
 fn parse_interval(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    let d = super::parse_duration(s)?;
     if d.is_zero() || d > Duration::from_secs(86_400) {
         return Err("must be above zero and at most 24h".into());
     }
@@ -245,7 +249,22 @@ pub struct LocalRun {
     pub run_id: String,
     /// How long it took.
     pub duration: Duration,
+    /// When SIGINT or SIGTERM stopped the run: the error line that says so.
+    pub interruption: Option<String>,
 }
+
+impl LocalRun {
+    /// Prints the interruption's error line, if the run was interrupted.
+    pub fn report_interruption(&self, reporter: Reporter) {
+        if let Some(line) = &self.interruption {
+            reporter.error(&Failure::new(self.exit, anyhow!("{line}")));
+        }
+    }
+}
+
+/// How long an interrupted run waits for its processes after forwarding the signal,
+/// before it sends SIGKILL (as `docker stop` waits 10 s).
+pub const INTERRUPT_GRACE: Duration = Duration::from_secs(10);
 
 /// Runs the command.
 pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
@@ -286,9 +305,15 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
             "duration_ms": u64::try_from(run.duration.as_millis()).unwrap_or(u64::MAX),
             "targets": run.results,
         });
+        let mut doc = doc;
+        if let (Some(line), Some(map)) = (&run.interruption, doc.as_object_mut()) {
+            map.insert("error".into(), line.clone().into());
+        }
+        run.report_interruption(reporter);
         print_json(&doc);
     } else {
         print_summary(&run, reporter);
+        run.report_interruption(reporter);
     }
     Ok(run.exit)
 }
@@ -315,10 +340,114 @@ pub fn print_summary(run: &LocalRun, reporter: Reporter) {
         .iter()
         .filter(|r| r.status == Status::Skipped)
         .count();
+    let interrupted = results
+        .iter()
+        .filter(|r| r.status == Status::Interrupted)
+        .count();
+    let interrupted = if interrupted > 0 {
+        format!(", {interrupted} interrupted")
+    } else {
+        String::new()
+    };
     reporter.line(&format!(
-        "{ok} succeeded, {failed} failed, {skipped} skipped in {}",
+        "{ok} succeeded, {failed} failed, {skipped} skipped{interrupted} in {}",
         duration(run.duration)
     ));
+}
+
+/// Runs `run` (the targets) to its end, unless SIGINT or SIGTERM comes first: then
+/// the signal goes to every running container's process group, no other target
+/// starts, and the run gets [`INTERRUPT_GRACE`] to end; a second signal, or the end
+/// of the grace, sends SIGKILL. Returns the run's results.
+async fn supervise(
+    run: impl Future<Output = Vec<TargetResult>>,
+    children: &Children,
+    signals: &mut (Signal, Signal),
+    jobs: &[TargetJob],
+) -> Vec<TargetResult> {
+    tokio::pin!(run);
+    let (sigint, sigterm) = signals;
+    let sig = tokio::select! {
+        results = &mut run => return results,
+        _ = sigint.recv() => libc::SIGINT,
+        _ = sigterm.recv() => libc::SIGTERM,
+    };
+    let name = signal_name(sig);
+    let running = children.interrupt(sig);
+    // On stderr, whatever the output format: the run's own lines may be JSON.
+    if running.is_empty() {
+        eprintln!("{name}: stopping; no target is running, and none will start");
+    } else {
+        eprintln!(
+            "{name}: stopping the running targets ({}): {name} sent to their processes; \
+             SIGKILL in {}, or at a second signal",
+            running.join(", "),
+            humantime::format_duration(INTERRUPT_GRACE)
+        );
+    }
+    let grace = tokio::time::sleep(INTERRUPT_GRACE);
+    tokio::pin!(grace);
+    tokio::select! {
+        results = &mut run => return results,
+        () = &mut grace => {}
+        _ = sigint.recv() => {}
+        _ = sigterm.recv() => {}
+    }
+    let killed = children.signal_all(libc::SIGKILL);
+    if !killed.is_empty() {
+        eprintln!("SIGKILL: {} did not stop", killed.join(", "));
+    }
+    // Killed processes close their pipes at once; a process of another group that
+    // holds one open must not keep this run from ending.
+    match tokio::time::timeout(Duration::from_secs(5), &mut run).await {
+        Ok(results) => results,
+        Err(_) => jobs
+            .iter()
+            .map(|job| TargetResult {
+                reason: Some(format!("stopped by {name}; its output did not end")),
+                ..TargetResult::new(job.target.clone(), job_name(job), Status::Interrupted)
+            })
+            .collect(),
+    }
+}
+
+/// The error line of an interrupted run: what was stopped, what never started.
+fn interruption_line(sig: libc::c_int, results: &[TargetResult]) -> String {
+    let stopped: Vec<String> = results
+        .iter()
+        .filter(|r| r.status == Status::Interrupted)
+        .map(|r| match &r.container {
+            Some(c) => format!("{} ({c})", r.target),
+            None => r.target.clone(),
+        })
+        .collect();
+    let unstarted: Vec<&str> = results
+        .iter()
+        .filter(|r| {
+            r.status == Status::Skipped
+                && r.reason
+                    .as_deref()
+                    .is_some_and(|why| why.starts_with("not started"))
+        })
+        .map(|r| r.target.as_str())
+        .collect();
+    let mut line = format!("interrupted by {}", signal_name(sig));
+    if stopped.is_empty() {
+        line.push_str(": no target was running");
+    } else {
+        line.push_str(&format!(
+            ": stopped before it finished: {}",
+            stopped.join(", ")
+        ));
+    }
+    if !unstarted.is_empty() {
+        line.push_str(&format!("; not started: {}", unstarted.join(", ")));
+    }
+    line.push_str(
+        "; a file that ran in a transaction was rolled back, others are recorded as \
+         interrupted: check with `kubemigrate sql status`",
+    );
+    line
 }
 
 /// Runs a plan's enabled targets on this machine, printing their progress.
@@ -410,8 +539,26 @@ pub async fn run_local(
             anyhow!("cannot find this executable to run the Jobs' kubemigrate commands: {e}"),
         )
     })?;
-    let timeout = loaded.plan.spec.timeout.value() + Duration::from_secs(5);
-    let runner = LocalRunner::new(&rendered, binary, paths, timeout);
+    // Installed before any process starts, so no signal is lost in between; from
+    // here on SIGINT and SIGTERM stop the run's processes instead of this one.
+    let install = |kind: SignalKind, name: &str| {
+        signal(kind).map_err(|e| {
+            Failure::new(
+                Exit::Internal,
+                anyhow!("installing the {name} handler: {e}"),
+            )
+        })
+    };
+    let mut signals = (
+        install(SignalKind::interrupt(), "SIGINT")?,
+        install(SignalKind::terminate(), "SIGTERM")?,
+    );
+    let (children, watchdog_problem) = Children::with_watchdog(&binary);
+    if let Some(problem) = watchdog_problem {
+        reporter.warn(&problem);
+    }
+    let timeout = loaded.plan.spec.timeout.value();
+    let runner = LocalRunner::new(&rendered, binary, paths, timeout, children);
 
     let p = &loaded.plan;
     let names: Vec<&str> = rendered.jobs.iter().map(|j| j.target.as_str()).collect();
@@ -424,14 +571,28 @@ pub async fn run_local(
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<ApplyEvent>();
     let started = std::time::Instant::now();
     let (mut results, ()) = tokio::join!(
-        run_jobs(&rendered.jobs, &runner, tx),
+        supervise(
+            run_jobs(&rendered.jobs, &runner, tx),
+            runner.children(),
+            &mut signals,
+            &rendered.jobs,
+        ),
         print_events(rx, reporter, names)
     );
+    // What a timed-out or interrupted target left behind in its group.
+    runner.children().signal_all(libc::SIGKILL);
     for name in not_selected {
         results.push(TargetResult::not_selected(name));
     }
+    let interrupted = runner.children().interrupted();
+    let exit = match interrupted {
+        Some(libc::SIGTERM) => Exit::Terminated,
+        Some(_) => Exit::Interrupted,
+        None => exit_of(&results),
+    };
     Ok(LocalRun {
-        exit: exit_of(&results),
+        exit,
+        interruption: interrupted.map(|sig| interruption_line(sig, &results)),
         results,
         run_id,
         duration: started.elapsed(),

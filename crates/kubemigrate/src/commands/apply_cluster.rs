@@ -129,6 +129,7 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
         exit,
         run_id: run_id.clone(),
         duration: started.elapsed(),
+        interruption: None,
     };
     if !reporter.json() {
         print_summary(&run, reporter);

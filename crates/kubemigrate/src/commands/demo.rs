@@ -100,6 +100,7 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
         reporter.line(&format!("\n== kubemigrate apply --local ({round})"));
         let run = run_local(loaded.clone(), &options, reporter).await?;
         print_summary(&run, reporter);
+        run.report_interruption(reporter);
         let exit = run.exit;
         runs.push(run);
         if exit != Exit::Ok {

@@ -51,6 +51,17 @@ pub struct ConnArgs {
     pub database_url: Option<String>,
 }
 
+/// Whether `--database-url` is on the command line (before a `--`, after which
+/// `exec`'s command begins). clap gives the flag and `DATABASE_URL` as one value.
+fn database_url_flag_given() -> bool {
+    std::env::args_os()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| {
+            a == "--database-url" || a.to_str().is_some_and(|s| s.starts_with("--database-url="))
+        })
+}
+
 impl std::fmt::Debug for ConnArgs {
     /// The URL may hold the password: never printed.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -62,7 +73,25 @@ impl std::fmt::Debug for ConnArgs {
 
 impl ConnArgs {
     /// Resolves the connection settings.
+    ///
+    /// An empty `--database-url` is a mistake (`--database-url "$URL"` with `URL`
+    /// unset), not a request for localhost:5432: exit 2. An empty `DATABASE_URL`
+    /// variable counts as unset, as libpq's empty variables do.
     pub fn options(&self) -> Result<ConnectOptions, Failure> {
+        if self
+            .database_url
+            .as_deref()
+            .is_some_and(|u| u.trim().is_empty())
+            && database_url_flag_given()
+        {
+            return Err(Failure::new(
+                Exit::Usage,
+                anyhow::anyhow!(
+                    "--database-url: the URL is empty (an unset shell variable?); give postgres://…, \
+                     or leave the flag out to use DATABASE_URL or the PG* variables"
+                ),
+            ));
+        }
         ConnectOptions::resolve(self.database_url.as_deref(), |k| std::env::var(k).ok())
             .map_err(|e| Failure::new(Exit::Usage, anyhow::Error::new(e).context("--database-url")))
     }
@@ -73,11 +102,17 @@ impl ConnArgs {
 #[command(next_help_heading = "History")]
 pub struct HistoryArgs {
     /// Schema of the history table (commands that write create it if missing).
-    #[arg(long, default_value = kubemigrate_sql::history::DEFAULT_SCHEMA, value_name = "SCHEMA")]
+    #[arg(long, default_value = kubemigrate_sql::history::DEFAULT_SCHEMA, value_name = "SCHEMA", value_parser = parse_history_name)]
     pub history_schema: String,
     /// Name of the history table.
-    #[arg(long, default_value = kubemigrate_sql::history::DEFAULT_TABLE, value_name = "TABLE")]
+    #[arg(long, default_value = kubemigrate_sql::history::DEFAULT_TABLE, value_name = "TABLE", value_parser = parse_history_name)]
     pub history_table: String,
+}
+
+/// A schema or table name PostgreSQL keeps as given (not empty, at most 63 bytes).
+fn parse_history_name(text: &str) -> Result<String, String> {
+    kubemigrate_sql::history::check_name(text)?;
+    Ok(text.to_string())
 }
 
 impl HistoryArgs {
@@ -99,8 +134,21 @@ pub struct RunArgs {
     #[arg(long, value_name = "NAME")]
     pub applied_by: Option<String>,
     /// Give up when another migrator holds the lock for this long (e.g. 30s, 10m).
-    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "10m", value_parser = parse_duration, allow_hyphen_values = true, value_name = "DURATION")]
     pub lock_timeout: Duration,
+}
+
+/// A duration such as `30s`, `10m` or `1h30m`. A negative one (`-5s`) is said to be
+/// one: the flags that take a duration accept values that start with `-`, so clap
+/// does not read `-5s` as an unknown flag.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    if text.trim_start().starts_with('-') {
+        return Err(format!(
+            "{text:?} is negative; give a duration such as 30s, 10m or 1h30m"
+        ));
+    }
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{e}; give a duration such as 30s, 10m or 1h30m"))
 }
 
 impl RunArgs {

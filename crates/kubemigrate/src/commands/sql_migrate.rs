@@ -37,7 +37,7 @@ pub struct Args {
     strict: bool,
     /// PostgreSQL lock_timeout for the migrations' statements, so DDL never queues
     /// forever behind a long transaction (e.g. 5s) [default: unset].
-    #[arg(long, value_parser = parse_lock_timeout, value_name = "DURATION")]
+    #[arg(long, value_parser = parse_lock_timeout, allow_hyphen_values = true, value_name = "DURATION")]
     statement_lock_timeout: Option<Duration>,
     #[command(flatten)]
     conn: ConnArgs,
@@ -50,7 +50,7 @@ pub struct Args {
 /// A duration PostgreSQL's lock_timeout can take: from 1 ms to about 24 days (0 would
 /// turn the timeout off, the opposite of what the flag is for).
 fn parse_lock_timeout(text: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    let d = super::parse_duration(text)?;
     if d < Duration::from_millis(1) || d.as_millis() > i32::MAX as u128 {
         return Err("give a duration from 1ms to 24days".into());
     }
