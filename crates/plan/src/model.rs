@@ -376,37 +376,7 @@ fn default_port() -> u16 {
     5432
 }
 
-/// libpq's sslmode values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum SslMode {
-    /// No TLS.
-    Disable,
-    /// As libpq: try without TLS first (kubemigrate treats it as prefer).
-    Allow,
-    /// TLS when offered, unverified.
-    Prefer,
-    /// TLS, unverified.
-    Require,
-    /// TLS, certificate verified.
-    VerifyCa,
-    /// TLS, certificate and host name verified.
-    VerifyFull,
-}
-
-impl SslMode {
-    /// libpq's spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SslMode::Disable => "disable",
-            SslMode::Allow => "allow",
-            SslMode::Prefer => "prefer",
-            SslMode::Require => "require",
-            SslMode::VerifyCa => "verify-ca",
-            SslMode::VerifyFull => "verify-full",
-        }
-    }
-}
+pub use kubemigrate_contract::SslMode;
 
 /// Where a user name or password comes from.
 ///

@@ -9,30 +9,9 @@ use crate::path::FieldPath;
 use crate::suggest::did_you_mean;
 use crate::values::{check_dns_subdomain, check_env_name, check_label_key, check_label_value};
 
-/// Label and annotation key prefixes kubemigrate sets itself.
-pub const RESERVED_LABEL_PREFIXES: &[&str] = &["app.kubernetes.io/", "kubemigrate.io/"];
-
-/// Label keys the Job controller sets on pods; a plan label with one of them would
-/// hide the pods from their Job's watchers.
-pub const CONTROLLER_LABELS: &[&str] = &["job-name", "controller-uid", "batch.kubernetes.io/"];
-
-/// Environment variables kubemigrate sets in every container from the target's
-/// database; a command target's `env` may not set them.
-pub const RESERVED_ENV: &[&str] = &[
-    "DB_HOST",
-    "DB_PORT",
-    "DB_DATABASE",
-    "DB_SCHEMA",
-    "DB_USER",
-    "DB_PASSWORD",
-    "PGHOST",
-    "PGPORT",
-    "PGDATABASE",
-    "PGUSER",
-    "PGPASSWORD",
-    "PGSSLMODE",
-    "DATABASE_URL",
-];
+pub use kubemigrate_contract::k8s::{
+    JOB_CONTROLLER_LABELS as CONTROLLER_LABELS, RESERVED_LABEL_PREFIXES,
+};
 
 /// The longest target name: a Job is `<target>-migrations-<8-character suffix>` and
 /// its name is also a label value (at most 63 characters).
@@ -467,7 +446,7 @@ fn target(f: &mut Findings, p: &FieldPath, t: &Target) {
                 let ep = cp.key("env").index(i).key("name");
                 if let Err(msg) = check_env_name(&e.name) {
                     f.error(ep, msg);
-                } else if RESERVED_ENV.contains(&e.name.as_str()) {
+                } else if kubemigrate_contract::env::reserved().any(|r| r == e.name) {
                     f.error(
                         ep,
                         format!("{} is set by kubemigrate from `database`", e.name),

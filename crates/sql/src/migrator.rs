@@ -15,6 +15,7 @@
 //!    statement by statement, its row written first and finished last;
 //! 6. releases the lock, on every path.
 
+use kubemigrate_contract::Exit;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -66,23 +67,6 @@ impl Default for MigrateOptions {
             variables: Variables::new(),
         }
     }
-}
-
-/// What kind of failure an error is; the binary maps each to an exit code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    /// Bad input: unreadable files, a file that does not lex, a bad argument.
-    Input,
-    /// A migration's SQL failed.
-    Sql,
-    /// A state a person must resolve: drift, out of order, a failed no-transaction file.
-    NeedsPerson,
-    /// The migration lock stayed taken for the whole timeout.
-    LockTimeout,
-    /// The database cannot be reached, or the connection was lost.
-    Connection,
-    /// Anything else (a bug, an unexpected server error).
-    Internal,
 }
 
 /// A statement of a migration file that PostgreSQL rejected.
@@ -255,24 +239,25 @@ fn problems_line(problems: &[Problem]) -> String {
 }
 
 impl MigrateError {
-    /// The class of the error, for exit codes.
-    pub fn class(&self) -> ErrorClass {
+    /// The exit code this error ends a command with: 2 bad input, 3 SQL failed, 4
+    /// needs a person, 5 lock timeout, 6 connection, 1 anything else.
+    pub fn exit(&self) -> Exit {
         match self {
             MigrateError::Source(_) | MigrateError::Script(_) | MigrateError::Usage(_) => {
-                ErrorClass::Input
+                Exit::Usage
             }
-            MigrateError::Connect(_) => ErrorClass::Connection,
-            MigrateError::Lock(LockError::Timeout { .. }) => ErrorClass::LockTimeout,
-            MigrateError::Lock(_) => ErrorClass::Connection,
-            MigrateError::NeedsPerson(_) => ErrorClass::NeedsPerson,
-            MigrateError::Sql(_) => ErrorClass::Sql,
+            MigrateError::Connect(_) => Exit::Connection,
+            MigrateError::Lock(LockError::Timeout { .. }) => Exit::LockTimeout,
+            MigrateError::Lock(_) => Exit::Connection,
+            MigrateError::NeedsPerson(_) => Exit::NeedsPerson,
+            MigrateError::Sql(_) => Exit::SqlFailed,
             MigrateError::Database {
                 connection_lost: true,
                 ..
-            } => ErrorClass::Connection,
-            MigrateError::Database { .. } => ErrorClass::Internal,
-            MigrateError::History { .. } => ErrorClass::NeedsPerson,
-            MigrateError::HistoryDropped { .. } => ErrorClass::Input,
+            } => Exit::Connection,
+            MigrateError::Database { .. } => Exit::Internal,
+            MigrateError::History { .. } => Exit::NeedsPerson,
+            MigrateError::HistoryDropped { .. } => Exit::Usage,
         }
     }
 
@@ -1040,7 +1025,7 @@ impl<'a> Runner<'a> {
             Err(e) => Err(e),
         };
         if let Err(e) = &result {
-            if e.class() == ErrorClass::Connection {
+            if e.exit() == Exit::Connection {
                 // The server rolls back what was open; a no-transaction file's row
                 // says which statement was running.
                 return result;

@@ -13,7 +13,9 @@ use kubemigrate_render::TargetJob;
 use tokio::io::AsyncWriteExt as _;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
-use super::{ApplyEvent, Status, TargetResult, TargetRunner, exit_meaning, job_name};
+use super::{ApplyEvent, Status, TargetResult, TargetRunner, job_name};
+use crate::exit::Exit;
+use kubemigrate_contract::k8s;
 
 /// Runs Jobs on a cluster.
 pub struct ClusterRunner {
@@ -142,13 +144,13 @@ impl ClusterRunner {
                 last_lines,
             }) => {
                 let ours = match container.as_deref() {
-                    Some("run-migrations") => {
+                    Some(k8s::RUN_MIGRATIONS) => {
                         self.runner_codes.get(&job.target).copied().unwrap_or(false)
                     }
                     Some(_) => true,
                     None => false,
                 };
-                result.meaning = exit_code.and_then(exit_meaning).filter(|_| ours);
+                result.meaning = exit_code.and_then(Exit::runner_meaning).filter(|_| ours);
                 let detail = match (&container, exit_code) {
                     (Some(c), Some(code)) => format!(
                         "; {c} exited {code}{}",

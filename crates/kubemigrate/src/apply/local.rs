@@ -22,35 +22,9 @@ use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::children::{Children, signal_group, signal_name};
-use super::{ApplyEvent, Status, TargetResult, TargetRunner, exit_meaning, job_name};
-
-/// Connection variables never taken from this machine's environment.
-const SCRUBBED: &[&str] = &[
-    "DATABASE_URL",
-    "PGHOST",
-    "PGPORT",
-    "PGDATABASE",
-    "PGUSER",
-    "PGPASSWORD",
-    "PGSSLMODE",
-    "PGSSLROOTCERT",
-    "PGAPPNAME",
-    "PGCONNECT_TIMEOUT",
-    "PGSERVICE",
-    "PGSERVICEFILE",
-    "PGHOSTADDR",
-    "PGPASSFILE",
-    "PGOPTIONS",
-    "PGSSLCERT",
-    "PGSSLKEY",
-    "PGTARGETSESSIONATTRS",
-    "DB_HOST",
-    "DB_PORT",
-    "DB_DATABASE",
-    "DB_USER",
-    "DB_PASSWORD",
-    "DB_SCHEMA",
-];
+use super::{ApplyEvent, Status, TargetResult, TargetRunner, job_name};
+use crate::exit::Exit;
+use kubemigrate_contract::k8s;
 
 /// Expands `$(VAR)` from `vars` as the kubelet does: `$$` is a literal `$`, a
 /// reference to an undefined variable stays as written, and expanded text is not
@@ -264,7 +238,7 @@ impl LocalRunner {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .process_group(0);
-        for var in SCRUBBED {
+        for var in kubemigrate_contract::env::scrubbed() {
             cmd.env_remove(var);
         }
         for (k, v) in env {
@@ -340,9 +314,9 @@ impl LocalRunner {
         match status.code() {
             Some(0) => Ok(()),
             Some(code) => {
-                let ours = c.name != "run-migrations"
+                let ours = c.name != k8s::RUN_MIGRATIONS
                     || self.paths.get(target).is_some_and(|p| p.runner_codes);
-                let meaning = exit_meaning(code).filter(|_| ours);
+                let meaning = Exit::runner_meaning(code).filter(|_| ours);
                 Err(ContainerFailure {
                     code: Some(code),
                     meaning,
@@ -383,7 +357,7 @@ impl LocalRunner {
             .flatten()
             .chain(pod.containers.iter())
             // The runner binary is this executable: nothing to install.
-            .filter(|c| c.name != "install-runner");
+            .filter(|c| c.name != k8s::INSTALL_RUNNER);
         let run = async {
             for c in containers {
                 // An interrupted run starts no other container.

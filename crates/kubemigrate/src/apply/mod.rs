@@ -262,18 +262,6 @@ pub fn job_name(job: &TargetJob) -> String {
     job.job.metadata.name.clone().unwrap_or_default()
 }
 
-/// What a kubemigrate runner's exit code means, for reports.
-pub fn exit_meaning(code: i32) -> Option<&'static str> {
-    Some(match code {
-        2 => "bad usage or input",
-        3 => "a migration's SQL failed",
-        4 => "needs a person: drift, out of order, or a failed no-transaction file",
-        5 => "timed out waiting for the migration lock",
-        6 => "cannot connect to the database",
-        _ => return None,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;

@@ -151,7 +151,7 @@ pub async fn print_events(
                 line,
             } => {
                 // The init containers' lines say which container they come from.
-                if container == "run-migrations" {
+                if container == kubemigrate_contract::k8s::RUN_MIGRATIONS {
                     view.say(&target, &line);
                 } else {
                     view.say(&target, &format!("[{container}] {line}"));

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::anyhow;
 use kubemigrate_plan::{Credential, FieldPath, LoadedPlan, SslMode};
 use kubemigrate_render::TargetJob;
-use kubemigrate_sql::connect::{self, ConnectOptions};
+use kubemigrate_sql::connect::ConnectOptions;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::apply::children::{Children, signal_name};
@@ -216,13 +216,7 @@ fn override_database(loaded: &mut LoadedPlan, target: &str, url: &str) -> Result
     );
     // libpq's default (prefer) stays unset, so no PGSSLMODE reaches the Job's
     // containers: node-postgres would read `prefer` as "TLS required".
-    db.ssl_mode = match o.ssl_mode {
-        connect::SslMode::Prefer => None,
-        connect::SslMode::Disable => Some(SslMode::Disable),
-        connect::SslMode::Require => Some(SslMode::Require),
-        connect::SslMode::VerifyCa => Some(SslMode::VerifyCa),
-        connect::SslMode::VerifyFull => Some(SslMode::VerifyFull),
-    };
+    db.ssl_mode = (o.ssl_mode != SslMode::Prefer).then_some(o.ssl_mode);
     Ok(())
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 use kubemigrate_cluster::{Cluster, ClusterError, FollowOptions};
+use kubemigrate_contract::k8s;
 use kubemigrate_plan::values::Name;
 use kubemigrate_render::{Rendered, key_prefix};
 
@@ -165,7 +166,10 @@ fn helpful_commands(rendered: &Rendered, ns: &str, plan: &str) -> BTreeMap<Strin
     c.insert(
         "list_jobs".to_string(),
         format!(
-            "kubectl get jobs -n {ns} -l app.kubernetes.io/component=migrations,kubemigrate.io/plan={plan}"
+            "kubectl get jobs -n {ns} -l {}={},{}={plan}",
+            k8s::COMPONENT,
+            k8s::COMPONENT_VALUE,
+            k8s::PLAN
         ),
     );
     for j in &rendered.jobs {
@@ -173,7 +177,10 @@ fn helpful_commands(rendered: &Rendered, ns: &str, plan: &str) -> BTreeMap<Strin
         let name = job_name(j);
         c.insert(
             format!("{key}_logs"),
-            format!("kubectl logs -n {ns} -l job-name={name} --all-containers --prefix"),
+            format!(
+                "kubectl logs -n {ns} -l {}={name} --all-containers --prefix",
+                k8s::JOB_NAME
+            ),
         );
         c.insert(
             format!("{key}_describe"),
@@ -220,7 +227,7 @@ fn finish(
             "exit_code": exit.code(),
             "outcome": exit.name(),
             "plan": rendered.config_map.metadata.labels.as_ref()
-                .and_then(|l| l.get("kubemigrate.io/plan")).cloned().unwrap_or_default(),
+                .and_then(|l| l.get(k8s::PLAN)).cloned().unwrap_or_default(),
             "namespace": ns,
             "run_id": run_id,
             "wait": !no_wait,

@@ -134,7 +134,7 @@ async fn run_child(
         .stderr(Stdio::inherit());
     // env_vars() leaves PGSSLMODE out at libpq's default (node-postgres reads
     // `prefer` as "TLS required"): drop an inherited one too.
-    cmd.env_remove("PGSSLMODE");
+    cmd.env_remove(kubemigrate_contract::env::PGSSLMODE);
     for (key, value) in conn.env_vars() {
         cmd.env(key, value.expose());
     }

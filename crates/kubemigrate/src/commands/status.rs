@@ -1,6 +1,7 @@
 //! `kubemigrate status`: the plan's Jobs in the cluster, newest run first.
 
 use kubemigrate_cluster::{job_state, plan_selector, runs_newest_first};
+use kubemigrate_contract::k8s;
 
 use crate::apply::report::print_json;
 use crate::commands::cluster_args::{ClusterArgs, cluster_failure};
@@ -43,7 +44,7 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
             "runs": runs.iter().map(|(id, jobs)| serde_json::json!({
                 "run_id": id,
                 "jobs": jobs.iter().map(|j| serde_json::json!({
-                    "target": label(j, "kubemigrate.io/target"),
+                    "target": label(j, k8s::TARGET),
                     "job_name": j.metadata.name,
                     "state": job_state(j),
                     "created": j.metadata.creation_timestamp.as_ref().map(|t| format!("{:?}", t.0)),
@@ -64,7 +65,7 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
         for j in jobs {
             reporter.line(&format!(
                 "  {:<16} {:<40} {}",
-                label(j, "kubemigrate.io/target"),
+                label(j, k8s::TARGET),
                 j.metadata.name.as_deref().unwrap_or(""),
                 job_state(j)
             ));
