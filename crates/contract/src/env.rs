@@ -29,7 +29,8 @@ pub const DB_USER: &str = "DB_USER";
 /// The module's password.
 pub const DB_PASSWORD: &str = "DB_PASSWORD";
 
-/// libpq's variables that kubemigrate reads and sets.
+/// libpq's variables that kubemigrate reads and sets (for `exec`'s command, and in
+/// a Job's containers).
 pub const PG_VARS: &[&str] = &[
     PGHOST,
     PGPORT,
@@ -39,7 +40,6 @@ pub const PG_VARS: &[&str] = &[
     PGSSLMODE,
     PGSSLROOTCERT,
     PGAPPNAME,
-    PGCONNECT_TIMEOUT,
 ];
 
 /// libpq's host.
@@ -61,9 +61,11 @@ pub const PGAPPNAME: &str = "PGAPPNAME";
 /// libpq's connect timeout, in seconds.
 pub const PGCONNECT_TIMEOUT: &str = "PGCONNECT_TIMEOUT";
 
-/// libpq variables that kubemigrate does not read, but that a libpq program run
-/// by a target (psql, a driver) would.
+/// libpq variables that kubemigrate does not set, but that a libpq program run by a
+/// target (psql, a driver) would read; kubemigrate itself reads
+/// [`PGCONNECT_TIMEOUT`].
 pub const PG_OTHER_VARS: &[&str] = &[
+    PGCONNECT_TIMEOUT,
     "PGSERVICE",
     "PGSERVICEFILE",
     "PGHOSTADDR",
@@ -102,5 +104,7 @@ mod tests {
         assert!(reserved().any(|v| v == PGAPPNAME));
         assert!(reserved().any(|v| v == PGSSLROOTCERT));
         assert!(!reserved().any(|v| v == "PGOPTIONS"));
+        assert!(!reserved().any(|v| v == PGCONNECT_TIMEOUT));
+        assert!(scrubbed().any(|v| v == PGCONNECT_TIMEOUT));
     }
 }
