@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use kubemigrate_sql::script::{Script, Variables};
+use kubemigrate_script::script::{Script, Variables};
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) {
     let path = dir.join(name);

@@ -15,11 +15,11 @@ fn main() {
     let mut statements = 0;
     for _ in 0..rounds {
         let t0 = Instant::now();
-        let chunks = kubemigrate_sql::lexer::split(&text).expect("the file lexes");
+        let chunks = kubemigrate_script::lexer::split(&text).expect("the file lexes");
         let secs = t0.elapsed().as_secs_f64();
         statements = chunks
             .iter()
-            .filter(|c| c.kind == kubemigrate_sql::lexer::ChunkKind::Sql)
+            .filter(|c| c.kind == kubemigrate_script::lexer::ChunkKind::Sql)
             .count();
         rates.push(text.len() as f64 / secs / 1e6);
     }
