@@ -31,6 +31,7 @@ use crate::script::{Item, Location, Script, ScriptError, Variables, unmap_offset
 use crate::source::{Migration, Source, SourceError};
 
 mod baseline;
+mod command;
 mod error;
 mod reconcile;
 mod repair;
@@ -40,6 +41,7 @@ mod run;
 mod tests;
 
 pub use baseline::baseline;
+pub use command::CommandSession;
 use error::*;
 pub use error::{MigrateError, Problem, SqlFailure, describe, is_connection_error};
 pub use reconcile::{FileState, Reconciled, reconcile};
