@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod apply;
+mod args;
 mod commands;
 mod exit;
 mod reporter;
@@ -72,10 +73,10 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum SqlCommand {
-    Migrate(commands::sql_migrate::Args),
-    Status(commands::sql_status::Args),
-    Baseline(commands::sql_baseline::Args),
-    Repair(commands::sql_repair::Args),
+    Migrate(commands::sql::migrate::Args),
+    Status(commands::sql::status::Args),
+    Baseline(commands::sql::baseline::Args),
+    Repair(commands::sql::repair::Args),
 }
 
 fn main() -> ExitCode {
@@ -117,20 +118,25 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Sql(SqlCommand::Migrate(a)) => {
                 until_signal(
-                    commands::sql_migrate::run(a, reporter),
+                    commands::sql::migrate::run(a, reporter),
                     reporter,
                     ROLLED_BACK,
                 )
                 .await
             }
             Command::Sql(SqlCommand::Status(a)) => {
-                until_signal(commands::sql_status::run(a, reporter), reporter, "").await
+                until_signal(commands::sql::status::run(a, reporter), reporter, "").await
             }
             Command::Sql(SqlCommand::Baseline(a)) => {
-                until_signal(commands::sql_baseline::run(a, reporter), reporter, RECORDED).await
+                until_signal(
+                    commands::sql::baseline::run(a, reporter),
+                    reporter,
+                    RECORDED,
+                )
+                .await
             }
             Command::Sql(SqlCommand::Repair(a)) => {
-                until_signal(commands::sql_repair::run(a, reporter), reporter, RECORDED).await
+                until_signal(commands::sql::repair::run(a, reporter), reporter, RECORDED).await
             }
             Command::WaitForDb(a) => {
                 until_signal(commands::wait_for_db::run(a, reporter), reporter, "").await

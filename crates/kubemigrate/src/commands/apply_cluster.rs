@@ -14,8 +14,8 @@ use kubemigrate_render::{Rendered, key_prefix};
 use crate::apply::cluster::ClusterRunner;
 use crate::apply::report::{print_events, print_json};
 use crate::apply::{ApplyEvent, TargetResult, job_name, run_jobs};
+use crate::args::plan;
 use crate::commands::apply::{Args, LocalRun, exit_of, print_summary, select_targets, usage};
-use crate::commands::plan;
 use crate::exit::{CommandResult, Exit, Failure};
 use crate::reporter::Reporter;
 

@@ -2,7 +2,7 @@
 
 use kubemigrate_cluster::{diagnose::job_terminal, plan_selector};
 
-use crate::commands::cluster_args::{ClusterArgs, cluster_failure};
+use crate::args::cluster::{ClusterArgs, cluster_failure};
 use crate::exit::{CommandResult, Exit};
 use crate::reporter::Reporter;
 

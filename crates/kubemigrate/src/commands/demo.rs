@@ -9,8 +9,8 @@ use kubemigrate_localpg::LocalPostgres;
 use kubemigrate_plan::LoadedPlan;
 use kubemigrate_sql::connect::ConnectOptions;
 
+use crate::args::plan::{self, PlanArgs};
 use crate::commands::apply::{LocalOptions, LocalRun, print_summary, run_local};
-use crate::commands::plan::{self, PlanArgs};
 use crate::exit::{CommandResult, Exit, Failure};
 use crate::reporter::Reporter;
 

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use kubemigrate_sql::migrator::CommandSession;
 use tokio::signal::unix::{SignalKind, signal};
 
-use super::{ConnArgs, HistoryArgs, RunArgs};
+use crate::args::db::{ConnArgs, HistoryArgs, RunArgs};
 use crate::exit::{CommandResult, Exit, Failure};
 use crate::reporter::{Reporter, duration};
 

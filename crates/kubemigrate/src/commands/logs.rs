@@ -3,7 +3,7 @@
 use kubemigrate_cluster::{ClusterError, plan_selector, runs_newest_first};
 use kubemigrate_contract::k8s;
 
-use crate::commands::cluster_args::{ClusterArgs, cluster_failure};
+use crate::args::cluster::{ClusterArgs, cluster_failure};
 use crate::exit::{CommandResult, Exit};
 use crate::reporter::Reporter;
 

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use kubemigrate_render::Hooks;
 
-use crate::commands::plan::{self, PlanArgs};
+use crate::args::plan::{self, PlanArgs};
 use crate::exit::{CommandResult, Exit, Failure};
 use crate::reporter::Reporter;
 

@@ -4,7 +4,7 @@ use kubemigrate_cluster::{job_state, plan_selector, runs_newest_first};
 use kubemigrate_contract::k8s;
 
 use crate::apply::report::print_json;
-use crate::commands::cluster_args::{ClusterArgs, cluster_failure};
+use crate::args::cluster::{ClusterArgs, cluster_failure};
 use crate::exit::{CommandResult, Exit};
 use crate::reporter::Reporter;
 

@@ -1,6 +1,6 @@
 //! `kubemigrate validate`: check a plan as a compiler would.
 
-use crate::commands::plan::{self, PlanArgs};
+use crate::args::plan::{self, PlanArgs};
 use crate::exit::{CommandResult, Exit};
 use crate::reporter::Reporter;
 

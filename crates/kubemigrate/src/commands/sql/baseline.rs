@@ -2,7 +2,7 @@
 
 use kubemigrate_sql::migrator;
 
-use super::{ConnArgs, DirArgs, HistoryArgs, RunArgs};
+use crate::args::db::{ConnArgs, DirArgs, HistoryArgs, RunArgs};
 use crate::exit::{CommandResult, Failure};
 use crate::reporter::Reporter;
 

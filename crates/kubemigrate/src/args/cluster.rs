@@ -5,7 +5,7 @@ use anyhow::anyhow;
 use kubemigrate_cluster::{Cluster, ClusterError};
 use kubemigrate_plan::LoadedPlan;
 
-use crate::commands::plan::{self, PlanArgs};
+use crate::args::plan::{self, PlanArgs};
 use crate::exit::{Exit, Failure};
 
 /// The plan and where its Jobs are.

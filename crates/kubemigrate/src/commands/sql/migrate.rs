@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use kubemigrate_sql::migrator;
 
-use super::{ConnArgs, DirArgs, HistoryArgs, RunArgs};
+use crate::args::db::{ConnArgs, DirArgs, HistoryArgs, RunArgs};
 use crate::exit::{CommandResult, Failure};
 use crate::reporter::Reporter;
 
@@ -50,7 +50,7 @@ pub struct Args {
 /// A duration PostgreSQL's lock_timeout can take: from 1 ms to about 24 days (0 would
 /// turn the timeout off, the opposite of what the flag is for).
 fn parse_lock_timeout(text: &str) -> Result<Duration, String> {
-    let d = super::parse_duration(text)?;
+    let d = crate::args::db::parse_duration(text)?;
     if d < Duration::from_millis(1) || d.as_millis() > i32::MAX as u128 {
         return Err("give a duration from 1ms to 24days".into());
     }

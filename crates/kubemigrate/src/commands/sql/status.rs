@@ -3,7 +3,7 @@
 use kubemigrate_sql::events::FileStatus;
 use kubemigrate_sql::migrator::{self, MigrateError};
 
-use super::{ConnArgs, DirArgs, HistoryArgs};
+use crate::args::db::{ConnArgs, DirArgs, HistoryArgs};
 use crate::exit::{CommandResult, Exit, Failure};
 use crate::reporter::Reporter;
 

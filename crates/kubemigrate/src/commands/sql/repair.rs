@@ -2,7 +2,7 @@
 
 use kubemigrate_sql::migrator::{self, RepairAction};
 
-use super::{ConnArgs, DirArgs, HistoryArgs, RunArgs};
+use crate::args::db::{ConnArgs, DirArgs, HistoryArgs, RunArgs};
 use crate::exit::{CommandResult, Exit, Failure};
 use crate::reporter::Reporter;
 
