@@ -10,11 +10,11 @@ mod apply;
 mod args;
 mod commands;
 mod exit;
-mod reporter;
+mod output;
 mod tfvars;
 
 use exit::Exit;
-use reporter::{Format, Reporter};
+use output::{Format, Reporter};
 
 /// Run PostgreSQL migrations once, never twice, never concurrently, and say exactly
 /// what happened.
@@ -164,7 +164,7 @@ fn main() -> ExitCode {
     let exit = match result {
         Ok(exit) => exit,
         Err(failure) => {
-            reporter.finish(name, None, failure.exit, Some(&failure));
+            reporter.finish_bare(name, failure.exit, Some(&failure));
             failure.exit
         }
     };

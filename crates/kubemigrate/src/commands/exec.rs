@@ -10,7 +10,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::args::db::{ConnArgs, HistoryArgs, RunArgs};
 use crate::exit::{CommandResult, Exit, Failure};
-use crate::reporter::{Reporter, duration};
+use crate::output::{Reporter, duration};
 
 /// Run a migration command with the connection exported to it, and record the run.
 ///
@@ -65,7 +65,7 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
     }
     session.close().await;
     let (exit, _) = result?;
-    reporter.finish("exec", None, exit, None);
+    reporter.finish_bare("exec", exit, None);
     Ok(exit)
 }
 

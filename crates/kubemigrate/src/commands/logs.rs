@@ -5,7 +5,7 @@ use kubemigrate_contract::k8s;
 
 use crate::args::cluster::{ClusterArgs, cluster_failure};
 use crate::exit::{CommandResult, Exit};
-use crate::reporter::Reporter;
+use crate::output::Reporter;
 
 /// Print the logs of the newest run's pods, every container, prefixed with the
 /// target, pod and container.
@@ -28,7 +28,7 @@ pub struct Args {
 pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
     let (loaded, ns, cluster) = args.cluster.open().await?;
     if let Some(t) = &args.target {
-        crate::commands::apply::check_targets(&loaded, "--target", std::iter::once(t))?;
+        crate::apply::session::check_targets(&loaded, "--target", std::iter::once(t))?;
     }
     let jobs = cluster
         .list_jobs(&ns, &plan_selector(loaded.plan.metadata.name.as_str()))

@@ -2,8 +2,6 @@
 
 pub mod apply;
 #[cfg(feature = "cluster")]
-pub mod apply_cluster;
-#[cfg(feature = "cluster")]
 pub mod cleanup;
 pub mod demo;
 pub mod exec;

@@ -6,7 +6,7 @@ use kubemigrate_render::Hooks;
 
 use crate::args::plan::{self, PlanArgs};
 use crate::exit::{CommandResult, Exit, Failure};
-use crate::reporter::Reporter;
+use crate::output::Reporter;
 
 /// Print the Kubernetes objects that run a plan, as a YAML stream for
 /// `kubectl apply -f -` or a GitOps repository.

@@ -6,7 +6,7 @@ use kubemigrate_sql::wait::{WaitError, wait_for_db};
 
 use crate::args::db::ConnArgs;
 use crate::exit::{CommandResult, Exit, Failure};
-use crate::reporter::{Reporter, duration};
+use crate::output::{Reporter, duration};
 
 /// Wait until a connection opens and `SELECT 1` succeeds, then exit 0.
 ///
@@ -48,7 +48,7 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
                 duration(start.elapsed()),
                 if attempts == 1 { "" } else { "s" }
             ));
-            reporter.finish("wait-for-db", None, Exit::Ok, None);
+            reporter.finish_bare("wait-for-db", Exit::Ok, None);
             Ok(Exit::Ok)
         }
         Err(e) => {
@@ -59,7 +59,7 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
                 ),
                 e => Failure::new(Exit::Connection, e),
             };
-            reporter.finish("wait-for-db", None, f.exit, Some(&f));
+            reporter.finish_bare("wait-for-db", f.exit, Some(&f));
             Ok(f.exit)
         }
     }

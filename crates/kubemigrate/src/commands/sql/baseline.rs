@@ -4,7 +4,8 @@ use kubemigrate_sql::migrator;
 
 use crate::args::db::{ConnArgs, DirArgs, HistoryArgs, RunArgs};
 use crate::exit::{CommandResult, Failure};
-use crate::reporter::Reporter;
+use crate::output::Reporter;
+use crate::output::sql::SqlRun;
 
 /// Record every file up to and including --version as applied, without running it.
 ///
@@ -39,14 +40,10 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
     })
     .await;
     let (exit, failure) = Failure::of_run(outcome.error);
-    if !reporter.json() && failure.is_none() {
-        reporter.summary(&outcome.report);
-    }
-    reporter.finish(
-        "sql baseline",
-        Some(&outcome.report),
-        exit,
-        failure.as_ref(),
-    );
+    let run = SqlRun {
+        report: &outcome.report,
+        summary: failure.is_none(),
+    };
+    reporter.finish("sql baseline", Some(&run), exit, failure.as_ref());
     Ok(exit)
 }

@@ -6,7 +6,8 @@ use kubemigrate_sql::migrator;
 
 use crate::args::db::{ConnArgs, DirArgs, HistoryArgs, RunArgs};
 use crate::exit::{CommandResult, Failure};
-use crate::reporter::Reporter;
+use crate::output::Reporter;
+use crate::output::sql::SqlRun;
 
 /// Apply the pending *.sql files of a directory, each once, in order.
 ///
@@ -70,9 +71,10 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
     options.statement_lock_timeout = args.statement_lock_timeout;
     let outcome = migrator::migrate(&conn, &source, &options, &mut |e| reporter.event(e)).await;
     let (exit, failure) = Failure::of_run(outcome.error);
-    if !reporter.json() {
-        reporter.summary(&outcome.report);
-    }
-    reporter.finish("sql migrate", Some(&outcome.report), exit, failure.as_ref());
+    let run = SqlRun {
+        report: &outcome.report,
+        summary: true,
+    };
+    reporter.finish("sql migrate", Some(&run), exit, failure.as_ref());
     Ok(exit)
 }

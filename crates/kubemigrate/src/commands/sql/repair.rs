@@ -4,7 +4,7 @@ use kubemigrate_sql::migrator::{self, RepairAction};
 
 use crate::args::db::{ConnArgs, DirArgs, HistoryArgs, RunArgs};
 use crate::exit::{CommandResult, Exit, Failure};
-use crate::reporter::Reporter;
+use crate::output::Reporter;
 
 /// Change the history record of one file, under the migration lock.
 ///
@@ -65,12 +65,12 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
     {
         Ok(summary) => {
             reporter.line(&summary);
-            reporter.finish("sql repair", None, Exit::Ok, None);
+            reporter.finish_bare("sql repair", Exit::Ok, None);
             Ok(Exit::Ok)
         }
         Err(e) => {
             let f = Failure::from_engine(e);
-            reporter.finish("sql repair", None, f.exit, Some(&f));
+            reporter.finish_bare("sql repair", f.exit, Some(&f));
             Ok(f.exit)
         }
     }

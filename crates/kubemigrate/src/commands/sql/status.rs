@@ -5,7 +5,8 @@ use kubemigrate_sql::migrator::{self, MigrateError};
 
 use crate::args::db::{ConnArgs, DirArgs, HistoryArgs};
 use crate::exit::{CommandResult, Exit, Failure};
-use crate::reporter::Reporter;
+use crate::output::Reporter;
+use crate::output::sql::SqlStatus;
 
 /// Show applied, pending, drifted, failed and missing files.
 ///
@@ -51,56 +52,10 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
         Ok(r) => r,
         Err(e) => {
             let f = Failure::from_engine(e);
-            reporter.finish("sql status", None, f.exit, Some(&f));
+            reporter.finish_bare("sql status", f.exit, Some(&f));
             return Ok(f.exit);
         }
     };
-    if !reporter.json() {
-        let width = report
-            .files
-            .iter()
-            .map(|f| f.version.len())
-            .chain(report.missing.iter().map(|m| m.version.len()))
-            .max()
-            .unwrap_or(7)
-            .max(7);
-        reporter.line(&format!(
-            "{:<10} {:<width$}  APPLIED AT",
-            "STATUS", "VERSION"
-        ));
-        for f in &report.files {
-            let mut status = f.status.as_str().to_string();
-            if f.out_of_order {
-                status.push('*');
-            }
-            let mut line = format!(
-                "{status:<10} {:<width$}  {}",
-                f.version,
-                f.applied_at.as_deref().unwrap_or("-")
-            );
-            if let Some(e) = &f.error {
-                line.push_str(&format!("  ({e})"));
-            }
-            reporter.line(line.trim_end());
-        }
-        for m in &report.missing {
-            reporter.line(&format!(
-                "{:<10} {:<width$}  {}",
-                "missing", m.version, m.applied_at
-            ));
-        }
-        if report.files.iter().any(|f| f.out_of_order) {
-            reporter.line("* pending, but sorts before files already applied");
-        }
-        reporter.line(&format!(
-            "{} applied, {} pending, {} drifted, {} failed, {} missing",
-            report.count(FileStatus::Applied) + report.count(FileStatus::Baselined),
-            report.count(FileStatus::Pending),
-            report.count(FileStatus::Drifted),
-            report.count(FileStatus::Failed),
-            report.missing.len()
-        ));
-    }
     let problems = rec.problems(&source, &options);
     let (exit, failure) = if !problems.is_empty() {
         let f = Failure::from_engine(MigrateError::NeedsPerson(problems));
@@ -110,6 +65,11 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
     } else {
         (Exit::Ok, None)
     };
-    reporter.finish("sql status", Some(&report), exit, failure.as_ref());
+    reporter.finish(
+        "sql status",
+        Some(&SqlStatus(&report)),
+        exit,
+        failure.as_ref(),
+    );
     Ok(exit)
 }

@@ -11,13 +11,14 @@ use kubemigrate_contract::k8s;
 use kubemigrate_plan::values::Name;
 use kubemigrate_render::{Rendered, key_prefix};
 
+use super::Args;
 use crate::apply::cluster::ClusterRunner;
-use crate::apply::report::{print_events, print_json};
-use crate::apply::{ApplyEvent, TargetResult, job_name, run_jobs};
+use crate::apply::job_name;
+use crate::apply::session::{Outcome, Session, usage};
 use crate::args::plan;
-use crate::commands::apply::{Args, LocalRun, exit_of, print_summary, select_targets, usage};
 use crate::exit::{CommandResult, Exit, Failure};
-use crate::reporter::Reporter;
+use crate::output::Reporter;
+use crate::output::apply::{ApplyReport, JobSummary, TargetJson};
 
 fn cluster_failure(e: ClusterError) -> Failure {
     Failure::new(Exit::Cluster, anyhow!(e))
@@ -26,27 +27,25 @@ fn cluster_failure(e: ClusterError) -> Failure {
 /// Runs `apply` against the cluster.
 pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
     let mut loaded = plan::load(&args.plan)?;
-    let not_selected = select_targets(&mut loaded, &args.only)?;
     if let Some(ns) = &args.namespace {
         loaded.plan.metadata.namespace =
             Name::new(ns).map_err(|e| usage(format!("--namespace: {e}")))?;
     }
-    let run_id = plan::run_id_or_random(args.run_id.as_deref())?;
-    let (_, rendered) = plan::render(&loaded, run_id.clone(), None, false)?;
+    let session = Session::prepare(loaded, &args.only, args.run_id.as_deref())?;
+    let (p, rendered, run_id) = (&session.loaded.plan, &session.rendered, &session.run_id);
     let cluster = Cluster::connect(args.context.as_deref())
         .await
         .map_err(cluster_failure)?;
-    let p = &loaded.plan;
     let ns = p.metadata.namespace.to_string();
     reporter.line(&format!(
         "applying plan {} in namespace {ns} (run {run_id})",
         p.metadata.name
     ));
-    apply_objects(&cluster, &rendered)
+    apply_objects(&cluster, rendered)
         .await
         .map_err(cluster_failure)?;
 
-    let commands = helpful_commands(&rendered, &ns, p.metadata.name.as_str());
+    let commands = helpful_commands(rendered, &ns, p.metadata.name.as_str());
     if args.no_wait {
         for j in &rendered.jobs {
             cluster.create_job(&j.job).await.map_err(cluster_failure)?;
@@ -55,17 +54,7 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
         if rendered.jobs.iter().any(|j| !j.depends_on.is_empty()) {
             reporter.warn("--no-wait created every Job at once: dependsOn is not waited for");
         }
-        let results: Vec<TargetResult> = Vec::new();
-        finish(
-            reporter,
-            &rendered,
-            &ns,
-            &run_id,
-            results,
-            &commands,
-            Exit::Ok,
-            true,
-        );
+        finish(reporter, &session, &ns, None, &commands);
         return Ok(Exit::Ok);
     }
 
@@ -73,7 +62,7 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
         .logs_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from("kubemigrate-logs"))
-        .join(&run_id);
+        .join(run_id);
     let runner_codes: BTreeMap<String, bool> = p
         .spec
         .targets
@@ -92,18 +81,8 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
         logs_dir,
         runner_codes,
     };
-    let names: Vec<String> = rendered.jobs.iter().map(|j| j.target.clone()).collect();
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<ApplyEvent>();
-    let started = std::time::Instant::now();
-    let work = async {
-        let (results, ()) = tokio::join!(
-            run_jobs(&rendered.jobs, &runner, tx),
-            print_events(rx, reporter, names)
-        );
-        results
-    };
-    let mut results = tokio::select! {
-        results = work => results,
+    let outcome = tokio::select! {
+        outcome = session.run(&runner, reporter, Box::new(|run| run)) => outcome,
         _ = tokio::signal::ctrl_c() => {
             reporter.line("\ninterrupted: kubemigrate stops waiting; the Jobs go on.");
             if args.delete_on_interrupt {
@@ -121,31 +100,8 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
             return Ok(Exit::Interrupted);
         }
     };
-    for name in not_selected {
-        results.push(TargetResult::not_selected(name));
-    }
-    let exit = exit_of(&results);
-    let run = LocalRun {
-        results,
-        exit,
-        run_id: run_id.clone(),
-        duration: started.elapsed(),
-        interruption: None,
-    };
-    if !reporter.json() {
-        print_summary(&run, reporter);
-    }
-    finish(
-        reporter,
-        &rendered,
-        &ns,
-        &run_id,
-        run.results,
-        &commands,
-        exit,
-        false,
-    );
-    Ok(exit)
+    finish(reporter, &session, &ns, Some(&outcome), &commands);
+    Ok(outcome.exit)
 }
 
 async fn apply_objects(cluster: &Cluster, rendered: &Rendered) -> Result<(), ClusterError> {
@@ -190,23 +146,18 @@ fn helpful_commands(rendered: &Rendered, ns: &str, plan: &str) -> BTreeMap<Strin
     c
 }
 
-/// Prints the end of a run: the module's outputs (`migration_jobs_summary`,
-/// `helpful_commands`) in the JSON document, or the commands for people.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one call site per mode; a struct would only rename the arguments"
-)]
+/// Ends the run: the summary, and the module's outputs (`migration_jobs_summary`,
+/// `helpful_commands`); with `--no-wait` (no outcome) every Job counts as created.
 fn finish(
     reporter: Reporter,
-    rendered: &Rendered,
+    session: &Session,
     ns: &str,
-    run_id: &str,
-    results: Vec<TargetResult>,
+    outcome: Option<&Outcome>,
     commands: &BTreeMap<String, String>,
-    exit: Exit,
-    no_wait: bool,
 ) {
-    let summary: BTreeMap<String, serde_json::Value> = rendered
+    let results = outcome.map(|o| o.results.as_slice()).unwrap_or_default();
+    let summary: BTreeMap<String, JobSummary> = session
+        .rendered
         .jobs
         .iter()
         .map(|j| {
@@ -216,37 +167,30 @@ fn finish(
                 .map_or("created", |r| r.status.word());
             (
                 j.target.clone(),
-                serde_json::json!({"job_name": job_name(j), "namespace": ns, "status": status}),
+                JobSummary {
+                    job_name: job_name(j),
+                    namespace: ns.to_string(),
+                    status: status.to_string(),
+                },
             )
         })
         .collect();
-    if reporter.json() {
-        print_json(&serde_json::json!({
-            "command": "apply",
-            "ok": exit == Exit::Ok,
-            "exit_code": exit.code(),
-            "outcome": exit.name(),
-            "plan": rendered.config_map.metadata.labels.as_ref()
-                .and_then(|l| l.get(k8s::PLAN)).cloned().unwrap_or_default(),
-            "namespace": ns,
-            "run_id": run_id,
-            "wait": !no_wait,
-            "targets": results,
-            "migration_jobs_summary": summary,
-            "helpful_commands": commands,
-        }));
-    } else {
-        if no_wait {
-            for (target, s) in &summary {
-                reporter.line(&format!(
-                    "{target}: Job {}",
-                    s["job_name"].as_str().unwrap_or("")
-                ));
-            }
-        }
-        reporter.line("\nhelpful commands:");
-        for (k, v) in commands {
-            reporter.line(&format!("  {k}: {v}"));
-        }
-    }
+    let report = ApplyReport {
+        plan: session.loaded.plan.metadata.name.as_str(),
+        namespace: ns,
+        run_id: &session.run_id,
+        local: None,
+        wait: Some(outcome.is_some()),
+        duration_ms: None,
+        targets: results.iter().map(TargetJson::of).collect(),
+        migration_jobs_summary: Some(summary),
+        helpful_commands: Some(commands),
+        outcome,
+    };
+    reporter.finish(
+        "apply",
+        Some(&report),
+        outcome.map_or(Exit::Ok, |o| o.exit),
+        None,
+    );
 }
