@@ -1,0 +1,1 @@
+//! The locks each statement takes (filled in below).
