@@ -23,6 +23,7 @@ use reporter::{Format, Reporter};
   kubemigrate demo                                        # try it on a throwaway PostgreSQL
   kubemigrate sql migrate --dir ./migrations --database-url postgres://app@db/app
   kubemigrate sql status --dir ./migrations -o json
+  kubemigrate sql lint --dir ./migrations --format github  # unsafe DDL, as CI annotations
   kubemigrate wait-for-db --timeout 2m
   kubemigrate exec --lock -- npm run migrate
   kubemigrate validate -f plan.yaml
@@ -32,7 +33,8 @@ use reporter::{Format, Reporter};
 Exit codes: 0 ok, 1 unexpected error, 2 bad usage or input, 3 a migration's SQL
 failed, 4 needs a person (drift, out of order, failed no-transaction file), 5 lock
 timeout, 6 cannot connect, 7 files pending (sql status), 8 a target failed with a
-code of its own (apply), 9 apply timed out, 10 the Kubernetes API refused, 130
+code of its own (apply), 9 apply timed out, 10 the Kubernetes API refused, 11 a
+denied lint rule fired (sql lint; validate, render, apply), 130
 interrupted (SIGINT), 143 terminated (SIGTERM, apply --local). See
 docs/exit-codes.md.")]
 struct Cli {
@@ -45,7 +47,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Plain-SQL migrations: migrate, status, baseline, repair.
+    /// Plain-SQL migrations: migrate, status, baseline, repair, lint.
     #[command(subcommand)]
     Sql(SqlCommand),
     WaitForDb(commands::wait_for_db::Args),
@@ -76,6 +78,7 @@ enum SqlCommand {
     Status(commands::sql_status::Args),
     Baseline(commands::sql_baseline::Args),
     Repair(commands::sql_repair::Args),
+    Lint(commands::sql_lint::Args),
 }
 
 fn main() -> ExitCode {
@@ -96,6 +99,7 @@ fn main() -> ExitCode {
         Command::Sql(SqlCommand::Status(_)) => "sql status",
         Command::Sql(SqlCommand::Baseline(_)) => "sql baseline",
         Command::Sql(SqlCommand::Repair(_)) => "sql repair",
+        Command::Sql(SqlCommand::Lint(_)) => "sql lint",
         Command::WaitForDb(_) => "wait-for-db",
         Command::Exec(_) => "exec",
         Command::Demo(_) => "demo",
@@ -131,6 +135,9 @@ fn main() -> ExitCode {
             }
             Command::Sql(SqlCommand::Repair(a)) => {
                 until_signal(commands::sql_repair::run(a, reporter), reporter, RECORDED).await
+            }
+            Command::Sql(SqlCommand::Lint(a)) => {
+                until_signal(commands::sql_lint::run(a, reporter), reporter, "").await
             }
             Command::WaitForDb(a) => {
                 until_signal(commands::wait_for_db::run(a, reporter), reporter, "").await

@@ -155,7 +155,7 @@ const DEFAULTS: &[(&str, Level, &str, &str)] = &[
     ),
     (
         REQUIRE_LOCK_TIMEOUT,
-        Level::Deny,
+        Level::Warn,
         "without lock_timeout, a statement that waits for its lock behind a long transaction blocks every query that comes after it on that table, for as long as it waits",
         "start the file with SET lock_timeout = '5s'; or have kubemigrate set it for every file (`--statement-lock-timeout 5s`), which turns this rule off",
     ),

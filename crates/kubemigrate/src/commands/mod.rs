@@ -28,6 +28,8 @@ pub mod plan;
 pub mod render;
 pub mod schema;
 pub mod sql_baseline;
+pub mod sql_lint;
+pub mod sql_lint_trace;
 pub mod sql_migrate;
 pub mod sql_repair;
 pub mod sql_status;
@@ -190,7 +192,7 @@ pub struct DirArgs {
     pub set: Vec<(String, String)>,
 }
 
-fn parse_variable(text: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_variable(text: &str) -> Result<(String, String), String> {
     Variables::parse_assignment(text)
 }
 
