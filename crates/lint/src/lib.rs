@@ -618,6 +618,7 @@ fn needs_no_transaction(stmt: &ast::Stmt) -> Option<&'static str> {
         ast::Stmt::Reindex(r) if r.is_concurrently() => Some("REINDEX CONCURRENTLY"),
         ast::Stmt::Vacuum(_) => Some("VACUUM"),
         ast::Stmt::CreateDatabase(_) => Some("CREATE DATABASE"),
+        ast::Stmt::DropDatabase(_) => Some("DROP DATABASE"),
         ast::Stmt::AlterSystem(_) => Some("ALTER SYSTEM"),
         _ => None,
     }

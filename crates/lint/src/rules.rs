@@ -66,7 +66,7 @@ const DEFAULTS: &[(&str, Level, &str, &str)] = &[
     (
         NO_TRANSACTION_REQUIRED,
         Level::Deny,
-        "this statement cannot run inside a transaction block (DROP INDEX CONCURRENTLY, REINDEX CONCURRENTLY, VACUUM, CREATE DATABASE, ALTER SYSTEM), and kubemigrate runs this file in one: it fails with SQLSTATE 25001",
+        "this statement cannot run inside a transaction block (DROP INDEX CONCURRENTLY, REINDEX CONCURRENTLY, VACUUM, CREATE or DROP DATABASE, ALTER SYSTEM), and kubemigrate runs this file in one: it fails with SQLSTATE 25001",
         "put `-- kubemigrate:no-transaction` in the file's first comment lines, and keep the statement alone in its file",
     ),
     (
