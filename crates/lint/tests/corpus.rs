@@ -43,13 +43,19 @@ fn every_file_of_the_corpus_gets_exactly_its_expected_rules() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     // Each rule on by default has its pair: the unsafe file fires it, the safe one not.
-    for rule in kubemigrate_lint::catalogue().iter().filter(|r| r.default != Level::Off) {
+    for rule in kubemigrate_lint::catalogue()
+        .iter()
+        .filter(|r| r.default != Level::Off)
+    {
         let unsafe_file = format!("{}.unsafe.sql", rule.id);
         let safe_file = format!("{}.safe.sql", rule.id);
         let find = |v: &str| report.files.iter().find(|f| f.version == v);
         let u = find(&unsafe_file).unwrap_or_else(|| panic!("no {unsafe_file} in the corpus"));
         let s = find(&safe_file).unwrap_or_else(|| panic!("no {safe_file} in the corpus"));
-        assert!(u.findings.iter().any(|x| x.rule == rule.id), "{unsafe_file}");
+        assert!(
+            u.findings.iter().any(|x| x.rule == rule.id),
+            "{unsafe_file}"
+        );
         assert!(s.findings.iter().all(|x| x.rule != rule.id), "{safe_file}");
     }
 }

@@ -25,6 +25,7 @@ fn cluster_failure(e: ClusterError) -> Failure {
 /// Runs `apply` against the cluster.
 pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
     let mut loaded = plan::load(&args.plan)?;
+    super::apply::lint_before_apply(&loaded, args.skip_lint, reporter)?;
     let not_selected = select_targets(&mut loaded, &args.only)?;
     if let Some(ns) = &args.namespace {
         loaded.plan.metadata.namespace =

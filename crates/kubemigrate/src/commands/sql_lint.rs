@@ -127,9 +127,14 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
         (Some(f), false) => f,
         (Some(LintFormat::Json), true) => LintFormat::Json,
         (Some(f), true) => {
+            let name = if f == LintFormat::Sarif {
+                "sarif"
+            } else {
+                "github"
+            };
             return Err(Failure::new(
                 Exit::Usage,
-                anyhow!("-o json and --format {f:?} ask for two outputs; give one of them"),
+                anyhow!("-o json and --format {name} ask for two outputs; give one of them"),
             ));
         }
     };
@@ -247,16 +252,29 @@ async fn pending_versions(
 /// The error that ends a lint where a denied rule fired.
 pub fn denied_failure(report: &Report, what: &str) -> Failure {
     let n = report.count(Level::Deny);
-    let files: Vec<&str> = report
-        .files
-        .iter()
-        .filter(|f| f.findings.iter().any(|x| x.level == Level::Deny))
-        .map(|f| f.version.as_str())
-        .collect();
+    let mut files: Vec<&str> = Vec::new();
+    for f in report.findings().filter(|f| f.level == Level::Deny) {
+        if !files.contains(&f.version.as_str()) {
+            files.push(&f.version);
+        }
+    }
+    let first = report
+        .findings()
+        .find(|f| f.level == Level::Deny)
+        .map(|f| {
+            format!(
+                ", the first at {}:{}:{} ({})",
+                kubemigrate_sql::source::printable_path(&f.file),
+                f.line,
+                f.column,
+                f.rule
+            )
+        })
+        .unwrap_or_default();
     Failure::new(
         Exit::LintDenied,
         anyhow!(
-            "{what}: {n} finding{} of denied lint rules in {}; use the safe pattern, or silence one statement with `-- kubemigrate:lint-ignore RULE reason`",
+            "{what}: {n} finding{} of denied lint rules in {}{first}; use the safe pattern, or silence one statement with `-- kubemigrate:lint-ignore RULE reason`",
             if n == 1 { "" } else { "s" },
             files.join(", ")
         ),
@@ -443,4 +461,117 @@ fn list_rules(format: LintFormat) -> CommandResult {
     }
     print_stdout(out.trim_end());
     Ok(Exit::Ok)
+}
+
+/// The plan's `lint` rule names that no rule has, as located errors (the plan
+/// crate does not know the linter's rules).
+pub fn unknown_plan_rules(
+    loaded: &kubemigrate_plan::LoadedPlan,
+) -> Vec<kubemigrate_plan::Diagnostic> {
+    use kubemigrate_plan::FieldPath;
+    let mut out = Vec::new();
+    let mut check = |path: FieldPath, lint: &Option<kubemigrate_plan::LintPolicy>| {
+        let Some(lint) = lint else { return };
+        for rule in lint.rules.keys() {
+            if !kubemigrate_lint::rules::is_known(rule) {
+                out.push(loaded.error_at(
+                    path.key("rules").key(rule),
+                    kubemigrate_lint::LintError::UnknownRule { rule: rule.clone() }.to_string(),
+                ));
+            }
+        }
+    };
+    check(FieldPath::of(&["spec", "lint"]), &loaded.plan.spec.lint);
+    for (i, t) in loaded.plan.spec.targets.iter().enumerate() {
+        check(
+            FieldPath::of(&["spec", "targets"]).index(i).key("lint"),
+            &t.lint,
+        );
+    }
+    out
+}
+
+/// A plan's `lint` as a policy.
+fn plan_policy(lint: Option<&kubemigrate_plan::LintPolicy>) -> Policy {
+    let mut p = Policy::new();
+    if let Some(lint) = lint {
+        for (rule, level) in &lint.rules {
+            let level = match level {
+                kubemigrate_plan::LintLevel::Deny => Level::Deny,
+                kubemigrate_plan::LintLevel::Warn => Level::Warn,
+                kubemigrate_plan::LintLevel::Off => Level::Off,
+            };
+            // Names were checked when the plan was loaded.
+            let _ = p.set(rule, level);
+        }
+        if let Some(v) = &lint.postgres_version {
+            let _ = p.set_postgres_version(v);
+        }
+    }
+    p
+}
+
+/// Lints each enabled SQL target whose files are next to the plan (`localDir`),
+/// with the plan's and the target's `lint` policy; prints the findings on stderr.
+///
+/// # Errors
+/// Exit 11 when a denied rule fired (every target is linted first), 2 when a
+/// target's files cannot be read.
+pub fn lint_plan(loaded: &kubemigrate_plan::LoadedPlan) -> Result<(), Failure> {
+    let plan_level = plan_policy(loaded.plan.spec.lint.as_ref());
+    let mut denied = Vec::new();
+    for t in loaded.plan.spec.targets.iter().filter(|t| t.enabled) {
+        let Some(sql) = &t.sql else { continue };
+        let Some(dir) = &sql.local_dir else { continue };
+        if sql.image.is_some() || sql.engine != kubemigrate_plan::Engine::Native {
+            continue;
+        }
+        let policy = plan_level.overridden_by(&plan_policy(t.lint.as_ref()));
+        let dir = loaded.resolve_path(dir);
+        let vars = kubemigrate_sql::script::Variables::new();
+        let source = Source::read_dir(&dir, &vars).map_err(|e| {
+            Failure::new(
+                Exit::Usage,
+                anyhow!(e).context(format!("target {}", t.name)),
+            )
+        })?;
+        let report = kubemigrate_lint::lint_source(&source, &vars, &policy, None).map_err(|e| {
+            Failure::new(
+                Exit::Usage,
+                anyhow!(e).context(format!("target {}", t.name)),
+            )
+        })?;
+        let mut err = std::io::stderr().lock();
+        for f in report.findings() {
+            // Denied findings in full; warnings on one line.
+            let text = if f.level == Level::Deny {
+                format_finding(f)
+            } else {
+                f.to_string()
+            };
+            let _ = writeln!(err, "lint: target {}: {text}", t.name);
+        }
+        if let Some(first) = report.findings().find(|f| f.level == Level::Deny) {
+            let n = report.count(Level::Deny);
+            denied.push(format!(
+                "target {}: {n} finding{} of denied lint rules, the first at {}:{}:{} ({})",
+                t.name,
+                if n == 1 { "" } else { "s" },
+                kubemigrate_sql::source::printable_path(&first.file),
+                first.line,
+                first.column,
+                first.rule
+            ));
+        }
+    }
+    if denied.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::new(
+        Exit::LintDenied,
+        anyhow!(
+            "{}; use the safe pattern, silence one statement with `-- kubemigrate:lint-ignore RULE reason`, or lower the rule in the plan's `lint.rules`",
+            denied.join("; ")
+        ),
+    ))
 }
