@@ -31,6 +31,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use kubemigrate_sql::script::{Edit, Item, Location, Script, ScriptError, Variables, unmap_offset};
 use kubemigrate_sql::source::{Migration, Source, printable_path};
@@ -332,7 +333,7 @@ pub struct FileLint {
     pub findings: Vec<Finding>,
     /// Findings silenced by `-- kubemigrate:lint-ignore`.
     pub ignored: usize,
-    /// Bytes of SQL linted (the statements as they will be sent).
+    /// Bytes of the statements as they will be sent.
     #[serde(skip)]
     pub bytes: usize,
 }
@@ -379,12 +380,58 @@ pub fn lint_source(
     only: Option<&HashSet<String>>,
 ) -> Result<Report, LintError> {
     let linter = Prepared::new(policy)?;
-    let mut report = Report::default();
-    for m in &source.migrations {
-        if only.is_some_and(|o| !o.contains(&m.version)) {
-            continue;
+    let files: Vec<&Migration> = source
+        .migrations
+        .iter()
+        .filter(|m| only.is_none_or(|o| o.contains(&m.version)))
+        .collect();
+    // Files are independent: lint them on every core, then keep the run order.
+    let workers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .clamp(1, 8)
+        .min(files.len().max(1));
+    let next = AtomicUsize::new(0);
+    let mut results: Vec<(usize, Result<FileLint, LintError>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(m) = files.get(i) else { break };
+                        let result = linter.lint_file(&source.dir, m, vars);
+                        let failed = result.is_err();
+                        done.push((i, result));
+                        if failed {
+                            // The others finish the files they took: every file
+                            // before this one is linted, so the first error in
+                            // run order is the one reported.
+                            break;
+                        }
+                    }
+                    done
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    results.sort_by_key(|(i, _)| *i);
+    if results.len() < files.len() && results.iter().all(|(_, r)| r.is_ok()) {
+        // A worker panicked: lint what it left here, so the panic is not hidden.
+        let have: HashSet<usize> = results.iter().map(|(i, _)| *i).collect();
+        for (i, m) in files.iter().enumerate() {
+            if !have.contains(&i) {
+                results.push((i, linter.lint_file(&source.dir, m, vars)));
+            }
         }
-        report.files.push(linter.lint_file(&source.dir, m, vars)?);
+        results.sort_by_key(|(i, _)| *i);
+    }
+    let mut report = Report::default();
+    for (_, result) in results {
+        report.files.push(result?);
     }
     Ok(report)
 }
@@ -417,13 +464,16 @@ struct Sent {
 /// The policy turned into what each file's lint needs.
 struct Prepared<'p> {
     policy: &'p Policy,
+    /// Every squawk rule enabled is one of the defaults, none of which looks at
+    /// data statements (INSERT, UPDATE, DELETE, COPY, GRANT, DO, …).
+    skip_data_statements: bool,
     squawk_rules: Vec<squawk_linter::Rule>,
     version: Version,
 }
 
 impl<'p> Prepared<'p> {
     fn new(policy: &'p Policy) -> Result<Self, LintError> {
-        let squawk_rules = rules::catalogue()
+        let squawk_rules: Vec<squawk_linter::Rule> = rules::catalogue()
             .iter()
             .filter(|r| policy.level(r.id) != Level::Off)
             .filter_map(|r| rules::squawk_rule(r.id))
@@ -432,8 +482,14 @@ impl<'p> Prepared<'p> {
             Some(v) => parse_version(v)?,
             None => Version::default(),
         };
+        let skip_data_statements = squawk_rules.iter().all(|r| {
+            rules::catalogue()
+                .iter()
+                .any(|info| info.default != Level::Off && info.id == rules::squawk_id(*r))
+        });
         Ok(Prepared {
             policy,
+            skip_data_statements,
             squawk_rules,
             version,
         })
@@ -449,6 +505,7 @@ impl<'p> Prepared<'p> {
         let mut script = Script::open(&m.path, dir, vars)?;
         let mut text = String::new();
         let mut sent: Vec<Sent> = Vec::new();
+        let mut sent_bytes = 0;
         if mode == TxMode::Transaction {
             // What the engine sends around the file's statements.
             text.push_str("BEGIN;\n");
@@ -465,14 +522,21 @@ impl<'p> Prepared<'p> {
                 Item::Echo(_) => continue,
             };
             let start = text.len();
-            text.push_str(&body);
-            if !body.trim_end().ends_with(';') {
-                text.push(';');
+            sent_bytes += body.len();
+            // A statement no enabled rule can fire on is not parsed (squawk's
+            // parse is most of the lint's time); a statement a variable built may
+            // hold several, so it is always parsed.
+            let skip = self.skip_data_statements && edits.is_empty() && is_data_statement(&body);
+            if !skip {
+                text.push_str(&body);
+                if !body.trim_end().ends_with(';') {
+                    text.push(';');
+                }
+                text.push('\n');
             }
-            text.push('\n');
             sent.push(Sent {
                 start,
-                len: body.len(),
+                len: if skip { 0 } else { body.len() },
                 at,
                 edits,
                 original,
@@ -604,7 +668,7 @@ impl<'p> Prepared<'p> {
             statements,
             findings,
             ignored,
-            bytes: text.len(),
+            bytes: sent_bytes,
         })
     }
 }
@@ -627,8 +691,36 @@ fn needs_no_transaction(stmt: &ast::Stmt) -> Option<&'static str> {
 /// The index of the statement that holds `offset` of the combined text (the first
 /// for the `BEGIN` before them, the last for the `COMMIT` after).
 fn statement_at(sent: &[Sent], offset: usize) -> usize {
-    sent.partition_point(|s| s.start <= offset)
-        .saturating_sub(1)
+    let i = sent
+        .partition_point(|s| s.start <= offset)
+        .saturating_sub(1);
+    // A statement left out of the text (len 0) holds no offset: the one before it does.
+    (0..=i)
+        .rev()
+        .find(|&j| sent.get(j).is_some_and(|s| s.len > 0))
+        .unwrap_or(i)
+}
+
+/// Statements that only read or write rows, or grant: none of the rules on by
+/// default looks at them (squawk's `possibly_slow_stmt` leaves them out too).
+/// `SELECT` stays (`SELECT … INTO` creates a table), and so does `WITH`.
+fn is_data_statement(text: &str) -> bool {
+    let kw = kubemigrate_sql::lexer::leading_keywords(text, 1);
+    matches!(
+        kw.first().map(String::as_str),
+        Some(
+            "INSERT"
+                | "UPDATE"
+                | "DELETE"
+                | "MERGE"
+                | "COPY"
+                | "GRANT"
+                | "DO"
+                | "CALL"
+                | "NOTIFY"
+                | "VALUES"
+        )
+    )
 }
 
 /// Each statement's file and first line, for placing ignore comments.

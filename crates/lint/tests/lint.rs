@@ -184,3 +184,29 @@ fn as_written_files_are_linted_with_their_own_transactions() {
         ]
     );
 }
+
+#[test]
+fn data_statements_are_left_out_only_while_no_rule_looks_at_them() {
+    let files = [(
+        "1.sql",
+        "INSERT INTO t VALUES (1);\nUPDATE t SET a = 1, a = 2;\nDROP TABLE u;\nINSERT INTO t VALUES (2);\n",
+    )];
+    // Defaults: the DROP is found at its place, between the data statements.
+    let r = lint(&files);
+    assert_eq!(found(&r), ["1.sql:3:1 ban-drop-table"]);
+    assert_eq!(r.files[0].statements, 4);
+    // A rule that looks at UPDATE: every statement is parsed.
+    let mut p = Policy::new();
+    p.set_kubemigrate_sets_lock_timeout(true);
+    p.set("ban-duplicate-column-assignments", Level::Deny)
+        .unwrap();
+    let r = lint_with(&files, &[], &p).unwrap();
+    assert_eq!(
+        found(&r),
+        [
+            "1.sql:2:14 ban-duplicate-column-assignments",
+            "1.sql:2:21 ban-duplicate-column-assignments",
+            "1.sql:3:1 ban-drop-table"
+        ]
+    );
+}

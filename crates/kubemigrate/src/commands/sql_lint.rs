@@ -252,12 +252,12 @@ async fn pending_versions(
 /// The error that ends a lint where a denied rule fired.
 pub fn denied_failure(report: &Report, what: &str) -> Failure {
     let n = report.count(Level::Deny);
-    let mut files: Vec<&str> = Vec::new();
-    for f in report.findings().filter(|f| f.level == Level::Deny) {
-        if !files.contains(&f.version.as_str()) {
-            files.push(&f.version);
-        }
-    }
+    let files: Vec<&str> = report
+        .files
+        .iter()
+        .filter(|f| f.findings.iter().any(|x| x.level == Level::Deny))
+        .map(|f| f.version.as_str())
+        .collect();
     let first = report
         .findings()
         .find(|f| f.level == Level::Deny)
@@ -271,12 +271,21 @@ pub fn denied_failure(report: &Report, what: &str) -> Failure {
             )
         })
         .unwrap_or_default();
+    // One line: a long list is cut (the findings above name every file).
+    let listed = if files.len() > 5 {
+        format!(
+            "{} and {} more files",
+            files[..5].join(", "),
+            files.len() - 5
+        )
+    } else {
+        files.join(", ")
+    };
     Failure::new(
         Exit::LintDenied,
         anyhow!(
-            "{what}: {n} finding{} of denied lint rules in {}{first}; use the safe pattern, or silence one statement with `-- kubemigrate:lint-ignore RULE reason`",
+            "{what}: {n} finding{} of denied lint rules in {listed}{first}; use the safe pattern, or silence one statement with `-- kubemigrate:lint-ignore RULE reason`",
             if n == 1 { "" } else { "s" },
-            files.join(", ")
         ),
     )
 }
