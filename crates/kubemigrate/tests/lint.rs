@@ -115,9 +115,24 @@ fn sarif_output_has_what_code_scanning_reads() {
             .contains("Safe pattern: CREATE INDEX CONCURRENTLY")
     );
     let loc = &r["locations"][0]["physicalLocation"];
+    // An absolute --dir gives file:// URIs; a relative one (as in CI) relative paths.
     assert_eq!(
         loc["artifactLocation"]["uri"],
-        format!("{}/0002_index.sql", d.arg())
+        format!("file://{}/0002_index.sql", d.arg())
+    );
+    let repo = Dir::new(&[]);
+    std::fs::create_dir_all(repo.file("m")).unwrap();
+    for (name, body) in UNSAFE {
+        repo.write(&format!("m/{name}"), body);
+    }
+    let out = common::km_command(&["sql", "lint", "--dir", "./m", "--format", "sarif"], &[])
+        .current_dir(repo.path())
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        doc["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        "m/0002_index.sql"
     );
     assert_eq!(loc["region"]["startLine"], 2);
     assert_eq!(loc["region"]["startColumn"], 1);

@@ -629,7 +629,12 @@ impl<'p> Prepared<'p> {
         }
         let unused_level = self.policy.level(rules::UNUSED_IGNORE);
         if unused_level != Level::Off {
-            for u in ignores.unused() {
+            // An ignore of rules this policy turns off is not unused: another
+            // policy (`sql lint` with the defaults, another target) may need it.
+            for u in ignores
+                .unused()
+                .filter(|u| u.rules.iter().any(|r| self.policy.level(r) != Level::Off))
+            {
                 findings.push(Finding {
                     version: m.version.clone(),
                     file: u.path.clone(),

@@ -210,3 +210,16 @@ fn data_statements_are_left_out_only_while_no_rule_looks_at_them() {
         ]
     );
 }
+
+#[test]
+fn an_ignore_of_a_rule_the_policy_turns_off_is_not_unused() {
+    let files = [(
+        "1.sql",
+        "-- kubemigrate:lint-ignore ban-drop-column kept for the default policy\nALTER TABLE t DROP COLUMN c;\n",
+    )];
+    let mut p = Policy::new();
+    p.set_kubemigrate_sets_lock_timeout(true);
+    p.set("ban-drop-column", Level::Off).unwrap();
+    assert!(found(&lint_with(&files, &[], &p).unwrap()).is_empty());
+    assert!(found(&lint(&files)).is_empty());
+}

@@ -334,10 +334,26 @@ pub fn summary(report: &Report) -> String {
     )
 }
 
-/// A path for SARIF and annotations: relative, with `/`.
-fn uri(path: &std::path::Path) -> String {
+/// A path for annotations: as given, without a leading `./`.
+fn relative(path: &std::path::Path) -> String {
     let p = path.strip_prefix("./").unwrap_or(path);
     p.display().to_string()
+}
+
+/// A SARIF artifact URI: a relative path as it is (viewers resolve it against the
+/// repository), an absolute one as a `file://` URI; `%`, spaces, `#` and `?`
+/// escaped.
+fn uri(path: &std::path::Path) -> String {
+    let text = relative(path)
+        .replace('%', "%25")
+        .replace(' ', "%20")
+        .replace('#', "%23")
+        .replace('?', "%3F");
+    if path.is_absolute() {
+        format!("file://{text}")
+    } else {
+        text
+    }
 }
 
 /// The report as SARIF 2.1.0: one run, the rules that fired, one result each.
@@ -421,7 +437,7 @@ pub fn github(report: &Report) -> String {
             } else {
                 "warning"
             },
-            property(&uri(&f.file)),
+            property(&relative(&f.file)),
             f.line,
             f.column,
             property(&format!("kubemigrate lint: {}", f.rule)),
