@@ -551,6 +551,8 @@ pub fn lint_plan(loaded: &kubemigrate_plan::LoadedPlan) -> Result<(), Failure> {
         if sql.image.is_some() || sql.engine != kubemigrate_plan::Engine::Native {
             continue;
         }
+        // When targets can set lock_timeout (issue 17, item 2), pass it on here:
+        // `policy.set_kubemigrate_sets_lock_timeout(true)` turns require-lock-timeout off.
         let policy = plan_level.overridden_by(&plan_policy(t.lint.as_ref()));
         let dir = loaded.resolve_path(dir);
         let vars = kubemigrate_sql::script::Variables::new();
