@@ -504,14 +504,23 @@ fn trace_without_a_database_runs_every_file_on_an_empty_one() {
         run.stderr
     );
     std::fs::remove_file(d.file("0003_bad.sql")).unwrap();
+    // COPY data streams through, as in a run.
+    d.write(
+        "0004_data.sql",
+        "COPY orders (id, total) FROM stdin;\n1\t10\n2\t20\n\\.\nSELECT 1;\n",
+    );
     let doc = km(
         &["sql", "lint", "--trace", "--dir", &d.arg(), "-o", "json"],
         &[],
     )
     .expect(0)
     .json();
-    assert_eq!(doc["files"].as_array().unwrap().len(), 2);
+    assert_eq!(doc["files"].as_array().unwrap().len(), 3);
     assert!(locks(&doc, "0001_orders.sql", 1).iter().all(|l| l.4));
+    assert_eq!(
+        locks(&doc, "0004_data.sql", 1),
+        [lock("orders", "RowExclusiveLock", false, false, false)]
+    );
     assert!(locks(&doc, "0002_index.sql", 1).contains(&lock(
         "orders",
         "ShareLock",

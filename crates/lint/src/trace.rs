@@ -257,13 +257,16 @@ async fn trace_file(
         if in_tx || control || mode == TxMode::Transaction {
             run(runner, &text, is_copy, &mut script)
                 .await
-                .map_err(|e| fail(describe(&e)))?;
+                .map_err(|e| match e {
+                    Ran::Db(e) => fail(describe(&e)),
+                    Ran::Script(e) => TraceError::Script(e),
+                })?;
         } else {
             // Alone, outside a transaction: put one around it to see its locks.
             runner.batch_execute("BEGIN").await.map_err(db("BEGIN"))?;
             match run(runner, &text, is_copy, &mut script).await {
                 Ok(()) => {}
-                Err(e) if e.code().is_some_and(|c| c.code() == "25001") => {
+                Err(Ran::Db(e)) if e.code().is_some_and(|c| c.code() == "25001") => {
                     runner
                         .batch_execute("ROLLBACK")
                         .await
@@ -283,9 +286,13 @@ async fn trace_file(
                     statements.push(st);
                     continue;
                 }
-                Err(e) => {
+                Err(Ran::Db(e)) => {
                     let _ = runner.batch_execute("ROLLBACK").await;
                     return Err(fail(describe(&e)));
+                }
+                Err(Ran::Script(e)) => {
+                    let _ = runner.batch_execute("ROLLBACK").await;
+                    return Err(e.into());
                 }
             }
             // Observe, then end the transaction put around it.
@@ -377,23 +384,31 @@ fn is_transaction_control(text: &str) -> bool {
     }
 }
 
+/// Why a statement did not run: the server refused it, or its COPY data could not
+/// be read from the file.
+enum Ran {
+    Db(tokio_postgres::Error),
+    Script(ScriptError),
+}
+
 /// Runs one statement (a COPY with its data).
-async fn run(
-    runner: &Client,
-    text: &str,
-    is_copy: bool,
-    script: &mut Script,
-) -> Result<(), tokio_postgres::Error> {
+async fn run(runner: &Client, text: &str, is_copy: bool, script: &mut Script) -> Result<(), Ran> {
     if !is_copy {
-        return runner.batch_execute(text).await;
+        return runner.batch_execute(text).await.map_err(Ran::Db);
     }
     use futures_util::SinkExt;
-    let sink = runner.copy_in::<_, bytes::Bytes>(text).await?;
+    let sink = runner
+        .copy_in::<_, bytes::Bytes>(text)
+        .await
+        .map_err(Ran::Db)?;
     futures_util::pin_mut!(sink);
-    while let Ok(Some(block)) = script.copy_block() {
-        sink.feed(bytes::Bytes::from(block)).await?;
+    // Dropping the sink before `finish` aborts the COPY.
+    while let Some(block) = script.copy_block().map_err(Ran::Script)? {
+        sink.feed(bytes::Bytes::from(block))
+            .await
+            .map_err(Ran::Db)?;
     }
-    sink.finish().await.map(drop)
+    sink.finish().await.map(drop).map_err(Ran::Db)
 }
 
 /// Whether the runner's session is in a transaction now (its file's own BEGIN).
