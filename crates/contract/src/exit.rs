@@ -28,6 +28,9 @@ pub enum Exit {
     /// The Kubernetes API refused (a missing RBAC permission) or could not be
     /// reached (10).
     Cluster,
+    /// `sql lint` (and `validate`, `render`, `apply` before they go on): a denied
+    /// lint rule fired (11).
+    LintDenied,
     /// Interrupted by Ctrl-C, SIGINT (130).
     Interrupted,
     /// Stopped by SIGTERM (143): a runner in a pod being deleted, `apply --local`.
@@ -51,6 +54,7 @@ impl Exit {
             Exit::TargetFailed => 8,
             Exit::TimedOut => 9,
             Exit::Cluster => 10,
+            Exit::LintDenied => 11,
             Exit::Interrupted => 130,
             Exit::Terminated => 143,
             Exit::Child(code) => code,
@@ -71,6 +75,7 @@ impl Exit {
             Exit::TargetFailed => "target_failed",
             Exit::TimedOut => "timed_out",
             Exit::Cluster => "cluster_error",
+            Exit::LintDenied => "lint_denied",
             Exit::Interrupted => "interrupted",
             Exit::Terminated => "terminated",
             Exit::Child(0) => "ok",

@@ -24,6 +24,7 @@ use output::{Format, Reporter};
   kubemigrate demo                                        # try it on a throwaway PostgreSQL
   kubemigrate sql migrate --dir ./migrations --database-url postgres://app@db/app
   kubemigrate sql status --dir ./migrations -o json
+  kubemigrate sql lint --dir ./migrations --format github  # unsafe DDL, as CI annotations
   kubemigrate wait-for-db --timeout 2m
   kubemigrate exec --lock -- npm run migrate
   kubemigrate validate -f plan.yaml
@@ -33,7 +34,8 @@ use output::{Format, Reporter};
 Exit codes: 0 ok, 1 unexpected error, 2 bad usage or input, 3 a migration's SQL
 failed, 4 needs a person (drift, out of order, failed no-transaction file), 5 lock
 timeout, 6 cannot connect, 7 files pending (sql status), 8 a target failed with a
-code of its own (apply), 9 apply timed out, 10 the Kubernetes API refused, 130
+code of its own (apply), 9 apply timed out, 10 the Kubernetes API refused, 11 a
+denied lint rule fired (sql lint; validate, render, apply), 130
 interrupted (SIGINT), 143 terminated (SIGTERM, apply --local). See
 docs/exit-codes.md.")]
 struct Cli {
@@ -46,7 +48,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Plain-SQL migrations: migrate, status, baseline, repair.
+    /// Plain-SQL migrations: migrate, status, baseline, repair, lint.
     #[command(subcommand)]
     Sql(SqlCommand),
     WaitForDb(commands::wait_for_db::Args),
@@ -77,6 +79,7 @@ enum SqlCommand {
     Status(commands::sql::status::Args),
     Baseline(commands::sql::baseline::Args),
     Repair(commands::sql::repair::Args),
+    Lint(commands::sql::lint::Args),
 }
 
 fn main() -> ExitCode {
@@ -97,6 +100,7 @@ fn main() -> ExitCode {
         Command::Sql(SqlCommand::Status(_)) => "sql status",
         Command::Sql(SqlCommand::Baseline(_)) => "sql baseline",
         Command::Sql(SqlCommand::Repair(_)) => "sql repair",
+        Command::Sql(SqlCommand::Lint(_)) => "sql lint",
         Command::WaitForDb(_) => "wait-for-db",
         Command::Exec(_) => "exec",
         Command::Demo(_) => "demo",
@@ -137,6 +141,9 @@ fn main() -> ExitCode {
             }
             Command::Sql(SqlCommand::Repair(a)) => {
                 until_signal(commands::sql::repair::run(a, reporter), reporter, RECORDED).await
+            }
+            Command::Sql(SqlCommand::Lint(a)) => {
+                until_signal(commands::sql::lint::run(a, reporter), reporter, "").await
             }
             Command::WaitForDb(a) => {
                 until_signal(commands::wait_for_db::run(a, reporter), reporter, "").await

@@ -117,6 +117,11 @@ pub struct Spec {
     /// when the plan is rendered.
     #[serde(default)]
     pub affinity: Option<serde_json::Value>,
+    /// The lint policy of every SQL target (a target's `lint` overrides it rule by
+    /// rule): `validate`, `render` and `apply` lint the files they can read and stop
+    /// on denied rules.
+    #[serde(default)]
+    pub lint: Option<LintPolicy>,
     /// The databases to migrate.
     pub targets: Vec<Target>,
 }
@@ -347,6 +352,46 @@ pub struct Target {
     /// Overrides of the plan's `resources`, field by field.
     #[serde(default)]
     pub resources: Option<Resources>,
+    /// Overrides of the plan's `lint` policy for this SQL target, rule by rule.
+    #[serde(default)]
+    pub lint: Option<LintPolicy>,
+}
+
+/// A lint policy: the level of each rule (over the defaults of `kubemigrate sql
+/// lint --list-rules`) and the PostgreSQL version the files run on.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LintPolicy {
+    /// Rule id → `deny`, `warn` or `off`, e.g. `{ban-drop-column: warn}`.
+    #[serde(default)]
+    pub rules: BTreeMap<String, LintLevel>,
+    /// The PostgreSQL version the migrations run on (`16`, `15.4`); some rules
+    /// depend on it (default 15).
+    #[serde(default)]
+    pub postgres_version: Option<String>,
+}
+
+/// How a lint rule's findings count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LintLevel {
+    /// Reported, and stops `validate`, `render`, `apply` and `sql lint` (exit 11).
+    Deny,
+    /// Reported only.
+    Warn,
+    /// Not checked.
+    Off,
+}
+
+impl LintLevel {
+    /// `deny`, `warn` or `off`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LintLevel::Deny => "deny",
+            LintLevel::Warn => "warn",
+            LintLevel::Off => "off",
+        }
+    }
 }
 
 /// Where the database is and who connects.

@@ -125,8 +125,31 @@ pub fn validate(plan: &Plan) -> Vec<Finding> {
         &spec.security_context,
     );
 
+    if let Some(l) = &spec.lint {
+        lint_policy(&mut f, &spec_path.key("lint"), l);
+    }
     targets(&mut f, plan);
     f.0
+}
+
+/// `postgresVersion` is `MAJOR[.MINOR[.PATCH]]`. Rule names are checked by the
+/// binary, which knows the linter's rules.
+fn lint_policy(f: &mut Findings, p: &FieldPath, l: &crate::model::LintPolicy) {
+    if let Some(v) = &l.postgres_version {
+        let parts: Vec<&str> = v.split('.').collect();
+        let ok = parts.len() <= 3
+            && parts
+                .iter()
+                .all(|x| !x.is_empty() && x.len() <= 4 && x.bytes().all(|b| b.is_ascii_digit()));
+        if !ok {
+            f.error(
+                p.key("postgresVersion"),
+                format!(
+                    "{v:?} is not a PostgreSQL version; give the major version, e.g. 16, or 15.4"
+                ),
+            );
+        }
+    }
 }
 
 fn image_ref(f: &mut Findings, path: FieldPath, image: &str) {
@@ -368,6 +391,15 @@ fn find_cycle(targets: &[Target], index: &HashMap<&str, usize>) -> Option<Vec<us
 const MAX_HOST_NAME: usize = 253;
 
 fn target(f: &mut Findings, p: &FieldPath, t: &Target) {
+    if let Some(l) = &t.lint {
+        lint_policy(f, &p.key("lint"), l);
+        if t.command.is_some() && t.sql.is_none() {
+            f.error(
+                p.key("lint"),
+                "`lint` applies to SQL files; a `command` target's migrations are not linted",
+            );
+        }
+    }
     let db = &t.database;
     let dbp = p.key("database");
     if db.host.len() > MAX_HOST_NAME {

@@ -166,7 +166,7 @@ pub struct DirArgs {
     pub set: Vec<(String, String)>,
 }
 
-fn parse_variable(text: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_variable(text: &str) -> Result<(String, String), String> {
     Variables::parse_assignment(text)
 }
 

@@ -52,6 +52,10 @@ pub fn invalid(file: &std::path::Path, diagnostics: &[Diagnostic]) -> Failure {
 pub fn load(args: &PlanArgs) -> Result<LoadedPlan, Failure> {
     match kubemigrate_plan::load(&args.file) {
         Ok(loaded) => {
+            let unknown = crate::commands::sql::lint::unknown_plan_rules(&loaded);
+            if !unknown.is_empty() {
+                return Err(invalid(&args.file, &unknown));
+            }
             for w in &loaded.warnings {
                 eprintln!("{w}");
             }

@@ -13,13 +13,14 @@ use crate::output::{Output, Reporter};
 /// targets, dependsOn cycles), then renders its objects with the credentials
 /// redacted, so what `render` would refuse (a localDir over 1 MiB, a bad affinity)
 /// is reported too. Credentials are not read: a missing fromEnv variable is not an
-/// error here.
+/// error here. The SQL files of `localDir` targets are linted with the plan's
+/// `lint` policy (see `kubemigrate sql lint`); a denied rule fails the plan.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   kubemigrate validate -f plan.yaml
   kubemigrate validate -f plan.yaml -o json | jq .errors
 
-Exit codes: 0 valid (warnings may be printed), 2 invalid or unreadable.")]
+Exit codes: 0 valid (warnings may be printed), 2 invalid or unreadable, 11 a denied\nlint rule fired in a localDir target's files.")]
 pub struct Args {
     #[command(flatten)]
     plan: PlanArgs,
@@ -29,6 +30,7 @@ pub struct Args {
 pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
     let loaded = plan::load(&args.plan)?;
     let (_, rendered) = plan::render(&loaded, "00000000".into(), None, true)?;
+    crate::commands::sql::lint::lint_plan(&loaded)?;
     let p = &loaded.plan;
     let report = Validation {
         file: loaded.file.display().to_string(),

@@ -27,6 +27,7 @@ fn cluster_failure(e: ClusterError) -> Failure {
 /// Runs `apply` against the cluster.
 pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
     let mut loaded = plan::load(&args.plan)?;
+    super::lint_before_apply(&loaded, args.skip_lint, reporter)?;
     if let Some(ns) = &args.namespace {
         loaded.plan.metadata.namespace =
             Name::new(ns).map_err(|e| usage(format!("--namespace: {e}")))?;

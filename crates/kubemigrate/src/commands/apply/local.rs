@@ -43,6 +43,7 @@ pub const INTERRUPT_GRACE: Duration = Duration::from_secs(10);
 /// Runs `apply --local`.
 pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
     let loaded = plan::load(&args.plan)?;
+    super::lint_before_apply(&loaded, args.skip_lint, reporter)?;
     let db = args
         .db
         .iter()

@@ -44,13 +44,19 @@ Exit codes: 0 every selected target succeeded; else the runner's code of the fir
 failed target (2 bad input, 3 SQL failed, 4 needs a person, 5 lock timeout, 6 cannot
 connect), or 8 when it has none of these (its command failed, the Job failed
 otherwise); 9 waiting timed out (--timeout); 10 the cluster refused or could not be
-reached (a missing RBAC permission is named); 130 interrupted.")]
+reached (a missing RBAC permission is named); 11 a denied lint rule fired in a
+localDir target's files (nothing was applied; --skip-lint skips the lint); 130
+interrupted.")]
 pub struct Args {
     #[command(flatten)]
     pub(crate) plan: PlanArgs,
     /// Run on this machine instead of a cluster.
     #[arg(long)]
     pub(crate) local: bool,
+    /// Do not lint the SQL files of localDir targets before applying (a denied rule
+    /// otherwise stops the run, exit 11, before anything is applied).
+    #[arg(long)]
+    pub(crate) skip_lint: bool,
     /// The kubeconfig context (default: the current one).
     #[arg(long, value_name = "NAME", conflicts_with = "local")]
     pub(crate) context: Option<String>,
@@ -127,6 +133,25 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
         return Err("must be above zero and at most 24h".into());
     }
     Ok(d)
+}
+
+/// Lints the plan's localDir targets before anything is applied, or says that
+/// `--skip-lint` skipped it.
+///
+/// # Errors
+/// Exit 11 when a denied rule fired, 2 when a target's files cannot be read.
+pub(crate) fn lint_before_apply(
+    loaded: &kubemigrate_plan::LoadedPlan,
+    skip: bool,
+    reporter: Reporter,
+) -> Result<(), crate::exit::Failure> {
+    if skip {
+        reporter.warn(
+            "lint skipped (--skip-lint): the SQL files were not checked for unsafe statements",
+        );
+        return Ok(());
+    }
+    crate::commands::sql::lint::lint_plan(loaded)
 }
 
 /// Runs the command.
