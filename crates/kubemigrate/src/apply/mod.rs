@@ -58,6 +58,13 @@ impl Status {
 /// Why a target did not succeed, or was not run: the fields that the output layer
 /// turns into words (`output::human::reason`) and codes (`reason_code` in JSON).
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(
+    not(feature = "cluster"),
+    expect(
+        dead_code,
+        reason = "JobFailed, TimedOut, JobDeleted and Cluster come from a cluster"
+    )
+)]
 pub enum Reason {
     /// Left out by `--only`.
     NotSelected,
@@ -248,6 +255,13 @@ impl TargetResult {
 
 /// Something wrong that a person should hear about while a target runs.
 #[derive(Debug, Clone)]
+#[cfg_attr(
+    not(feature = "cluster"),
+    expect(
+        dead_code,
+        reason = "StillWaiting and LogsNotSaved come from a cluster's Jobs"
+    )
+)]
 pub enum Problem {
     /// A problem seen in the cluster: an image that cannot be pulled, a pod that
     /// cannot be scheduled, pods the controller cannot create…
