@@ -575,6 +575,18 @@ pub struct Sql {
     /// to `/etc/passwd` never ends up in the ConfigMap).
     #[serde(default)]
     pub allow_outside_plan_dir: bool,
+    /// PostgreSQL's `lock_timeout` for the files' statements (`5s`): a statement
+    /// that waits longer for a lock fails instead of queueing every later query
+    /// behind it. A file that sets its own wins.
+    #[serde(default)]
+    pub lock_timeout: Option<Duration>,
+    /// PostgreSQL's `statement_timeout` for the files' statements.
+    #[serde(default)]
+    pub statement_timeout: Option<Duration>,
+    /// How many times a transactional file that met `lockTimeout` is rolled back
+    /// and run again, 1 s, 2 s, 4 s… apart (native engine; default 0).
+    #[serde(default)]
+    pub lock_retries: u32,
 }
 
 /// What runs the SQL files.

@@ -456,6 +456,22 @@ fn target(f: &mut Findings, p: &FieldPath, t: &Target) {
                     }
                 }
             }
+            if sql.lock_retries > 0 {
+                if sql.engine == Engine::Psql {
+                    f.error(
+                        sp.key("lockRetries"),
+                        "engine psql runs files with psql, which cannot retry them; leave lockRetries out or use the native engine",
+                    );
+                } else if sql.lock_timeout.is_none() {
+                    f.error(
+                        sp.key("lockRetries"),
+                        "a retry follows a lock timeout: set lockTimeout too (for example 5s)",
+                    );
+                }
+                if sql.lock_retries > 100 {
+                    f.error(sp.key("lockRetries"), "at most 100 retries");
+                }
+            }
             if let Some(dir) = &sql.dir
                 && !dir.starts_with('/')
             {

@@ -757,13 +757,17 @@ impl JobBuilder<'_> {
             (Some(sql), _) if sql.local_dir.is_some() => (
                 Runner::OwnImage,
                 runner_image.clone(),
-                vec![
-                    s(RUNNER_BINARY),
-                    s("sql"),
-                    s("migrate"),
-                    s("--dir"),
-                    s("/migrations"),
-                ],
+                [
+                    vec![
+                        s(RUNNER_BINARY),
+                        s("sql"),
+                        s("migrate"),
+                        s("--dir"),
+                        s("/migrations"),
+                    ],
+                    timeout_flags(sql),
+                ]
+                .concat(),
             ),
             (Some(sql), _) if sql.engine == Engine::Psql => (
                 Runner::Psql,
@@ -773,13 +777,17 @@ impl JobBuilder<'_> {
             (Some(sql), _) => (
                 Runner::Copied,
                 sql.image.clone().unwrap_or_default(),
-                vec![
-                    s(COPIED_BINARY),
-                    s("sql"),
-                    s("migrate"),
-                    s("--dir"),
-                    sql.dir.clone().unwrap_or_else(|| s("/migrations")),
-                ],
+                [
+                    vec![
+                        s(COPIED_BINARY),
+                        s("sql"),
+                        s("migrate"),
+                        s("--dir"),
+                        sql.dir.clone().unwrap_or_else(|| s("/migrations")),
+                    ],
+                    timeout_flags(sql),
+                ]
+                .concat(),
             ),
             (None, Some(cmd)) => {
                 let mut c = vec![s(COPIED_BINARY), s("exec"), s("--lock"), s("--")];
@@ -851,6 +859,22 @@ impl JobBuilder<'_> {
                     .and_then(|s| s.dir.clone())
                     .unwrap_or_else(|| s("/migrations"));
                 e.push(plain_env("MIGRATIONS_DIR", &dir));
+                // psql sets the timeouts from the server options libpq sends.
+                if let Some(sql) = &t.sql {
+                    let options: Vec<String> = [
+                        ("lock_timeout", &sql.lock_timeout),
+                        ("statement_timeout", &sql.statement_timeout),
+                    ]
+                    .iter()
+                    .filter_map(|(name, d)| {
+                        d.as_ref()
+                            .map(|d| format!("-c {name}={}", d.value().as_millis().max(1)))
+                    })
+                    .collect();
+                    if !options.is_empty() {
+                        e.push(plain_env("PGOPTIONS", &options.join(" ")));
+                    }
+                }
                 main.env = Some(e);
             }
         }
@@ -1030,6 +1054,22 @@ impl JobBuilder<'_> {
         }
         env
     }
+}
+
+/// `sql migrate`'s flags for the target's timeouts and retries.
+fn timeout_flags(sql: &kubemigrate_plan::Sql) -> Vec<String> {
+    let ms = |d: &kubemigrate_plan::values::Duration| format!("{}ms", d.value().as_millis().max(1));
+    let mut flags = Vec::new();
+    if let Some(d) = &sql.lock_timeout {
+        flags.extend(["--statement-lock-timeout".to_string(), ms(d)]);
+    }
+    if let Some(d) = &sql.statement_timeout {
+        flags.extend(["--statement-timeout".to_string(), ms(d)]);
+    }
+    if sql.lock_retries > 0 {
+        flags.extend(["--lock-retries".to_string(), sql.lock_retries.to_string()]);
+    }
+    flags
 }
 
 fn push_mount(c: &mut Container, volume: &str, path: &str, read_only: bool) {

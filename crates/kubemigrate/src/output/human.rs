@@ -78,6 +78,16 @@ pub fn event(event: &Event) -> Option<String> {
             duration: d,
         } => format!("failed {version} after {}", duration(*d)),
         Event::FileBaselined { version } => format!("baselined {version}"),
+        Event::LockRetry {
+            version,
+            attempt,
+            of,
+            wait,
+            message,
+        } => format!(
+            "{version} was rolled back: {message} (SQLSTATE 55P03); retry {attempt} of {of} in {}",
+            duration(*wait)
+        ),
         _ => return None,
     })
 }

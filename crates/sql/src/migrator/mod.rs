@@ -70,6 +70,11 @@ pub struct MigrateOptions {
     pub lock_timeout: Duration,
     /// PostgreSQL's `lock_timeout` for the migrations' statements.
     pub statement_lock_timeout: Option<Duration>,
+    /// PostgreSQL's `statement_timeout` for the migrations' statements.
+    pub statement_timeout: Option<Duration>,
+    /// How many times a transactional file that failed on a lock timeout (SQLSTATE
+    /// 55P03) is rolled back and run again, after 1 s, 2 s, 4 s… (at most 30 s).
+    pub lock_retries: u32,
     /// psql variables (`--set NAME=VALUE`).
     pub variables: Variables,
 }
@@ -85,6 +90,8 @@ impl Default for MigrateOptions {
             dry_run: false,
             lock_timeout: Duration::from_secs(600),
             statement_lock_timeout: None,
+            statement_timeout: None,
+            lock_retries: 0,
             variables: Variables::new(),
         }
     }

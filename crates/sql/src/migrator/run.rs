@@ -98,7 +98,33 @@ pub(super) async fn plan_and_run(
             controls_transaction: m.controls_transaction,
         });
         let t0 = Instant::now();
-        let result = runner.run_file(source, m, previous_failure, events).await;
+        let mut attempt = 0;
+        let result = loop {
+            let result = runner
+                .run_file(source, m, previous_failure || attempt > 0, events)
+                .await;
+            // A lock timeout rolled a transactional file back whole: waiting and
+            // running it again is safe.
+            match &result {
+                Err(MigrateError::Sql(s))
+                    if s.code == LOCK_NOT_AVAILABLE
+                        && m.transactional()
+                        && attempt < options.lock_retries =>
+                {
+                    attempt += 1;
+                    let wait = retry_wait(attempt);
+                    events(Event::LockRetry {
+                        version: m.version.clone(),
+                        attempt,
+                        of: options.lock_retries,
+                        wait,
+                        message: s.message.clone(),
+                    });
+                    tokio::time::sleep(wait).await;
+                }
+                _ => break result,
+            }
+        };
         let duration = t0.elapsed();
         let f = &mut report.files[i];
         f.duration_ms = Some(millis(duration));
@@ -173,6 +199,15 @@ pub(super) struct Progress {
 /// the server has not finished that yet).
 pub(super) const FAILURE_LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '10s'";
 
+/// SQLSTATE `lock_not_available`: `lock_timeout` ran out (or a NOWAIT lock).
+const LOCK_NOT_AVAILABLE: &str = "55P03";
+
+/// How long to wait before retry `attempt` (1, 2, …) of a file that met a lock
+/// timeout: 1 s, doubling, at most 30 s.
+pub(super) fn retry_wait(attempt: u32) -> Duration {
+    Duration::from_secs(1u64 << attempt.saturating_sub(1).min(5)).min(Duration::from_secs(30))
+}
+
 impl<'a> Runner<'a> {
     pub(super) async fn new(
         conn: &'a mut Connection,
@@ -192,10 +227,17 @@ impl<'a> Runner<'a> {
             reset.push_str(CHECK_INTERVAL);
             reset.push(';');
         }
+        // Numbers of milliseconds: no user text goes into this SQL. A file that
+        // sets its own overrides them for its session.
         if let Some(timeout) = options.statement_lock_timeout {
-            // A number of milliseconds: no user text goes into this SQL.
             reset.push_str(&format!(
                 "SET lock_timeout = {};",
+                timeout.as_millis().max(1)
+            ));
+        }
+        if let Some(timeout) = options.statement_timeout {
+            reset.push_str(&format!(
+                "SET statement_timeout = {};",
                 timeout.as_millis().max(1)
             ));
         }

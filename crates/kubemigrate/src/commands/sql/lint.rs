@@ -551,9 +551,10 @@ pub fn lint_plan(loaded: &kubemigrate_plan::LoadedPlan) -> Result<(), Failure> {
         if sql.image.is_some() || sql.engine != kubemigrate_plan::Engine::Native {
             continue;
         }
-        // When targets can set lock_timeout (issue 17, item 2), pass it on here:
-        // `policy.set_kubemigrate_sets_lock_timeout(true)` turns require-lock-timeout off.
-        let policy = plan_level.overridden_by(&plan_policy(t.lint.as_ref()));
+        let mut policy = plan_level.overridden_by(&plan_policy(t.lint.as_ref()));
+        // The target's lockTimeout is set for every file: the rule that asks for
+        // one has nothing to say.
+        policy.set_kubemigrate_sets_lock_timeout(sql.lock_timeout.is_some());
         let dir = loaded.resolve_path(dir);
         let vars = kubemigrate_sql::script::Variables::new();
         let source = Source::read_dir(&dir, &vars).map_err(|e| {

@@ -20,7 +20,8 @@ use crate::output::sql::SqlRun;
 #[command(after_help = "Examples:
   kubemigrate sql migrate --dir ./migrations --database-url postgres://app@db:5432/app
   DATABASE_URL=postgres://app@db/app kubemigrate sql migrate -d /migrations -o json
-  kubemigrate sql migrate -d ./migrations --dry-run")]
+  kubemigrate sql migrate -d ./migrations --dry-run
+  kubemigrate sql migrate -d ./migrations --statement-lock-timeout 5s --lock-retries 3")]
 pub struct Args {
     #[command(flatten)]
     dir: DirArgs,
@@ -38,8 +39,17 @@ pub struct Args {
     strict: bool,
     /// PostgreSQL lock_timeout for the migrations' statements, so DDL never queues
     /// forever behind a long transaction (e.g. 5s) [default: unset].
-    #[arg(long, value_parser = parse_lock_timeout, allow_hyphen_values = true, value_name = "DURATION")]
+    #[arg(long, value_parser = parse_timeout, allow_hyphen_values = true, value_name = "DURATION")]
     statement_lock_timeout: Option<Duration>,
+    /// PostgreSQL statement_timeout for the migrations' statements: a statement
+    /// running longer fails (and its file with it) [default: unset].
+    #[arg(long, value_parser = parse_timeout, allow_hyphen_values = true, value_name = "DURATION")]
+    statement_timeout: Option<Duration>,
+    /// Run a transactional file again, up to N times, when it fails on a lock
+    /// timeout (SQLSTATE 55P03, see --statement-lock-timeout): it was rolled back
+    /// whole, and retries wait 1s, 2s, 4s… (at most 30s) [default: 0].
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100))]
+    lock_retries: u32,
     #[command(flatten)]
     conn: ConnArgs,
     #[command(flatten)]
@@ -48,9 +58,10 @@ pub struct Args {
     run: RunArgs,
 }
 
-/// A duration PostgreSQL's lock_timeout can take: from 1 ms to about 24 days (0 would
-/// turn the timeout off, the opposite of what the flag is for).
-fn parse_lock_timeout(text: &str) -> Result<Duration, String> {
+/// A duration PostgreSQL's lock_timeout and statement_timeout can take: from 1 ms
+/// to about 24 days (0 would turn the timeout off, the opposite of what the flags
+/// are for).
+fn parse_timeout(text: &str) -> Result<Duration, String> {
     let d = crate::args::db::parse_duration(text)?;
     if d < Duration::from_millis(1) || d.as_millis() > i32::MAX as u128 {
         return Err("give a duration from 1ms to 24days".into());
@@ -69,6 +80,8 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
     options.allow_out_of_order = args.allow_out_of_order;
     options.strict = args.strict;
     options.statement_lock_timeout = args.statement_lock_timeout;
+    options.statement_timeout = args.statement_timeout;
+    options.lock_retries = args.lock_retries;
     let outcome = migrator::migrate(&conn, &source, &options, &mut |e| reporter.event(e)).await;
     let (exit, failure) = Failure::of_run(outcome.error);
     let run = SqlRun {
