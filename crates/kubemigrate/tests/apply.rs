@@ -1,6 +1,10 @@
 //! `kubemigrate apply --local` against real databases: ordering, parallel targets,
 //! skipped dependents, exit codes, a database that never comes up.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is the failure the test reports"
+)]
 
 mod common;
 

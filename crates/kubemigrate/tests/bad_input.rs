@@ -3,7 +3,11 @@
 //! is found before kubemigrate connects (the URL points at a closed port). Most cases
 //! run `sql migrate --dry-run`; plan cases run `validate` or `render`, connection
 //! cases `wait-for-db`. Each command runs under a deadline: a hang is a failure.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is the failure the test reports"
+)]
 
 mod common;
 

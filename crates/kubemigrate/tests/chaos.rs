@@ -2,7 +2,11 @@
 //! corpus of transactional and no-transaction files. After each kill the database holds
 //! no half-applied transactional file and the history matches the schema; a person's
 //! repair of an interrupted no-transaction file and a rerun finish the job.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is the failure the test reports"
+)]
 
 mod common;
 

@@ -3,7 +3,11 @@
 //! and kube-scheduler of the pinned release, kwok playing the node's kubelet).
 //! Each test drives the real binary in a namespace of its own; each pod's scenario
 //! comes from the plan's labels (see `tools/kube/kwok-stages.yaml`).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is the failure the test reports"
+)]
 
 mod common;
 
@@ -492,6 +496,20 @@ fn status_logs_and_cleanup_find_the_plans_jobs_and_cleanup_leaves_no_pods() {
         logs.stdout
     );
     assert!(!logs.stdout.contains("b/"), "{}", logs.stdout);
+    // With -o json the lines move to stderr and stdout holds one document.
+    let logs = env.km(&["logs", "--target", "a", "-o", "json"]).expect(0);
+    assert!(
+        logs.stderr.contains("| applying 0001_create_orders.sql"),
+        "{}",
+        logs.stderr
+    );
+    let doc = logs.json();
+    assert_eq!(doc["run_id"], "r1", "{doc}");
+    let read = doc["containers"].as_array().unwrap();
+    assert!(
+        !read.is_empty() && read.iter().all(|c| c.as_str().unwrap().starts_with("a/")),
+        "{doc}"
+    );
     assert_eq!(env.names("pods").len(), 3);
     let cleanup = env.km(&["cleanup"]).expect(0);
     assert!(

@@ -1,5 +1,9 @@
 //! Several runners at once, runners killed mid-file, the lock, `exec` and `wait-for-db`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is the failure the test reports"
+)]
 
 mod common;
 

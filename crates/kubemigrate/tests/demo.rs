@@ -2,7 +2,11 @@
 //! its node_modules is missing, as in a fresh clone), both runs of the example plan
 //! on a throwaway PostgreSQL, and the history in each database afterwards (read
 //! while `--keep` holds the server up).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is the failure the test reports"
+)]
 
 mod common;
 

@@ -8,7 +8,11 @@
 //! address, and pods find it by a Service name through the cluster DNS.
 //!
 //! Needs root (containerd, network, cgroups), as `scripts/test` in CI runs.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is the failure the test reports"
+)]
 
 mod common;
 

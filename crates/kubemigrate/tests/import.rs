@@ -5,7 +5,11 @@
 //! `tests/fixtures/import/basic.plan.yaml` and compared exactly, so tests of later
 //! commands (validate, render) can read it. After a deliberate change to the output,
 //! rewrite it with `KUBEMIGRATE_BLESS=1 cargo test -p kubemigrate --test import`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is the failure the test reports"
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

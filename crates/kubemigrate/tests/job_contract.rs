@@ -9,7 +9,11 @@
 //! the real PostgreSQL. If a variable name, a key, a flag or a path in the rendered
 //! objects were wrong, the migrations would not run.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is the failure the test reports"
+)]
 
 mod common;
 

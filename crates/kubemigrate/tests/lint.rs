@@ -2,7 +2,11 @@
 //! (human, JSON, SARIF, GitHub annotations), policy flags and inline ignores,
 //! `--pending` against a real database, the plan's `lint` policy in `validate`,
 //! `render` and `apply --local`, and `--trace` against real PostgreSQL.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is the failure the test reports"
+)]
 
 mod common;
 

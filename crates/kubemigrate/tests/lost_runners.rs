@@ -4,7 +4,11 @@
 //!
 //! The cut-off test drops the runner's packets with iptables on the loopback
 //! interface, so it needs root, as CI has.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is the failure the test reports"
+)]
 
 mod common;
 

@@ -1,6 +1,10 @@
 //! psql syntax in migration files: variables, includes, conditionals, \copy, files
 //! with their own transactions, and a pg_dump applied as one migration.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is the failure the test reports"
+)]
 
 mod common;
 

@@ -3,7 +3,11 @@
 //!
 //! See: issue 13 ("Reliability: the defects found by trying to break it, and the
 //! classes behind them").
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is the failure the test reports"
+)]
 
 mod common;
 

@@ -8,7 +8,11 @@
 //! `chroot` (as root, as in CI) or, when not root, under
 //! `unshare --user --map-root-user --root=DIR`. When neither works the tests fail:
 //! they never pass without having run.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is the failure the test reports"
+)]
 
 mod common;
 

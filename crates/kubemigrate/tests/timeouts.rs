@@ -1,7 +1,11 @@
 //! Lock and statement timeouts for the migrations' statements, and the retry of a
 //! transactional file that met a lock timeout, against real PostgreSQL: another
 //! session holds a conflicting lock for a while.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is the failure the test reports"
+)]
 
 mod common;
 

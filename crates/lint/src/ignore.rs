@@ -203,7 +203,10 @@ fn statement_comments(body: &str) -> Vec<usize> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(
+        clippy::unwrap_used,
+        reason = "test code: a failed unwrap is the failure the test reports"
+    )]
     use super::*;
 
     #[test]

@@ -2,7 +2,11 @@
 //! (`RULE.unsafe.sql`) and one written the safe way (`RULE.safe.sql`). Each file
 //! says on its `-- expect:` line which rules must fire on it (or `nothing`), and
 //! the default policy must find exactly those.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is the failure the test reports"
+)]
 
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -1,6 +1,10 @@
 //! The linter on small directories: transaction modes, positions through
 //! variables and includes, policy, ignores.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is the failure the test reports"
+)]
 
 use kubemigrate_lint::{Level, LintError, Policy, Report, lint_source};
 use kubemigrate_sql::script::Variables;

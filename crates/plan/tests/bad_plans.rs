@@ -2,7 +2,10 @@
 //! message each gets: file:line:column, the field path, what is wrong, and a
 //! suggestion where one helps. One snapshot holds them all, so a change in any
 //! message shows up in review.
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is the failure the test reports"
+)]
 
 use std::fmt::Write;
 

@@ -3,7 +3,11 @@
 //! validation of every object against the official Kubernetes JSON schemas for the
 //! oldest and newest supported versions (1.29 and 1.37, by `kubernetes-validate
 //! --strict`, installed by scripts/install-kubernetes-validate).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is the failure the test reports"
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

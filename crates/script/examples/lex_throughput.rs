@@ -1,6 +1,10 @@
 //! Lexer throughput, for bench/run: splits a file into statements N times and prints
 //! the median MB/s. Usage: `lex_throughput FILE [ROUNDS]`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is the failure the test reports"
+)]
 
 use std::time::Instant;
 

@@ -1057,7 +1057,11 @@ impl Splitter<'_> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is the failure the test reports"
+)]
 mod tests {
     use super::*;
     use ChunkKind::{Blank, CopyData, Meta, Sql};

@@ -1406,7 +1406,11 @@ fn quote_literal(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        reason = "test code: a failed unwrap is the failure the test reports"
+    )]
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> Variables {

@@ -334,7 +334,10 @@ fn numeric_order_warnings(migrations: &[Migration]) -> Vec<SourceWarning> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(
+        clippy::unwrap_used,
+        reason = "test code: a failed unwrap is the failure the test reports"
+    )]
     use super::*;
 
     fn m(name: &str) -> Migration {

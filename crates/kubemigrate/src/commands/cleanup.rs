@@ -4,7 +4,7 @@ use kubemigrate_cluster::{diagnose::job_terminal, plan_selector};
 
 use crate::args::cluster::{ClusterArgs, cluster_failure};
 use crate::exit::{CommandResult, Exit};
-use crate::output::Reporter;
+use crate::output::{Output, Reporter};
 
 /// Delete the plan's finished Jobs (succeeded or failed) and their pods. Running
 /// Jobs are left alone.
@@ -23,7 +23,7 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
         .list_jobs(&ns, &plan_selector(loaded.plan.metadata.name.as_str()))
         .await
         .map_err(cluster_failure)?;
-    let mut deleted = 0;
+    let mut deleted = Vec::new();
     for job in jobs.iter().filter(|j| job_terminal(j).is_some()) {
         let name = job.metadata.name.clone().unwrap_or_default();
         cluster
@@ -31,12 +31,34 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
             .await
             .map_err(cluster_failure)?;
         reporter.line(&format!("deleted Job {name}"));
-        deleted += 1;
+        deleted.push(name);
     }
-    let running = jobs.len() - deleted;
-    reporter.line(&format!(
-        "{deleted} finished Job{} deleted, {running} still running left alone",
-        if deleted == 1 { "" } else { "s" }
-    ));
+    let result = Cleanup {
+        namespace: ns,
+        running: jobs.len() - deleted.len(),
+        deleted,
+    };
+    reporter.finish("cleanup", Some(&result), Exit::Ok, None);
     Ok(Exit::Ok)
+}
+
+/// `cleanup`'s result.
+#[derive(Debug, serde::Serialize)]
+struct Cleanup {
+    namespace: String,
+    /// The finished Jobs deleted.
+    deleted: Vec<String>,
+    /// How many Jobs of the plan still run (left alone).
+    running: usize,
+}
+
+impl Output for Cleanup {
+    fn human(&self, reporter: Reporter) {
+        let n = self.deleted.len();
+        reporter.line(&format!(
+            "{n} finished Job{} deleted, {} still running left alone",
+            if n == 1 { "" } else { "s" },
+            self.running
+        ));
+    }
 }

@@ -135,7 +135,10 @@ async fn run_child(
 }
 
 /// Sends `sig` to the child.
-#[allow(unsafe_code)]
+#[allow(
+    unsafe_code,
+    reason = "kill(2) on our own child; the SAFETY comment below says why it is sound"
+)]
 fn forward(pid: Option<u32>, sig: libc::c_int) {
     let Some(pid) = pid.and_then(|p| libc::pid_t::try_from(p).ok()) else {
         return;

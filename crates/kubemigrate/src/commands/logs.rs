@@ -5,7 +5,7 @@ use kubemigrate_contract::k8s;
 
 use crate::args::cluster::{ClusterArgs, cluster_failure};
 use crate::exit::{CommandResult, Exit};
-use crate::output::Reporter;
+use crate::output::{Output, Reporter};
 
 /// Print the logs of the newest run's pods, every container, prefixed with the
 /// target, pod and container.
@@ -39,8 +39,14 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
             "no Jobs of plan {} in namespace {ns}",
             loaded.plan.metadata.name
         ));
+        let result = Logs {
+            run_id: None,
+            containers: Vec::new(),
+        };
+        reporter.finish("logs", Some(&result), Exit::Ok, None);
         return Ok(Exit::Ok);
     };
+    let mut read = Vec::new();
     reporter.line(&format!("run {run_id}"));
     for job in jobs {
         let target = job
@@ -67,7 +73,7 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
                     .container_log(&ns, &pod_name, &c, args.follow, &mut print)
                     .await
                 {
-                    Ok(()) => {}
+                    Ok(()) => read.push(prefix),
                     // A missing permission fails every read: say it once, exit 10.
                     Err(e @ ClusterError::Forbidden { .. }) => return Err(cluster_failure(e)),
                     // One log that cannot be read (its node is gone, say): the others
@@ -77,5 +83,22 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
             }
         }
     }
+    let result = Logs {
+        run_id: Some(run_id),
+        containers: read,
+    };
+    reporter.finish("logs", Some(&result), Exit::Ok, None);
     Ok(Exit::Ok)
 }
+
+/// `logs`'s result in the JSON document (the log lines themselves went to
+/// stderr, prefixed, as the progress of any command does with `-o json`).
+#[derive(Debug, serde::Serialize)]
+struct Logs {
+    /// The newest run, whose logs were read.
+    run_id: Option<String>,
+    /// `target/pod/container` of each log read to its end.
+    containers: Vec<String>,
+}
+
+impl Output for Logs {}

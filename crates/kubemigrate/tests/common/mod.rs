@@ -1,6 +1,11 @@
 //! Shared helpers for the CLI tests: one throwaway PostgreSQL per test binary, a
 //! fresh database per test, and a way to run the real `kubemigrate` binary.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is the failure the test reports"
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -1,4 +1,7 @@
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is the failure the test reports"
+)]
 use super::*;
 use std::path::PathBuf;
 

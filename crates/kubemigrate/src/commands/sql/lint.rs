@@ -15,7 +15,7 @@ use kubemigrate_sql::source::Source;
 
 use crate::args::db::{ConnArgs, DirArgs, HistoryArgs};
 use crate::exit::{CommandResult, Exit, Failure};
-use crate::output::Reporter;
+use crate::output::{Format, Output, Reporter};
 
 /// Check migrations for statements that hurt a production database: locks that
 /// block reads or writes, table rewrites, changes that break the running version.
@@ -191,24 +191,15 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
             }
         }
         LintFormat::Json => {
-            if let Some(f) = &failure {
-                reporter.error(f);
-            }
-            let mut doc = serde_json::json!({
-                "command": "sql lint",
-                "ok": exit == Exit::Ok,
-                "exit_code": exit.code(),
-                "outcome": exit.name(),
-                "dir": source.dir.display().to_string(),
-                "denied": report.count(Level::Deny),
-                "warnings": report.count(Level::Warn),
-                "ignored": report.files.iter().map(|f| f.ignored).sum::<usize>(),
-                "files": report.files,
-            });
-            if let (Some(f), Some(obj)) = (&failure, doc.as_object_mut()) {
-                obj.insert("error".into(), format!("{:#}", f.error).into());
-            }
-            print_stdout(&serde_json::to_string_pretty(&doc).unwrap_or_default());
+            let result = LintJson {
+                dir: source.dir.display().to_string(),
+                denied: report.count(Level::Deny),
+                warnings: report.count(Level::Warn),
+                ignored: report.files.iter().map(|f| f.ignored).sum(),
+                files: &report.files,
+            };
+            // `--format json` without `-o json` asks for the same one document.
+            Reporter::new(Format::Json).finish("sql lint", Some(&result), exit, failure.as_ref());
         }
         LintFormat::Sarif => {
             print_stdout(&serde_json::to_string_pretty(&sarif(&report)).unwrap_or_default());
@@ -225,6 +216,18 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
     }
     Ok(exit)
 }
+
+/// `sql lint`'s result in the JSON document.
+#[derive(Debug, serde::Serialize)]
+struct LintJson<'a> {
+    dir: String,
+    denied: usize,
+    warnings: usize,
+    ignored: usize,
+    files: &'a [kubemigrate_lint::FileLint],
+}
+
+impl Output for LintJson<'_> {}
 
 /// The versions the database has not applied (its history read without the lock).
 async fn pending_versions(

@@ -14,7 +14,7 @@ use kubemigrate_sql::source::Source;
 
 use crate::args::db::{ConnArgs, DirArgs, HistoryArgs};
 use crate::exit::{CommandResult, Exit, Failure};
-use crate::output::Reporter;
+use crate::output::{Format, Output, Reporter};
 
 /// The database the trace runs in, on the throwaway server.
 const TRACE_DB: &str = "kubemigrate_trace";
@@ -92,27 +92,20 @@ pub async fn run(
         ),
     };
     let exit = failure.as_ref().map_or(Exit::Ok, |f| f.exit);
-    if let Some(f) = &failure {
-        reporter.error(f);
-    }
     if json {
-        let mut doc = serde_json::json!({
-            "command": "sql lint --trace",
-            "ok": exit == Exit::Ok,
-            "exit_code": exit.code(),
-            "outcome": exit.name(),
-            "schema_from": from.as_ref().map(ConnectOptions::masked_url),
-            "files": report.files,
-        });
-        if let (Some(f), Some(o)) = (&failure, doc.as_object_mut()) {
-            o.insert("error".into(), format!("{:#}", f.error).into());
-        }
-        let _ = writeln!(
-            std::io::stdout().lock(),
-            "{}",
-            serde_json::to_string_pretty(&doc).unwrap_or_default()
+        let result = TraceJson {
+            schema_from: from.as_ref().map(ConnectOptions::masked_url),
+            files: &report.files,
+        };
+        Reporter::new(Format::Json).finish(
+            "sql lint --trace",
+            Some(&result),
+            exit,
+            failure.as_ref(),
         );
-    } else if failure.is_none() {
+    } else if let Some(f) = &failure {
+        reporter.error(f);
+    } else {
         let statements: usize = report.files.iter().map(|f| f.statements.len()).sum();
         reporter.line(&format!(
             "traced {} file{} ({statements} statement{}); the throwaway PostgreSQL is gone",
@@ -123,6 +116,15 @@ pub async fn run(
     }
     Ok(exit)
 }
+
+/// `sql lint --trace`'s result in the JSON document.
+#[derive(Debug, serde::Serialize)]
+struct TraceJson<'a> {
+    schema_from: Option<String>,
+    files: &'a [FileTrace],
+}
+
+impl Output for TraceJson<'_> {}
 
 fn internal(e: impl std::fmt::Display, what: &str) -> Failure {
     Failure::new(Exit::Internal, anyhow!("{what}: {e}"))
