@@ -92,6 +92,7 @@ cluster.local:53 {
         pods disabled
     }
     health 127.0.0.1:$p_dns_health
+    ready 127.0.0.1:$p_dns_ready
     log
     errors
 }
