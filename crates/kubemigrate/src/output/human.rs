@@ -309,6 +309,27 @@ pub fn counts(results: &[TargetResult], took: Duration) -> String {
     )
 }
 
+/// The note `import terraform-vars` ends with: which environment variables to export
+/// for the plan's passwords, and that the file's values were not copied.
+pub fn password_note(file: &str, passwords: &[kubemigrate_import::Password]) -> Vec<String> {
+    let mut lines = vec![
+        "note: the plan reads the database passwords from the environment; export them before `kubemigrate render`:"
+            .to_string(),
+    ];
+    for p in passwords {
+        let how = if p.set {
+            format!("set in {file}; its value is not copied")
+        } else {
+            format!("not set in {file}")
+        };
+        lines.push(format!(
+            "  {:<27}the value of {} ({how})",
+            p.env, p.variable
+        ));
+    }
+    lines
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
