@@ -4,6 +4,7 @@
 use crate::Diagnostic;
 use crate::convert::Setting;
 use crate::module::{DEFAULT_RESOURCES, RESOURCE_GROUPS, RESOURCE_NAMES, TARGETS};
+use kubemigrate_render::yaml::scalar;
 
 /// YAML text, line by line.
 struct Yaml(String);
@@ -22,62 +23,6 @@ impl Yaml {
             None => self.line(indent, &format!("{key}: {value}")),
         }
     }
-}
-
-/// A YAML scalar for any text: plain when that cannot be misread, else double-quoted.
-pub(crate) fn scalar(s: &str) -> String {
-    if plain_is_safe(s) {
-        return s.to_string();
-    }
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}') => {
-                out.push_str(&format!("\\u{:04X}", u32::from(c)));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// Whether text can be a plain scalar and still read back as the same string (in
-/// YAML 1.1 and 1.2): a conservative set of characters, no leading indicator, and
-/// nothing that reads as a bool, null or number.
-fn plain_is_safe(s: &str) -> bool {
-    let Some(first) = s.chars().next() else {
-        return false;
-    };
-    if !(first.is_ascii_alphanumeric() || first == '_' || first == '/') || s.ends_with(':') {
-        return false;
-    }
-    if !s
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "._/:@-".contains(c))
-    {
-        return false;
-    }
-    const WORDS: [&str; 9] = ["true", "false", "yes", "no", "on", "off", "y", "n", "null"];
-    if WORDS.contains(&s.to_ascii_lowercase().as_str()) {
-        return false;
-    }
-    if first.is_ascii_digit() {
-        // Only quantities like 10m, 128Mi, 1.5Gi: digits, an optional fraction, letters.
-        let unit = s.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
-        let number = &s[..s.len() - unit.len()];
-        return !unit.is_empty()
-            && unit.chars().all(|c| c.is_ascii_alphabetic())
-            && number.matches('.').count() <= 1
-            && !number.ends_with('.');
-    }
-    true
 }
 
 /// The plan's YAML text; what is not carried over is added to `warnings`.

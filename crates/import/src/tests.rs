@@ -1,9 +1,8 @@
 //! Tests of the conversion: Terraform's type conversions, the messages and their
-//! places, the YAML quoting.
+//! places, and values that need quotes in the plan.
 
 use crate::convert::{Converted, convert, suggest};
 use crate::module::VARIABLES;
-use crate::plan_yaml::scalar;
 use crate::{check_plan_name, tfvars};
 
 /// Each diagnostic as its one line.
@@ -18,46 +17,6 @@ fn run(text: &str) -> Converted {
 const REQUIRED: &str = "control_plane_db_host = \"a\"\ncontrol_plane_db_user = \"u\"\n\
     supabase_db_host = \"b\"\nsupabase_db_user = \"u\"\n\
     components_v2_db_host = \"c\"\ncomponents_v2_db_user = \"u\"\n";
-
-#[test]
-fn plain_scalars_only_when_they_read_back_as_strings() {
-    for plain in [
-        "default",
-        "postgres:15-alpine",
-        "ananta/tenant-management-service:1.0.0",
-        "10m",
-        "128Mi",
-        "1.5Gi",
-        "/migrations",
-        "app.kubernetes.io/name",
-        "img@sha256:abc",
-    ] {
-        assert_eq!(scalar(plain), plain);
-    }
-    for (text, quoted) in [
-        ("", "\"\""),
-        ("true", "\"true\""),
-        ("No", "\"No\""),
-        ("null", "\"null\""),
-        ("5432", "\"5432\""),
-        ("1e3", "\"1e3\""),
-        ("0x1F", "\"0x1F\""),
-        ("1.0.0", "\"1.0.0\""),
-        ("1h30m", "\"1h30m\""),
-        ("12:30", "\"12:30\""),
-        ("-x", "\"-x\""),
-        ("a b", "\"a b\""),
-        ("a: b", "\"a: b\""),
-        ("a #b", "\"a #b\""),
-        ("end:", "\"end:\""),
-        ("*ref", "\"*ref\""),
-        ("say \"hi\"\\", "\"say \\\"hi\\\"\\\\\""),
-        ("two\nlines\t\u{7}", "\"two\\nlines\\t\\u0007\""),
-        ("ünï", "\"ünï\""),
-    ] {
-        assert_eq!(scalar(text), quoted, "{text:?}");
-    }
-}
 
 #[test]
 fn suggestions() {
