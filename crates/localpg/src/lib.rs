@@ -13,7 +13,7 @@
 //! directory. Dropping [`LocalPostgres`] does the same and waits for it.
 
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::net::{Ipv4Addr, TcpListener};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
@@ -497,12 +497,11 @@ pub fn free_port() -> Result<u16, Error> {
         .map_err(io_err("finding a free port"))
 }
 
-/// A random alphanumeric token (passwords), read from /dev/urandom.
+/// A random alphanumeric token (passwords), from the system's random source.
 pub fn random_token() -> String {
     let mut bytes = [0u8; 18];
-    let filled = fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
-    if filled.is_err() {
-        // No /dev/urandom: fall back to time and pid; still unique per server.
+    if getrandom::fill(&mut bytes).is_err() {
+        // No random source: fall back to time and pid; still unique per server.
         let seed = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos())

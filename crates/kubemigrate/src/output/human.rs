@@ -204,8 +204,8 @@ pub fn reason(result: &TargetResult) -> Option<String> {
         Reason::NoPodTemplate => "the Job has no pod template".into(),
         Reason::LocalDeadline { timeout, grace } => format!(
             "DeadlineExceeded: still running after the plan's timeout of {} (and {} more for its processes to report)",
-            humantime::format_duration(*timeout),
-            humantime::format_duration(*grace)
+            kubemigrate_plan::format_duration(*timeout),
+            kubemigrate_plan::format_duration(*grace)
         ),
         Reason::JobFailed { reason, message } => {
             let detail = match (&result.container, result.exit_code) {
