@@ -11,6 +11,15 @@
 //! process. When this process exits for any reason (even `SIGKILL`) the pipe
 //! closes and the supervisor stops the server (fast shutdown) and deletes its
 //! directory. Dropping [`LocalPostgres`] does the same and waits for it.
+//!
+//! # Who uses it
+//! It is part of the shipped binary, not only of the tests: `kubemigrate demo` runs
+//! its plan against one, and `sql lint --trace` replays migrations in one to record
+//! the locks they take. The tests use it too, with [`Options`],
+//! [`LocalPostgres::stop_fast`], [`LocalPostgres::restart`] and
+//! [`LocalPostgres::log`] besides. It needs only the standard library, `thiserror`
+//! and `getrandom` (both linked anyway), resolves no host names, and reads
+//! `/etc/passwd` itself, so it adds nothing to the static runner's needs.
 
 use std::fs;
 use std::io;
