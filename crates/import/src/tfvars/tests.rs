@@ -288,3 +288,33 @@ fn json_errors() {
     );
     assert!(parse_json("").is_err());
 }
+
+#[test]
+fn json_positions_count_characters_and_survive_crlf_and_a_bom() {
+    let text = "\u{feff}{\r\n  \"é\": \"ü\", \"n\": [1,\r\n 2],\r\n  \"o\": {\"k\": true}\r\n}";
+    let attrs = parse_json(text).unwrap();
+    let at = |a: &Attribute| {
+        (
+            a.pos.line,
+            a.pos.column,
+            a.value.pos.line,
+            a.value.pos.column,
+        )
+    };
+    assert_eq!(at(&attrs[0]), (2, 3, 2, 8));
+    assert_eq!(at(&attrs[1]), (2, 13, 2, 18));
+    let Kind::List(items) = &attrs[1].value.kind else {
+        panic!()
+    };
+    assert_eq!(items[1].pos, Pos { line: 3, column: 2 });
+    assert_eq!(at(&attrs[2]), (4, 3, 4, 8));
+    let Kind::Object(inner) = &attrs[2].value.kind else {
+        panic!()
+    };
+    assert_eq!(inner[0].0.pos, Pos { line: 4, column: 9 });
+    // A number too large for a double is out of range, where it is.
+    assert_eq!(
+        parse_json("{\"a\":\n  1e999}").unwrap_err().to_string(),
+        "2:3: number 1e999 is out of range"
+    );
+}
