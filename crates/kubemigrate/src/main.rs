@@ -11,7 +11,6 @@ mod args;
 mod commands;
 mod exit;
 mod output;
-mod tfvars;
 
 use exit::Exit;
 use output::{Format, Reporter};

@@ -11,9 +11,18 @@
 //! process. When this process exits for any reason (even `SIGKILL`) the pipe
 //! closes and the supervisor stops the server (fast shutdown) and deletes its
 //! directory. Dropping [`LocalPostgres`] does the same and waits for it.
+//!
+//! # Who uses it
+//! It is part of the shipped binary, not only of the tests: `kubemigrate demo` runs
+//! its plan against one, and `sql lint --trace` replays migrations in one to record
+//! the locks they take. The tests use it too, with [`Options`],
+//! [`LocalPostgres::stop_fast`], [`LocalPostgres::restart`] and
+//! [`LocalPostgres::log`] besides. It needs only the standard library, `thiserror`
+//! and `getrandom` (both linked anyway), resolves no host names, and reads
+//! `/etc/passwd` itself, so it adds nothing to the static runner's needs.
 
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::net::{Ipv4Addr, TcpListener};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
@@ -497,12 +506,11 @@ pub fn free_port() -> Result<u16, Error> {
         .map_err(io_err("finding a free port"))
 }
 
-/// A random alphanumeric token (passwords), read from /dev/urandom.
+/// A random alphanumeric token (passwords), from the system's random source.
 pub fn random_token() -> String {
     let mut bytes = [0u8; 18];
-    let filled = fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
-    if filled.is_err() {
-        // No /dev/urandom: fall back to time and pid; still unique per server.
+    if getrandom::fill(&mut bytes).is_err() {
+        // No random source: fall back to time and pid; still unique per server.
         let seed = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos())

@@ -31,6 +31,7 @@ pub mod yaml;
 pub use model::*;
 pub use path::{FieldPath, Segment};
 pub use suggest::did_you_mean;
+pub use values::{DurationError, format_duration, parse_duration};
 pub use yaml::Pos;
 
 /// A message about one place in a plan file.

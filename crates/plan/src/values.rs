@@ -287,7 +287,93 @@ impl JsonSchema for Quantity {
     }
 }
 
-/// A duration written as Go and Terraform write them: `90s`, `10m`, `1h30m`, `500ms`.
+/// The one duration grammar of kubemigrate, for plan fields and command-line flags
+/// alike (docs/plan.md, "Durations"): one or more `<number><unit>` pairs with nothing
+/// between them, as Go's `time.ParseDuration` and Terraform write them: `90s`,
+/// `10m`, `1h30m`, `1.5s`, `500ms`. A number is decimal digits with an optional
+/// fraction (`1.5`, `.5`); a unit is `ns`, `us` (or `µs`), `ms`, `s`, `m` or `h`. Zero
+/// (`0s`) is a duration: whether a field or a flag accepts it is that field's or
+/// flag's rule, as is any upper limit.
+///
+/// # Errors
+///
+/// [`DurationError`]: the text is negative, not in the grammar, or too long to hold.
+pub fn parse_duration(text: &str) -> Result<StdDuration, DurationError> {
+    if text.trim_start().starts_with('-') {
+        return Err(DurationError::Negative(text.to_string()));
+    }
+    let invalid = || DurationError::Invalid(text.to_string());
+    let mut rest = text;
+    let mut total = 0f64;
+    if rest.is_empty() {
+        return Err(invalid());
+    }
+    while !rest.is_empty() {
+        let n_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(invalid)?;
+        let (n, after) = rest.split_at(n_end);
+        let n: f64 = n.parse().map_err(|_| invalid())?;
+        let u_end = after
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(after.len());
+        let (unit, after) = after.split_at(u_end);
+        let secs = match unit {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(invalid()),
+        };
+        total += n * secs;
+        rest = after;
+    }
+    StdDuration::try_from_secs_f64(total).map_err(|_| DurationError::TooLong(text.to_string()))
+}
+
+/// Writes a length of time in the grammar of [`parse_duration`], largest units first:
+/// `10m`, `1h30m`, `2s`, `1s500ms`, `0s`. Below a millisecond is dropped unless that
+/// is all there is.
+pub fn format_duration(d: StdDuration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 {
+        return match d.as_nanos() {
+            0 => "0s".to_string(),
+            n if n % 1000 == 0 => format!("{}us", n / 1000),
+            n => format!("{n}ns"),
+        };
+    }
+    let mut out = String::new();
+    let (h, rest) = (ms / 3_600_000, ms % 3_600_000);
+    let (m, rest) = (rest / 60_000, rest % 60_000);
+    let (sec, milli) = (rest / 1000, rest % 1000);
+    for (n, unit) in [(h, "h"), (m, "m"), (sec, "s"), (milli, "ms")] {
+        if n > 0 {
+            out.push_str(&format!("{n}{unit}"));
+        }
+    }
+    out
+}
+
+/// A text that is not a duration of [`parse_duration`]'s grammar.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DurationError {
+    /// It starts with `-`.
+    #[error("{0:?} is negative; give a duration such as 30s, 10m or 1h30m")]
+    Negative(String),
+    /// It is not in the grammar.
+    #[error("{0:?} is not a duration (examples: 90s, 10m, 1h30m)")]
+    Invalid(String),
+    /// It is too long for a duration to hold.
+    #[error("{0:?} is too long")]
+    TooLong(String),
+}
+
+/// A duration written as Go and Terraform write them: `90s`, `10m`, `1h30m`, `500ms`
+/// ([`parse_duration`]'s grammar), above zero and at most a year.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Duration {
     text: String,
@@ -298,45 +384,21 @@ impl Duration {
     /// Parses a duration.
     ///
     /// # Errors
-    /// `s` is not a duration, or is zero.
+    /// `s` is not a duration, or is zero, or is longer than a year.
     pub fn parse(s: &str) -> Result<Duration, String> {
-        let bad = || format!("{s:?} is not a duration (examples: 90s, 10m, 1h30m)");
-        let mut rest = s;
-        let mut total = 0f64;
-        if rest.is_empty() {
-            return Err(bad());
-        }
-        while !rest.is_empty() {
-            let n_end = rest
-                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-                .ok_or_else(bad)?;
-            let (n, after) = rest.split_at(n_end);
-            let n: f64 = n.parse().map_err(|_| bad())?;
-            let u_end = after
-                .find(|c: char| c.is_ascii_digit() || c == '.')
-                .unwrap_or(after.len());
-            let (unit, after) = after.split_at(u_end);
-            let secs = match unit {
-                "ns" => 1e-9,
-                "us" | "µs" => 1e-6,
-                "ms" => 1e-3,
-                "s" => 1.0,
-                "m" => 60.0,
-                "h" => 3600.0,
-                _ => return Err(bad()),
-            };
-            total += n * secs;
-            rest = after;
-        }
-        if total <= 0.0 {
+        let value = parse_duration(s).map_err(|e| match e {
+            DurationError::TooLong(_) => format!("{s:?} is longer than a year"),
+            other => other.to_string(),
+        })?;
+        if value.is_zero() {
             return Err(format!("{s:?} must be longer than zero"));
         }
-        if total > 366.0 * 86400.0 {
+        if value > StdDuration::from_secs(366 * 86400) {
             return Err(format!("{s:?} is longer than a year"));
         }
         Ok(Duration {
             text: s.to_string(),
-            value: StdDuration::from_secs_f64(total),
+            value,
         })
     }
 
@@ -416,6 +478,69 @@ mod tests {
         );
         for bad in ["", "10", "m", "10 m", "10min", "0s", "-1s", "9999h"] {
             assert!(Duration::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_one_grammar() {
+        let ok = |t: &str| parse_duration(t).unwrap();
+        assert_eq!(ok("0s"), StdDuration::ZERO);
+        assert_eq!(ok("90s"), StdDuration::from_secs(90));
+        assert_eq!(ok("1h30m"), StdDuration::from_secs(5400));
+        assert_eq!(ok("1.5s"), StdDuration::from_millis(1500));
+        assert_eq!(ok(".5s"), StdDuration::from_millis(500));
+        assert_eq!(ok("500ms"), StdDuration::from_millis(500));
+        assert_eq!(ok("2us"), ok("2µs"));
+        assert_eq!(ok("7ns"), StdDuration::from_nanos(7));
+        assert_eq!(ok("1m1m"), StdDuration::from_secs(120));
+        assert_eq!(
+            parse_duration("-5s"),
+            Err(DurationError::Negative("-5s".into()))
+        );
+        for bad in [
+            "",
+            "10",
+            "s",
+            "10 m",
+            "1h 30m",
+            " 5s",
+            "5s ",
+            "10min",
+            "2d",
+            "1e3s",
+            "inf",
+            "NaNs",
+            "5 parsecs",
+            "1..2s",
+            ".s",
+        ] {
+            assert_eq!(
+                parse_duration(bad),
+                Err(DurationError::Invalid(bad.into())),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            parse_duration("99999999999999999999h"),
+            Err(DurationError::TooLong("99999999999999999999h".into()))
+        );
+    }
+
+    #[test]
+    fn written_durations_read_back() {
+        for (d, text) in [
+            (StdDuration::ZERO, "0s"),
+            (StdDuration::from_nanos(7), "7ns"),
+            (StdDuration::from_micros(3), "3us"),
+            (StdDuration::from_millis(500), "500ms"),
+            (StdDuration::from_millis(1500), "1s500ms"),
+            (StdDuration::from_secs(10), "10s"),
+            (StdDuration::from_secs(600), "10m"),
+            (StdDuration::from_secs(5400), "1h30m"),
+            (StdDuration::from_secs(90_061), "25h1m1s"),
+        ] {
+            assert_eq!(format_duration(d), text);
+            assert_eq!(parse_duration(text).unwrap(), d, "{text}");
         }
     }
 

@@ -1,7 +1,8 @@
 //! A small YAML writer for JSON values, as `kubectl get -o yaml` writes them: block
 //! mappings and sequences, keys in the order given, strings quoted only when a
 //! plain scalar would read back as something else, and multi-line strings (SQL
-//! files) as literal blocks.
+//! files) as literal blocks. Its scalar writer, [`scalar`], is public: the one place
+//! that decides how a string is written in YAML.
 
 use serde_json::Value;
 
@@ -113,11 +114,22 @@ fn inline(v: &Value, level: usize) -> String {
     }
 }
 
-/// A string as a YAML scalar that reads back as exactly this string.
+/// A string as a YAML scalar that reads back as exactly this string: a literal block
+/// for multi-line text when one holds it, else [`scalar`].
 fn scalar_string(s: &str, level: usize) -> String {
     if let Some(block) = literal_block(s, level) {
         return block;
     }
+    scalar(s)
+}
+
+/// Any text as a one-line YAML scalar that reads back as exactly this string, in
+/// YAML 1.1 and 1.2 readers alike: plain when nothing can misread it (`postgres:15`,
+/// `500m`, `a b`), else double-quoted with escapes (`"yes"`, `"1e3"`, `"a: b"`,
+/// `"two\nlines"`). The one YAML scalar writer of the project: the rendered objects
+/// and `import terraform-vars`'s plan both use it. It fits wherever a scalar may
+/// stand in block context: after `key: `, after `- `, and as a key.
+pub fn scalar(s: &str) -> String {
     if is_safe_plain(s) {
         s.to_string()
     } else {
@@ -371,6 +383,111 @@ mod tests {
             let v = Value::Object(map.into_iter().collect());
             let text = to_yaml(&v);
             proptest::prop_assert_eq!(read_back(&text), v, "{}", text);
+        }
+    }
+
+    /// Strings a YAML reader could take for something else, or lose a part of.
+    const TRICKY: &[&str] = &[
+        "",
+        "yes",
+        "No",
+        "on",
+        "OFF",
+        "y",
+        "~",
+        "null",
+        "Null",
+        "true",
+        "False",
+        "0x1",
+        "0o17",
+        "0755",
+        "1e3",
+        "1E3",
+        "1_000",
+        ".5",
+        "+1",
+        "-1",
+        ".inf",
+        "-.inf",
+        ".NaN",
+        "12:30",
+        "1:2:3",
+        "2024-01-01",
+        " lead",
+        "trail ",
+        " ",
+        "a: b",
+        "end:",
+        ":x",
+        "#x",
+        "a #b",
+        "a#b",
+        "-",
+        "- x",
+        "--lock",
+        "---",
+        "...",
+        "? x",
+        "@x",
+        "`x",
+        "%x",
+        "!tag",
+        "&a",
+        "*a",
+        "|",
+        "> x",
+        "'q'",
+        "\"q\"",
+        "a,b",
+        "[a]",
+        "{a}",
+        "tab\there",
+        "line\nbreak",
+        "trailing\n",
+        "\r\n",
+        "ünïcødé ✓",
+        "😀",
+        "a\u{2028}b",
+        "a\u{85}b",
+        "\u{feff}x",
+        "back\\slash",
+        "postgres:15-alpine",
+        "500m",
+        "1.5Gi",
+        "a b",
+    ];
+
+    #[test]
+    fn the_scalar_writer_round_trips_tricky_strings_through_a_yaml_parser() {
+        for &text in TRICKY {
+            // As a value and as a key, one line each.
+            let written = scalar(text);
+            assert!(!written.contains('\n'), "{text:?} -> {written}");
+            for doc in [format!("k: {written}\n"), format!("{written}: v\n")] {
+                let back = read_back(&doc);
+                let expected = if doc.starts_with("k: ") {
+                    json!({ "k": text })
+                } else {
+                    json!({ text: "v" })
+                };
+                assert_eq!(back, expected, "{text:?} written as {doc:?}");
+            }
+            // The words and numbers of YAML 1.1 (which the parser above, a 1.2 core
+            // reader, takes for strings) are quoted too.
+            let lower = text.to_ascii_lowercase();
+            if [
+                "yes", "no", "on", "off", "y", "n", "0755", "1_000", "12:30", "1:2:3",
+            ]
+            .contains(&lower.as_str())
+            {
+                assert!(written.starts_with('"'), "{text:?} -> {written}");
+            }
+        }
+        // Multi-line text in a document: a literal block where it fits, read back too.
+        for &text in TRICKY {
+            let v = json!({ "k": text, "list": [text] });
+            assert_eq!(read_back(&to_yaml(&v)), v, "{text:?}: {}", to_yaml(&v));
         }
     }
 

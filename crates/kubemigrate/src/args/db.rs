@@ -110,21 +110,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "NAME")]
     pub applied_by: Option<String>,
     /// Give up when another migrator holds the lock for this long (e.g. 30s, 10m).
-    #[arg(long, default_value = "10m", value_parser = parse_duration, allow_hyphen_values = true, value_name = "DURATION")]
+    #[arg(long, default_value = "10m", value_parser = kubemigrate_plan::parse_duration, allow_hyphen_values = true, value_name = "DURATION")]
     pub lock_timeout: Duration,
-}
-
-/// A duration such as `30s`, `10m` or `1h30m`. A negative one (`-5s`) is said to be
-/// one: the flags that take a duration accept values that start with `-`, so clap
-/// does not read `-5s` as an unknown flag.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    if text.trim_start().starts_with('-') {
-        return Err(format!(
-            "{text:?} is negative; give a duration such as 30s, 10m or 1h30m"
-        ));
-    }
-    humantime::parse_duration(text)
-        .map_err(|e| format!("{e}; give a duration such as 30s, 10m or 1h30m"))
 }
 
 impl RunArgs {

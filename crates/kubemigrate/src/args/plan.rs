@@ -95,16 +95,13 @@ pub fn render(
 /// # Errors
 /// The system's random source cannot be read.
 fn random_run_id() -> Result<String, Failure> {
-    use std::io::Read;
     let mut bytes = [0u8; 4];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(|e| {
-            Failure::new(
-                Exit::Internal,
-                anyhow!("cannot read /dev/urandom for a run id: {e}"),
-            )
-        })?;
+    getrandom::fill(&mut bytes).map_err(|e| {
+        Failure::new(
+            Exit::Internal,
+            anyhow!("cannot read the system's random source for a run id: {e}"),
+        )
+    })?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 

@@ -160,15 +160,11 @@ pub fn command_line(command: &[String], password: Option<&str>) -> String {
                 Some(p) => kubemigrate_sql::connect::redact(arg, p),
                 None => arg.clone(),
             };
-            if !arg.is_empty()
-                && arg
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_./=:@%+,*".contains(&b))
-            {
-                arg
-            } else {
-                format!("'{}'", arg.replace('\'', "'\\''"))
-            }
+            // With NUL allowed shlex cannot fail (and an argument never holds one).
+            shlex::Quoter::new()
+                .allow_nul(true)
+                .quote(&arg)
+                .map_or_else(|_| arg.clone(), |quoted| quoted.into_owned())
         })
         .collect::<Vec<_>>()
         .join(" ")
@@ -183,12 +179,40 @@ mod tests {
         let url = ["psql", "postgres://app:p%40ss@db/app"].map(String::from);
         assert_eq!(
             command_line(&url, Some("p@ss")),
-            "psql postgres://app:****@db/app"
+            "psql 'postgres://app:****@db/app'"
         );
-        let cmd = ["npm", "run", "migrate", "--", "--pw=s3cret", "it's"].map(String::from);
+        let cmd = [
+            "npm",
+            "run",
+            "migrate",
+            "--",
+            "--pw=s3cret",
+            "it's",
+            "a b",
+            "",
+            "$HOME",
+        ]
+        .map(String::from);
+        let line = command_line(&cmd, Some("s3cret"));
+        assert!(!line.contains("s3cret"), "{line}");
+        // A shell splits the line back into the arguments, the password masked.
         assert_eq!(
-            command_line(&cmd, Some("s3cret")),
-            "npm run migrate -- --pw=**** 'it'\\''s'"
+            shlex::split(&line).unwrap(),
+            [
+                "npm",
+                "run",
+                "migrate",
+                "--",
+                "--pw=****",
+                "it's",
+                "a b",
+                "",
+                "$HOME"
+            ]
+        );
+        assert_eq!(
+            command_line(&["sh", "-c", "exit 3"].map(String::from), None),
+            "sh -c 'exit 3'"
         );
     }
 }

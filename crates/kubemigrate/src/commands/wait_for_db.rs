@@ -20,7 +20,7 @@ use crate::output::{Reporter, duration};
   PGHOST=db PGUSER=app PGPASSWORD=… kubemigrate wait-for-db")]
 pub struct Args {
     /// Give up after this long (e.g. 30s, 5m).
-    #[arg(long, default_value = "5m", value_parser = crate::args::db::parse_duration, allow_hyphen_values = true, value_name = "DURATION")]
+    #[arg(long, default_value = "5m", value_parser = kubemigrate_plan::parse_duration, allow_hyphen_values = true, value_name = "DURATION")]
     timeout: Duration,
     #[command(flatten)]
     conn: ConnArgs,

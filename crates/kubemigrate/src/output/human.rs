@@ -204,8 +204,8 @@ pub fn reason(result: &TargetResult) -> Option<String> {
         Reason::NoPodTemplate => "the Job has no pod template".into(),
         Reason::LocalDeadline { timeout, grace } => format!(
             "DeadlineExceeded: still running after the plan's timeout of {} (and {} more for its processes to report)",
-            humantime::format_duration(*timeout),
-            humantime::format_duration(*grace)
+            kubemigrate_plan::format_duration(*timeout),
+            kubemigrate_plan::format_duration(*grace)
         ),
         Reason::JobFailed { reason, message } => {
             let detail = match (&result.container, result.exit_code) {
@@ -307,6 +307,27 @@ pub fn counts(results: &[TargetResult], took: Duration) -> String {
         n(Status::Skipped),
         duration(took)
     )
+}
+
+/// The note `import terraform-vars` ends with: which environment variables to export
+/// for the plan's passwords, and that the file's values were not copied.
+pub fn password_note(file: &str, passwords: &[kubemigrate_import::Password]) -> Vec<String> {
+    let mut lines = vec![
+        "note: the plan reads the database passwords from the environment; export them before `kubemigrate render`:"
+            .to_string(),
+    ];
+    for p in passwords {
+        let how = if p.set {
+            format!("set in {file}; its value is not copied")
+        } else {
+            format!("not set in {file}")
+        };
+        lines.push(format!(
+            "  {:<27}the value of {} ({how})",
+            p.env, p.variable
+        ));
+    }
+    lines
 }
 
 #[cfg(test)]

@@ -132,7 +132,7 @@ async fn supervise(
             "{name}: stopping the running targets ({}): {name} sent to their processes; \
              SIGKILL in {}, or at a second signal",
             running.join(", "),
-            humantime::format_duration(INTERRUPT_GRACE)
+            kubemigrate_plan::format_duration(INTERRUPT_GRACE)
         );
     }
     let grace = tokio::time::sleep(INTERRUPT_GRACE);

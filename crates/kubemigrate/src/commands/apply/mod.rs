@@ -68,7 +68,7 @@ pub struct Args {
     #[arg(long, conflicts_with = "local")]
     pub(crate) no_wait: bool,
     /// How long to wait for each target (default: the plan's timeout plus 1m).
-    #[arg(long, value_name = "DURATION", value_parser = crate::args::db::parse_duration, allow_hyphen_values = true, conflicts_with = "local")]
+    #[arg(long, value_name = "DURATION", value_parser = kubemigrate_plan::parse_duration, allow_hyphen_values = true, conflicts_with = "local")]
     pub(crate) timeout: Option<Duration>,
     /// Where to save every container's log (default ./kubemigrate-logs/<run id>/).
     #[arg(long, value_name = "DIR", conflicts_with = "local")]
@@ -128,7 +128,7 @@ fn parse_db(s: &str) -> Result<(String, String), String> {
 
 /// A duration above zero and at most a day (hidden tuning flags).
 fn parse_interval(s: &str) -> Result<Duration, String> {
-    let d = crate::args::db::parse_duration(s)?;
+    let d = kubemigrate_plan::parse_duration(s).map_err(|e| e.to_string())?;
     if d.is_zero() || d > Duration::from_secs(86_400) {
         return Err("must be above zero and at most 24h".into());
     }

@@ -69,7 +69,7 @@ pub struct Args {
     postgres_version: Option<String>,
     /// The lock_timeout that `sql migrate --statement-lock-timeout` will set for
     /// every file: then a file need not set its own, and require-lock-timeout is off.
-    #[arg(long, value_parser = crate::args::db::parse_duration, allow_hyphen_values = true, value_name = "DURATION")]
+    #[arg(long, value_parser = kubemigrate_plan::parse_duration, allow_hyphen_values = true, value_name = "DURATION")]
     statement_lock_timeout: Option<Duration>,
     /// Lint only the files the database (--database-url) has not applied. Reads the
     /// history; takes no lock and changes nothing.

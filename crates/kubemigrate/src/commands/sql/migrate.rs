@@ -62,9 +62,9 @@ pub struct Args {
 /// to about 24 days (0 would turn the timeout off, the opposite of what the flags
 /// are for).
 fn parse_timeout(text: &str) -> Result<Duration, String> {
-    let d = crate::args::db::parse_duration(text)?;
+    let d = kubemigrate_plan::parse_duration(text).map_err(|e| e.to_string())?;
     if d < Duration::from_millis(1) || d.as_millis() > i32::MAX as u128 {
-        return Err("give a duration from 1ms to 24days".into());
+        return Err("give a duration from 1ms to 596h (about 24 days)".into());
     }
     Ok(d)
 }
