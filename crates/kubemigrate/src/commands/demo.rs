@@ -207,7 +207,7 @@ async fn create_database(
     name: &str,
     schema: Option<&str>,
 ) -> Result<(), Failure> {
-    let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    let quote = kubemigrate_sql::history::quote_ident;
     let connect = |db: &str| {
         let url = pg.url(db);
         async move {
