@@ -186,3 +186,140 @@ impl DirArgs {
         Source::read_dir(&self.dir, &self.variables()).map_err(|e| Failure::new(Exit::Usage, e))
     }
 }
+
+/// How `sql migrate` and `sql status` reach their databases: one, as [`ConnArgs`],
+/// or many (the flag repeated, or a file of URLs), run side by side.
+#[derive(Clone, clap::Args)]
+#[command(next_help_heading = "Connection")]
+pub struct ManyConnArgs {
+    /// postgres://user:password@host:port/dbname?sslmode=…; repeat the flag to run
+    /// over several databases (see --concurrency).
+    ///
+    /// Each setting comes from the URL if it has it, else from the libpq variables
+    /// (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD, PGSSLMODE, PGSSLROOTCERT,
+    /// PGAPPNAME, PGCONNECT_TIMEOUT), else from DB_HOST, DB_PORT, DB_DATABASE, DB_USER,
+    /// DB_PASSWORD, else the defaults (localhost, 5432, user postgres, database = user,
+    /// sslmode prefer). So PGPASSWORD fills in a URL without a password.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
+    pub database_url: Vec<String>,
+    /// Run over every database of this file: one URL a line (blank lines and lines
+    /// starting with `#` are skipped). Settings a URL lacks come from the variables,
+    /// as for --database-url.
+    #[arg(long, value_name = "FILE")]
+    pub database_url_file: Option<PathBuf>,
+    /// With several databases: how many are migrated at once.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub concurrency: u32,
+    /// With several databases: what a failed database does to the others.
+    /// `continue` migrates every other one; `stop` starts no new one.
+    #[arg(long, value_enum, default_value = "continue", value_name = "WHAT")]
+    pub on_failure: crate::fanout::OnFailure,
+    /// With several databases: write the entries of the databases that did not end
+    /// well (failed, or not run after a stop) to FILE, one a line, as given; rerun
+    /// only those with --database-url-file FILE. Written with mode 0600 (the URLs
+    /// may hold passwords); removed when every database ended well.
+    #[arg(long, value_name = "FILE")]
+    pub failed_list: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for ManyConnArgs {
+    /// The URLs may hold passwords: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManyConnArgs")
+            .field("database_url", &self.database_url.len())
+            .field("database_url_file", &self.database_url_file)
+            .field("concurrency", &self.concurrency)
+            .finish()
+    }
+}
+
+/// The databases `sql migrate` or `sql status` runs over.
+pub enum Databases {
+    /// One database, reported as before.
+    One(ConnectOptions),
+    /// Several (or a file of them): each run on its own, reported per database.
+    Many(Vec<crate::fanout::Entry>),
+}
+
+impl ManyConnArgs {
+    /// Resolves the databases: each URL's settings, filled in from the variables.
+    ///
+    /// # Errors
+    /// Exit 2 for an empty URL, a URL that does not parse (named by its place: the
+    /// flag's position, or the file's line; never the URL, which may hold a
+    /// password), an unreadable or empty file, and --failed-list with one database.
+    pub fn databases(&self) -> Result<Databases, Failure> {
+        let usage = |msg: String| Failure::new(Exit::Usage, anyhow::anyhow!(msg));
+        let flag_given = database_url_flag_given();
+        if let Some(path) = &self.database_url_file {
+            if flag_given {
+                return Err(usage(
+                    "give either --database-url or --database-url-file, not both".into(),
+                ));
+            }
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| usage(format!("--database-url-file {}: {e}", path.display())))?;
+            let mut entries = Vec::new();
+            for (n, line) in text.lines().enumerate() {
+                let url = line.trim();
+                if url.is_empty() || url.starts_with('#') {
+                    continue;
+                }
+                let place = format!("{}:{}", path.display(), n + 1);
+                let options = resolve_url(url)
+                    .map_err(|e| usage(format!("{place}: {}", redacted(&e, url))))?;
+                entries.push(crate::fanout::Entry::new(options, place, url));
+            }
+            if entries.is_empty() {
+                return Err(usage(format!(
+                    "--database-url-file {}: no URL in it (one postgres://… a line)",
+                    path.display()
+                )));
+            }
+            return Ok(Databases::Many(crate::fanout::label(entries)));
+        }
+        if self.database_url.len() <= 1 {
+            if self.failed_list.is_some() {
+                return Err(usage(
+                    "--failed-list needs several databases (--database-url repeated, or --database-url-file)"
+                        .into(),
+                ));
+            }
+            let one = ConnArgs {
+                database_url: self.database_url.first().cloned(),
+            };
+            return one.options().map(Databases::One);
+        }
+        let mut entries = Vec::new();
+        for (n, url) in self.database_url.iter().enumerate() {
+            let place = format!("--database-url #{}", n + 1);
+            if url.trim().is_empty() {
+                return Err(usage(format!(
+                    "{place}: the URL is empty (an unset shell variable?)"
+                )));
+            }
+            let options =
+                resolve_url(url).map_err(|e| usage(format!("{place}: {}", redacted(&e, url))))?;
+            entries.push(crate::fanout::Entry::new(options, place, url));
+        }
+        Ok(Databases::Many(crate::fanout::label(entries)))
+    }
+}
+
+fn resolve_url(url: &str) -> Result<ConnectOptions, String> {
+    ConnectOptions::resolve(Some(url), |k| std::env::var(k).ok()).map_err(|e| e.to_string())
+}
+
+/// An error about a URL with the URL's password, if any, masked.
+fn redacted(error: &str, url: &str) -> String {
+    let password = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .and_then(|(userinfo, _)| userinfo.split_once(':'))
+        .map(|(_, p)| p)
+        .filter(|p| !p.is_empty());
+    match password {
+        Some(p) => kubemigrate_sql::connect::redact(error, p),
+        None => error.to_string(),
+    }
+}
