@@ -598,7 +598,9 @@ pub async fn finish(
     reporter: Reporter,
 ) -> Exit {
     let settings = Settings {
-        concurrency: args.concurrency,
+        // A pod of an Indexed Job runs its shard one database at a time: the
+        // Job's parallelism is the concurrency.
+        concurrency: if args.in_shard() { 1 } else { args.concurrency },
         on_failure: args.on_failure,
     };
     let fanout = run(entries, job, settings, reporter).await;

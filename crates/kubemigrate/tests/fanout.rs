@@ -314,3 +314,97 @@ fn a_bad_line_in_the_url_file_is_named_without_its_password() {
     .expect(2);
     assert!(run.stderr.contains("no URL in it"), "{}", run.stderr);
 }
+
+#[test]
+fn a_query_lists_the_databases_and_each_pod_of_a_job_takes_its_shard() {
+    let dir = files();
+    let catalog = Db::new();
+    let dbs: Vec<Db> = (0..3).map(|_| Db::new()).collect();
+    let mut names: Vec<&str> = dbs.iter().map(|d| d.name.as_str()).collect();
+    // The query's rows are sorted by name before sharding, whatever their order.
+    let query = format!(
+        "SELECT datname FROM pg_database WHERE datname IN ('{}') ORDER BY datname DESC",
+        names.join("','")
+    );
+    names.sort();
+    // Shard 1 of 2, as the pod with index 1 of an Indexed Job: the second name.
+    let run = km(
+        &[
+            "sql",
+            "migrate",
+            "-d",
+            &dir.arg(),
+            "--database-query",
+            &query,
+            "--shards",
+            "2",
+            "-o",
+            "json",
+        ],
+        &[
+            ("DATABASE_URL", catalog.url.as_str()),
+            ("JOB_COMPLETION_INDEX", "1"),
+        ],
+    )
+    .expect(0);
+    let doc = run.json();
+    assert_eq!(doc["concurrency"], 1, "{doc}");
+    let ran: Vec<&str> = doc["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["database"].as_str().unwrap())
+        .collect();
+    assert_eq!(ran, [names[1]]);
+    // Without an index every shard runs: the other two are migrated now.
+    let run = km(
+        &[
+            "sql",
+            "migrate",
+            "-d",
+            &dir.arg(),
+            "--database-query",
+            &query,
+            "--shards",
+            "2",
+        ],
+        &[("DATABASE_URL", catalog.url.as_str())],
+    )
+    .expect(0);
+    assert!(
+        run.stdout.contains("3 databases: 1 up to date, 2 applied"),
+        "{}",
+        run.stdout
+    );
+    // --databases: names on the server of --database-url.
+    let list = names.join(",");
+    let run = km(
+        &["sql", "status", "-d", &dir.arg(), "--databases", &list],
+        &[("DATABASE_URL", catalog.url.as_str())],
+    )
+    .expect(0);
+    assert!(
+        run.stdout.contains("3 databases: 3 up to date"),
+        "{}",
+        run.stdout
+    );
+    // A query that fails is bad input, said with the server's words.
+    let run = km(
+        &[
+            "sql",
+            "status",
+            "-d",
+            &dir.arg(),
+            "--database-query",
+            "SELECT nope FROM pg_database",
+        ],
+        &[("DATABASE_URL", catalog.url.as_str())],
+    )
+    .expect(2);
+    assert!(
+        run.stderr
+            .contains("--database-query: column \"nope\" does not exist"),
+        "{}",
+        run.stderr
+    );
+}

@@ -207,6 +207,26 @@ pub struct ManyConnArgs {
     /// as for --database-url.
     #[arg(long, value_name = "FILE")]
     pub database_url_file: Option<PathBuf>,
+    /// Run over these databases of the server that --database-url (or the
+    /// variables) name: database names separated by spaces, commas or lines (e.g.
+    /// `--databases "$(cat tenants.txt)"`).
+    #[arg(long, env = "KUBEMIGRATE_DATABASES", value_name = "NAMES")]
+    pub databases: Option<String>,
+    /// Run over the databases this query lists, run in the --database-url database:
+    /// one column, the name (`SELECT datname FROM pg_database WHERE datname LIKE
+    /// 'tenant_%'`), or columns named `name` and optionally `host` and `port`.
+    #[arg(long, env = "KUBEMIGRATE_DATABASE_QUERY", value_name = "SQL")]
+    pub database_query: Option<String>,
+    /// Split the databases into N shards (the `i`-th database, in list order, or in
+    /// name order for a query, is in shard `i mod N`) and run the one of
+    /// --shard-index only, one database at a time: each pod of an Indexed Job runs
+    /// its shard. Without an index, every shard runs, --concurrency at a time.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub shards: Option<u32>,
+    /// The shard to run (0-based), with --shards [default: $JOB_COMPLETION_INDEX,
+    /// the index Kubernetes gives each pod of an Indexed Job].
+    #[arg(long, env = "JOB_COMPLETION_INDEX", value_name = "I")]
+    pub shard_index: Option<u32>,
     /// With several databases: how many are migrated at once.
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub concurrency: u32,
@@ -248,7 +268,168 @@ impl ManyConnArgs {
     /// Exit 2 for an empty URL, a URL that does not parse (named by its place: the
     /// flag's position, or the file's line; never the URL, which may hold a
     /// password), an unreadable or empty file, and --failed-list with one database.
-    pub fn databases(&self) -> Result<Databases, Failure> {
+    pub async fn databases(&self) -> Result<Databases, Failure> {
+        let usage = |msg: String| Failure::new(Exit::Usage, anyhow::anyhow!(msg));
+        let many = match (&self.databases, &self.database_query) {
+            (Some(_), Some(_)) => {
+                return Err(usage(
+                    "give either --databases or --database-query, not both".into(),
+                ));
+            }
+            (Some(names), None) => Some(self.named(names)?),
+            (None, Some(query)) => Some(self.queried(query).await?),
+            (None, None) => None,
+        };
+        let entries = match many {
+            Some(entries) => entries,
+            None => match self.listed()? {
+                Databases::One(one) => {
+                    if self.shards.is_some() {
+                        return Err(usage("--shards needs several databases".into()));
+                    }
+                    return Ok(Databases::One(one));
+                }
+                Databases::Many(entries) => entries,
+            },
+        };
+        Ok(Databases::Many(self.shard(crate::fanout::label(entries))))
+    }
+
+    /// The `--shard-index`-th of `--shards` shards, or every entry.
+    fn shard(&self, entries: Vec<crate::fanout::Entry>) -> Vec<crate::fanout::Entry> {
+        match (self.shards, self.shard_index) {
+            (Some(n), Some(i)) => entries
+                .into_iter()
+                .enumerate()
+                .filter(|(j, _)| u32::try_from(*j).is_ok_and(|j| j % n == i))
+                .map(|(_, e)| e)
+                .collect(),
+            _ => entries,
+        }
+    }
+
+    /// Whether one shard runs (then its databases run one at a time).
+    pub fn in_shard(&self) -> bool {
+        self.shards.is_some() && self.shard_index.is_some()
+    }
+
+    /// The connection --databases and --database-query start from.
+    fn base(&self) -> Result<ConnectOptions, Failure> {
+        if self.database_url.len() > 1 || self.database_url_file.is_some() {
+            return Err(Failure::new(
+                Exit::Usage,
+                anyhow::anyhow!(
+                    "--databases and --database-query take one --database-url (the server), not several"
+                ),
+            ));
+        }
+        ConnArgs {
+            database_url: self.database_url.first().cloned(),
+        }
+        .options()
+    }
+
+    fn named(&self, names: &str) -> Result<Vec<crate::fanout::Entry>, Failure> {
+        let base = self.base()?;
+        let names: Vec<&str> = names
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|n| !n.is_empty())
+            .collect();
+        if names.is_empty() {
+            return Err(Failure::new(
+                Exit::Usage,
+                anyhow::anyhow!("--databases: no database name in it"),
+            ));
+        }
+        Ok(names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let mut options = base.clone();
+                options.dbname = (*name).to_string();
+                crate::fanout::Entry::new(options, format!("--databases #{}", i + 1), name)
+            })
+            .collect())
+    }
+
+    /// Runs the query in the base database and reads its rows as text (the simple
+    /// query protocol), sorted by host, port and name so that every pod of a Job
+    /// shards the same list the same way.
+    async fn queried(&self, query: &str) -> Result<Vec<crate::fanout::Entry>, Failure> {
+        use tokio_postgres::SimpleQueryMessage;
+        let base = self.base()?;
+        let usage = |msg: String| Failure::new(Exit::Usage, anyhow::anyhow!(msg));
+        let conn = base.connect().await.map_err(|e| {
+            Failure::from_engine(kubemigrate_sql::migrator::MigrateError::Connect(e))
+        })?;
+        let messages = conn.client.simple_query(query).await.map_err(|e| {
+            usage(format!(
+                "--database-query: {}",
+                kubemigrate_sql::migrator::describe(&e)
+            ))
+        })?;
+        let mut rows = Vec::new();
+        for m in messages {
+            if let SimpleQueryMessage::Row(row) = m {
+                let columns = row.columns();
+                let col = |name: &str| columns.iter().position(|c| c.name() == name);
+                let (name, host, port) = if columns.len() == 1 {
+                    (Some(0), None, None)
+                } else {
+                    (col("name"), col("host"), col("port"))
+                };
+                let Some(name) = name else {
+                    return Err(usage(
+                        "--database-query: give one column (the name), or columns named name, host, port"
+                            .into(),
+                    ));
+                };
+                let get = |i: Option<usize>| i.and_then(|i| row.get(i)).map(str::to_string);
+                let Some(dbname) = get(Some(name)).filter(|n| !n.is_empty()) else {
+                    return Err(usage(format!(
+                        "--database-query: row {} has no database name",
+                        rows.len() + 1
+                    )));
+                };
+                let mut options = base.clone();
+                options.dbname = dbname;
+                if let Some(h) = get(host).filter(|h| !h.is_empty()) {
+                    options.host = h;
+                }
+                if let Some(p) = get(port) {
+                    options.port = p.trim().parse().map_err(|_| {
+                        usage(format!(
+                            "--database-query: row {}: port {p:?} is not a port number",
+                            rows.len() + 1
+                        ))
+                    })?;
+                }
+                rows.push(options);
+            }
+        }
+        drop(conn);
+        if rows.is_empty() {
+            return Err(usage(
+                "--database-query: the query listed no database".into(),
+            ));
+        }
+        rows.sort_by(|a, b| (&a.host, a.port, &a.dbname).cmp(&(&b.host, b.port, &b.dbname)));
+        Ok(rows
+            .into_iter()
+            .enumerate()
+            .map(|(i, options)| {
+                let given = options.dbname.clone();
+                crate::fanout::Entry::new(
+                    options,
+                    format!("--database-query row {}", i + 1),
+                    &given,
+                )
+            })
+            .collect())
+    }
+
+    /// The databases of --database-url (repeated) and --database-url-file.
+    fn listed(&self) -> Result<Databases, Failure> {
         let usage = |msg: String| Failure::new(Exit::Usage, anyhow::anyhow!(msg));
         let flag_given = database_url_flag_given();
         if let Some(path) = &self.database_url_file {
@@ -276,7 +457,7 @@ impl ManyConnArgs {
                     path.display()
                 )));
             }
-            return Ok(Databases::Many(crate::fanout::label(entries)));
+            return Ok(Databases::Many(entries));
         }
         if self.database_url.len() <= 1 {
             if self.failed_list.is_some() {
@@ -302,7 +483,7 @@ impl ManyConnArgs {
                 resolve_url(url).map_err(|e| usage(format!("{place}: {}", redacted(&e, url))))?;
             entries.push(crate::fanout::Entry::new(options, place, url));
         }
-        Ok(Databases::Many(crate::fanout::label(entries)))
+        Ok(Databases::Many(entries))
     }
 }
 

@@ -80,7 +80,7 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
 /// Runs the command.
 pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
     let source = args.dir.source()?;
-    let databases = args.conn.databases()?;
+    let databases = args.conn.databases().await?;
     let mut options = args.run.migrate_options(&args.history);
     options.variables = args.dir.variables();
     options.dry_run = args.dry_run;

@@ -40,7 +40,7 @@ pub struct Args {
 /// Runs the command.
 pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
     let source = args.dir.source()?;
-    let databases = args.conn.databases()?;
+    let databases = args.conn.databases().await?;
     let options = kubemigrate_sql::migrator::MigrateOptions {
         history: args.history.table(),
         strict: args.strict,
