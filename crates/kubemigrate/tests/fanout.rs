@@ -408,3 +408,75 @@ fn a_query_lists_the_databases_and_each_pod_of_a_job_takes_its_shard() {
         run.stderr
     );
 }
+
+#[test]
+fn apply_local_runs_a_plan_target_over_its_databases() {
+    let catalog = Db::new();
+    let dbs: Vec<Db> = (0..3).map(|_| Db::new()).collect();
+    dbs[1].sql("CREATE TABLE accounts (legacy text)");
+    let dir = tempfile::tempdir().unwrap();
+    let sql = dir.path().join("sql");
+    std::fs::create_dir_all(&sql).unwrap();
+    for (name, body) in [
+        ("001_users.sql", "CREATE TABLE users (id int PRIMARY KEY);"),
+        (
+            "002_accounts.sql",
+            "CREATE TABLE accounts (id int PRIMARY KEY);",
+        ),
+    ] {
+        std::fs::write(sql.join(name), body).unwrap();
+    }
+    let names: Vec<&str> = dbs.iter().map(|d| d.name.as_str()).collect();
+    std::fs::write(
+        dir.path().join("plan.yaml"),
+        format!(
+            "apiVersion: kubemigrate.io/v1alpha1
+kind: MigrationPlan
+metadata: {{name: saas}}
+spec:
+  targets:
+    - name: tenants
+      database: {{host: tenants-db, name: postgres, user: app, password: {{fromEnv: UNUSED}}}}
+      databases:
+        list: [{}]
+        concurrency: 2
+      sql: {{localDir: sql}}
+",
+            names.join(", ")
+        ),
+    )
+    .unwrap();
+    let plan = dir.path().join("plan.yaml").display().to_string();
+    let db = format!("tenants={}", catalog.url);
+    let apply = || {
+        km(
+            &[
+                "apply", "-f", &plan, "--local", "--db", &db, "--run-id", "f1",
+            ],
+            &[],
+        )
+    };
+    let run = apply().expect(3);
+    let out = &run.stdout;
+    assert!(
+        out.contains("3 databases: 2 applied, 1 failed"),
+        "{out}\n{}",
+        run.stderr
+    );
+    assert!(out.contains(&format!("failed: {}: ", dbs[1].name)), "{out}");
+    assert!(
+        out.contains(&format!("[{}] applying 002_accounts.sql", dbs[1].name)),
+        "{out}"
+    );
+    assert_eq!(applied(&dbs[0]), 2);
+    assert_eq!(applied(&dbs[1]), 1);
+    assert_eq!(applied(&dbs[2]), 2);
+    // Fixed, the plan again: the one left is migrated, the others are up to date.
+    dbs[1].sql("DROP TABLE accounts");
+    let run = apply().expect(0);
+    assert!(
+        run.stdout.contains("3 databases: 2 up to date, 1 applied"),
+        "{}",
+        run.stdout
+    );
+}
