@@ -212,6 +212,128 @@ impl DbResult {
     }
 }
 
+impl DbState {
+    /// The word of a result line (and of JSON).
+    pub fn code(self) -> &'static str {
+        match self {
+            DbState::Applied => "applied",
+            DbState::UpToDate => "up_to_date",
+            DbState::Pending => "pending",
+            DbState::Failed => "failed",
+            DbState::NotRun => "not_run",
+        }
+    }
+
+    fn of_code(code: &str) -> Option<DbState> {
+        [
+            DbState::Applied,
+            DbState::UpToDate,
+            DbState::Pending,
+            DbState::Failed,
+            DbState::NotRun,
+        ]
+        .into_iter()
+        .find(|s| s.code() == code)
+    }
+}
+
+/// What separates a database's name from its result in a result line.
+const RESULT_MARK: &str = "] result: ";
+
+impl DbResult {
+    /// The line printed when a database ends, which `apply` reads back from the
+    /// runner's log (locally, and from every pod of an Indexed Job):
+    /// `[tenant_17] result: failed (exit 3): V0042__x.sql:3:1: …`,
+    /// `[tenant_1] result: applied (2 files)`, `[tenant_2] result: up_to_date`.
+    pub fn result_line(&self) -> String {
+        let detail = match self.result {
+            DbState::Applied => format!(" ({} file{})", self.applied, plural(self.applied)),
+            DbState::Pending => format!(" ({} file{})", self.pending, plural(self.pending)),
+            DbState::Failed => format!(
+                " (exit {}): {}",
+                self.exit_code,
+                self.error.as_deref().unwrap_or("failed")
+            ),
+            DbState::UpToDate | DbState::NotRun => String::new(),
+        };
+        format!(
+            "[{}{RESULT_MARK}{}{detail}",
+            self.database,
+            self.result.code()
+        )
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// A database's result read back from a runner's log line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DbLine {
+    /// The database.
+    pub database: String,
+    /// How it ended.
+    pub result: DbState,
+    /// What follows: the file count, or the exit code and error.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+impl DbLine {
+    /// Reads a [`DbResult::result_line`]; `None` for any other line.
+    pub fn parse(line: &str) -> Option<DbLine> {
+        let rest = line.strip_prefix('[')?;
+        let (database, rest) = rest.split_once(RESULT_MARK)?;
+        let (code, detail) = match rest.split_once(' ') {
+            Some((code, detail)) => (code, detail.trim()),
+            None => (rest, ""),
+        };
+        Some(DbLine {
+            database: database.to_string(),
+            result: DbState::of_code(code)?,
+            detail: detail.to_string(),
+        })
+    }
+}
+
+/// `97 up to date, 2 applied, 1 failed: tenant_17 (exit 3): V0042__x.sql:3: …`:
+/// a target's databases as `apply` read them from its runners' logs, the failed
+/// ones named (the first 5).
+pub fn grouped(lines: &[DbLine]) -> String {
+    let mut parts = Vec::new();
+    for state in [
+        DbState::UpToDate,
+        DbState::Applied,
+        DbState::Pending,
+        DbState::Failed,
+        DbState::NotRun,
+    ] {
+        let n = lines.iter().filter(|l| l.result == state).count();
+        if n > 0 {
+            parts.push(format!("{n} {}", state.words()));
+        }
+    }
+    let mut text = format!(
+        "{} database{}: {}",
+        lines.len(),
+        plural(lines.len()),
+        parts.join(", ")
+    );
+    let failed: Vec<&DbLine> = lines
+        .iter()
+        .filter(|l| l.result == DbState::Failed)
+        .collect();
+    for (i, l) in failed.iter().take(5).enumerate() {
+        text.push_str(if i == 0 { ": " } else { "; " });
+        text.push_str(&format!("{} {}", l.database, l.detail));
+    }
+    if failed.len() > 5 {
+        text.push_str(&format!("; and {} more", failed.len() - 5));
+    }
+    text
+}
+
 /// A running database's log: its lines, prefixed with its label, and the last few
 /// kept for its result.
 struct Log<'a> {
@@ -272,7 +394,9 @@ pub async fn run(
             let shared_warnings = &shared_warnings;
             async move {
                 if stopped.get() {
-                    return (i, DbResult::new(entry, DbState::NotRun, Exit::Ok));
+                    let result = DbResult::new(entry, DbState::NotRun, Exit::Ok);
+                    reporter.line(&result.result_line());
+                    return (i, result);
                 }
                 let mut log = Log {
                     label: &entry.label,
@@ -282,6 +406,7 @@ pub async fn run(
                 };
                 let begun = Instant::now();
                 let mut result = run_one(entry, job, &mut log).await;
+                reporter.line(&result.result_line());
                 result.duration_ms = u64::try_from(begun.elapsed().as_millis()).unwrap_or(u64::MAX);
                 if result.result == DbState::Failed {
                     result.last_lines = log.last.into_iter().collect();

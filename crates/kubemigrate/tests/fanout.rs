@@ -464,6 +464,14 @@ spec:
         run.stderr
     );
     assert!(out.contains(&format!("failed: {}: ", dbs[1].name)), "{out}");
+    // apply reads each database's result back from the runner's log.
+    assert!(
+        out.contains(&format!(
+            "tenants: 3 databases: 2 applied, 1 failed: {} (exit 3): ",
+            dbs[1].name
+        )),
+        "{out}"
+    );
     assert!(
         out.contains(&format!("[{}] applying 002_accounts.sql", dbs[1].name)),
         "{out}"
@@ -473,10 +481,31 @@ spec:
     assert_eq!(applied(&dbs[2]), 2);
     // Fixed, the plan again: the one left is migrated, the others are up to date.
     dbs[1].sql("DROP TABLE accounts");
-    let run = apply().expect(0);
+    let run = km(
+        &[
+            "apply", "-f", &plan, "--local", "--db", &db, "--run-id", "f2", "-o", "json",
+        ],
+        &[],
+    )
+    .expect(0);
     assert!(
-        run.stdout.contains("3 databases: 2 up to date, 1 applied"),
+        run.stderr.contains("3 databases: 2 up to date, 1 applied"),
         "{}",
-        run.stdout
+        run.stderr
     );
+    let doc = run.json();
+    let reported = doc["targets"][0]["databases"].as_array().unwrap();
+    assert_eq!(reported.len(), 3, "{doc}");
+    for db in &dbs {
+        let r = reported
+            .iter()
+            .find(|r| r["database"] == db.name.as_str())
+            .unwrap();
+        let want = if db.name == dbs[1].name {
+            "applied"
+        } else {
+            "up_to_date"
+        };
+        assert_eq!(r["result"], want, "{doc}");
+    }
 }
