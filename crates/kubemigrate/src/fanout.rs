@@ -62,25 +62,23 @@ impl Entry {
 /// Names the entries: by database name, else by `host:port/name` where names
 /// repeat, else by place.
 pub fn label(mut entries: Vec<Entry>) -> Vec<Entry> {
-    let count = |entries: &[Entry], f: &dyn Fn(&Entry) -> String, v: &str| {
-        entries.iter().filter(|e| f(e) == v).count()
-    };
-    let name = |e: &Entry| e.options.dbname.clone();
+    use std::collections::HashMap;
     let full = |e: &Entry| format!("{}:{}/{}", e.options.host, e.options.port, e.options.dbname);
-    let labels: Vec<String> = entries
-        .iter()
-        .map(|e| {
-            if count(&entries, &name, &name(e)) == 1 {
-                name(e)
-            } else if count(&entries, &full, &full(e)) == 1 {
-                full(e)
-            } else {
-                format!("{} ({})", full(e), e.place)
-            }
-        })
-        .collect();
-    for (e, l) in entries.iter_mut().zip(labels) {
-        e.label = l;
+    let mut names: HashMap<String, usize> = HashMap::new();
+    let mut fulls: HashMap<String, usize> = HashMap::new();
+    for e in &entries {
+        *names.entry(e.options.dbname.clone()).or_default() += 1;
+        *fulls.entry(full(e)).or_default() += 1;
+    }
+    for e in &mut entries {
+        let f = full(e);
+        e.label = if names.get(&e.options.dbname) == Some(&1) {
+            e.options.dbname.clone()
+        } else if fulls.get(&f) == Some(&1) {
+            f
+        } else {
+            format!("{f} ({})", e.place)
+        };
     }
     entries
 }

@@ -560,6 +560,7 @@ fn databases(f: &mut Findings, p: &FieldPath, t: &Target, d: &crate::model::Data
             if names.is_empty() {
                 f.error(p.clone(), "the list of databases is empty");
             }
+            let mut seen: HashMap<&str, usize> = HashMap::new();
             for (i, n) in names.iter().enumerate() {
                 if n.trim().is_empty() {
                     f.error(lp(i), "a database name must not be empty");
@@ -573,8 +574,10 @@ fn databases(f: &mut Findings, p: &FieldPath, t: &Target, d: &crate::model::Data
                     );
                 } else if n.contains(['\n', '\r']) {
                     f.error(lp(i), "a database name must not hold a line break");
-                } else if let Some(first) = names[..i].iter().position(|o| o == n) {
+                } else if let Some(first) = seen.get(n.as_str()) {
                     f.error(lp(i), format!("{n:?} is listed twice (first at {first})"));
+                } else {
+                    seen.insert(n, i);
                 }
             }
             if let Some(s) = d.shards
