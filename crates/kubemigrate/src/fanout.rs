@@ -748,3 +748,112 @@ pub async fn finish(
     reporter.finish(command, Some(&fanout), exit, failure.as_ref());
     exit
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(name: &str, state: DbState, exit: Exit) -> DbResult {
+        let options = ConnectOptions::resolve(Some(&format!("postgres://u@h/{name}")), |_| None)
+            .expect("a valid URL");
+        let entry = Entry {
+            label: name.into(),
+            ..Entry::new(options, "test".into(), "")
+        };
+        DbResult::new(&entry, state, exit)
+    }
+
+    #[test]
+    fn result_lines_read_back_as_what_they_say() {
+        let mut failed = result("tenant_17", DbState::Failed, Exit::SqlFailed);
+        failed.error = Some("V0042__x.sql:3:1: boom (SQLSTATE 42P07, statement 1)".into());
+        let mut applied = result("tenant_1", DbState::Applied, Exit::Ok);
+        applied.applied = 2;
+        let lines: Vec<DbLine> = [
+            failed,
+            applied,
+            result("tenant_2", DbState::UpToDate, Exit::Ok),
+            result("tenant_3", DbState::NotRun, Exit::Ok),
+        ]
+        .iter()
+        .map(|r| DbLine::parse(&r.result_line()).expect("a result line"))
+        .collect();
+        assert_eq!(lines[0].database, "tenant_17");
+        assert_eq!(lines[0].result, DbState::Failed);
+        assert_eq!(
+            lines[0].detail,
+            "(exit 3): V0042__x.sql:3:1: boom (SQLSTATE 42P07, statement 1)"
+        );
+        assert_eq!(lines[1].detail, "(2 files)");
+        assert_eq!(lines[2].result, DbState::UpToDate);
+        assert_eq!(
+            grouped(&lines),
+            "4 databases: 1 up to date, 1 applied, 1 failed, 1 not run: tenant_17 (exit 3): \
+             V0042__x.sql:3:1: boom (SQLSTATE 42P07, statement 1)"
+        );
+        // Other lines of a log are not results.
+        for other in [
+            "[tenant_1] applying V1.sql",
+            "applied 2 files",
+            "[tenant_1] result: exploded",
+        ] {
+            assert_eq!(DbLine::parse(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn labels_are_names_unless_names_repeat() {
+        let entry = |url: &str, place: &str| {
+            Entry::new(
+                ConnectOptions::resolve(Some(url), |_| None).expect("a valid URL"),
+                place.into(),
+                url,
+            )
+        };
+        let labels: Vec<String> = label(vec![
+            entry("postgres://u@a/t1", "1"),
+            entry("postgres://u@a/t2", "2"),
+            entry("postgres://u@b/t2", "3"),
+            entry("postgres://u@c/t3", "4"),
+            entry("postgres://u@c/t3", "5"),
+        ])
+        .into_iter()
+        .map(|e| e.label)
+        .collect();
+        assert_eq!(
+            labels,
+            [
+                "t1",
+                "a:5432/t2",
+                "b:5432/t2",
+                "c:5432/t3 (4)",
+                "c:5432/t3 (5)"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_worst_exit_is_a_failure_then_pending() {
+        let fanout = |results: Vec<DbResult>| Fanout {
+            results,
+            settings: Settings {
+                concurrency: 1,
+                on_failure: OnFailure::Continue,
+            },
+            dry_run: false,
+            took: Duration::ZERO,
+        };
+        let f = fanout(vec![
+            result("a", DbState::Pending, Exit::Pending),
+            result("b", DbState::Failed, Exit::LockTimeout),
+            result("c", DbState::Failed, Exit::SqlFailed),
+        ]);
+        assert_eq!(f.exit(), Exit::LockTimeout);
+        let f = fanout(vec![
+            result("a", DbState::UpToDate, Exit::Ok),
+            result("b", DbState::Pending, Exit::Pending),
+        ]);
+        assert_eq!(f.exit(), Exit::Pending);
+        assert!(f.failure().is_none());
+    }
+}
