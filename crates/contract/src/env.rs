@@ -5,6 +5,13 @@
 /// A libpq connection URL (`postgres://user@host:port/db`).
 pub const DATABASE_URL: &str = "DATABASE_URL";
 
+/// The names of a fan-out target's databases (spaces, commas or lines apart), on
+/// the server of the connection variables: `sql migrate --databases`.
+pub const DATABASES: &str = "KUBEMIGRATE_DATABASES";
+
+/// The query listing a fan-out target's databases: `sql migrate --database-query`.
+pub const DATABASE_QUERY: &str = "KUBEMIGRATE_DATABASE_QUERY";
+
 /// The Terraform module's variables, which kubemigrate reads and sets: host, port,
 /// database, schema, user, password.
 pub const DB_VARS: &[&str] = &[
@@ -87,8 +94,17 @@ pub fn reserved() -> impl Iterator<Item = &'static str> {
 /// What a local run never takes from this machine's environment for a target:
 /// everything that could point it at another database.
 pub fn scrubbed() -> impl Iterator<Item = &'static str> {
-    reserved().chain(PG_OTHER_VARS.iter().copied())
+    reserved()
+        .chain(PG_OTHER_VARS.iter().copied())
+        .chain(FANOUT_VARS.iter().copied())
 }
+
+/// The variables of a fan-out target's runner: its databases, and the index
+/// Kubernetes gives each pod of an Indexed Job (the runner's shard).
+pub const FANOUT_VARS: &[&str] = &[DATABASES, DATABASE_QUERY, JOB_COMPLETION_INDEX];
+
+/// The index of a pod in an Indexed Job, set by Kubernetes.
+pub const JOB_COMPLETION_INDEX: &str = "JOB_COMPLETION_INDEX";
 
 #[cfg(test)]
 mod tests {

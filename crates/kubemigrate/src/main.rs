@@ -10,6 +10,7 @@ mod apply;
 mod args;
 mod commands;
 mod exit;
+mod fanout;
 mod output;
 
 use exit::Exit;

@@ -989,3 +989,86 @@ fn apply_follows_across_an_api_server_restart_and_410_gone() {
         "resourceVersion {old} is still served: {raw}"
     );
 }
+
+#[test]
+fn a_fan_out_target_is_an_indexed_job_retried_per_index_and_reported_per_database() {
+    // Index 1 of 3 fails (exit 3) in every attempt; indexes 0 and 2 succeed.
+    let env = Env::new(&[("t", "index-1-exit-3")]);
+    std::fs::write(
+        env.dir.path().join("plan.yaml"),
+        format!(
+            "apiVersion: kubemigrate.io/v1alpha1
+kind: MigrationPlan
+metadata: {{name: saas, namespace: {ns}}}
+spec:
+  timeout: 2m
+  backoffLimit: 1
+  labels:
+    sim.kubemigrate.test/t: index-1-exit-3
+  targets:
+    - name: t
+      database: {{host: db, name: postgres, user: app, password: {{fromEnv: PW}}}}
+      databases:
+        list: [tenant_1, tenant_2, tenant_3]
+        concurrency: 2
+      sql: {{localDir: sql}}
+",
+            ns = env.ns.name
+        ),
+    )
+    .unwrap();
+    // Every pod of the namespace prints these lines (kwok serves one log per
+    // container name): the report is read back from them.
+    env.ns.set_log(
+        "run-migrations",
+        &[
+            "[tenant_1] result: up_to_date",
+            "[tenant_2] applying V1__a.sql",
+            "[tenant_2] result: failed (exit 3): V1__a.sql:1:1: boom (SQLSTATE 42P07, statement 1)",
+            "[tenant_3] result: applied (1 file)",
+        ],
+    );
+    let run = env.km(&["apply"]).expect(3);
+    let out = &run.stdout;
+    assert!(out.contains("FailedIndexes"), "{out}");
+    // Each database's last report, from the pods of every index (the JSON
+    // document's targets[].databases is tested with apply --local).
+    assert!(
+        out.contains(
+            "t: 3 databases: 1 up to date, 1 applied, 1 failed: tenant_2 (exit 3): V1__a.sql:1:1: boom"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("run-migrations exited 3 (a migration's SQL failed)"),
+        "{out}"
+    );
+    // The Job as the controller ran it: one pod per good index, and the bad index
+    // retried on its own (backoffLimitPerIndex 1: two pods).
+    let job = env.kube.ok(&[
+        "get",
+        "job",
+        "-n",
+        &env.ns.name,
+        "t-migrations-r1",
+        "-o",
+        "jsonpath={.spec.completionMode} {.spec.completions} {.spec.parallelism} {.status.completedIndexes} {.status.failedIndexes}",
+    ]);
+    assert_eq!(job.trim(), "Indexed 3 2 0,2 1", "{job}");
+    let per_index = |i: &str| {
+        env.kube
+            .ok(&[
+                "get",
+                "pods",
+                "-n",
+                &env.ns.name,
+                "-l",
+                &format!("job-name=t-migrations-r1,batch.kubernetes.io/job-completion-index={i}"),
+                "-o",
+                "name",
+            ])
+            .lines()
+            .count()
+    };
+    assert_eq!((per_index("0"), per_index("1"), per_index("2")), (1, 2, 1));
+}

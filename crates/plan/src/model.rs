@@ -336,8 +336,16 @@ pub struct Target {
     /// Targets that must succeed before this one starts.
     #[serde(default)]
     pub depends_on: Vec<String>,
-    /// The database.
+    /// The database (with `databases`: the server and credentials of every database
+    /// of the list, and in `name` the one the init container waits for and
+    /// `databases.query` runs in).
     pub database: Database,
+    /// Many databases migrated alike, one per tenant (docs/fan-out.md): a list of
+    /// names, a query, or a key of a ConfigMap or Secret holding the names; the
+    /// Job becomes an Indexed Job, one index per shard. SQL targets of the native
+    /// engine only.
+    #[serde(default)]
+    pub databases: Option<Databases>,
     /// SQL files, run by kubemigrate's engine (or by psql). Exactly one of `sql` and
     /// `command`.
     #[serde(default)]
@@ -355,6 +363,184 @@ pub struct Target {
     /// Overrides of the plan's `lint` policy for this SQL target, rule by rule.
     #[serde(default)]
     pub lint: Option<LintPolicy>,
+}
+
+/// Many databases on the target's server, migrated alike (`databases`).
+///
+/// In YAML, a list of database names (`databases: [tenant_1, tenant_2]`), or a
+/// mapping with exactly one of `list`, `query`, `fromConfigMap`, `fromSecret`, and
+/// the settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Databases {
+    /// Where the names come from.
+    pub source: DatabaseSource,
+    /// How many databases are migrated at once: the Job's `parallelism` (default 4).
+    pub concurrency: u32,
+    /// What a failed database does to the others (default `continue`).
+    pub on_failure: OnFailure,
+    /// How many indexes (pods) the Job has, each migrating its share of the
+    /// databases one by one (default: one per listed database, or `concurrency` for
+    /// a query or a key, whose names are known only when the pods run).
+    pub shards: Option<u32>,
+    /// Whether the plan wrote the shorthand (`databases: [...]`), so that a
+    /// finding about a name points at `databases[i]`, not `databases.list[i]`.
+    pub shorthand: bool,
+}
+
+/// Where the names of a target's databases come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DatabaseSource {
+    /// Written in the plan.
+    List(Vec<String>),
+    /// A query run in `database.name` by each pod: one column (the name), or
+    /// columns named `name` and optionally `host` and `port`.
+    Query(String),
+    /// A key of a ConfigMap already in the namespace: one name a line.
+    ConfigMap(ObjectKeyRef),
+    /// A key of a Secret already in the namespace: one name a line.
+    Secret(ObjectKeyRef),
+}
+
+/// A key of a ConfigMap or Secret.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectKeyRef {
+    /// The object's name.
+    pub name: String,
+    /// The key.
+    pub key: String,
+}
+
+/// What a failed database does to the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// The other databases still migrate (default).
+    #[default]
+    Continue,
+    /// No database starts after a failure; those running finish.
+    Stop,
+}
+
+/// The mapping form of `databases`.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DatabasesFields {
+    /// Database names on the target's server. Exactly one of `list`, `query`,
+    /// `fromConfigMap`, `fromSecret`.
+    #[serde(default)]
+    list: Option<Vec<String>>,
+    /// A query run in `database.name` (e.g. `SELECT datname FROM pg_database WHERE
+    /// datname LIKE 'tenant_%'`): one column, the name; or columns named `name`
+    /// and optionally `host` and `port` (rows of a tenants table).
+    #[serde(default)]
+    query: Option<String>,
+    /// A key of a ConfigMap in the namespace holding the names, one a line.
+    #[serde(default)]
+    from_config_map: Option<ObjectKeyRef>,
+    /// A key of a Secret in the namespace holding the names, one a line.
+    #[serde(default)]
+    from_secret: Option<ObjectKeyRef>,
+    /// How many databases are migrated at once (default 4).
+    #[serde(default = "default_concurrency")]
+    concurrency: u32,
+    /// `continue` (default): the other databases still migrate; `stop`: none
+    /// starts after a failure.
+    #[serde(default)]
+    on_failure: OnFailure,
+    /// The Job's indexes (pods), each migrating its share one by one (default: one
+    /// per listed database; `concurrency` for a query or a key).
+    #[serde(default)]
+    shards: Option<u32>,
+}
+
+fn default_concurrency() -> u32 {
+    4
+}
+
+const DATABASES_SOURCES: &str = "give exactly one of list, query, fromConfigMap, fromSecret";
+
+impl<'de> Deserialize<'de> for Databases {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(DatabasesVisitor)
+    }
+}
+
+struct DatabasesVisitor;
+
+impl<'de> Visitor<'de> for DatabasesVisitor {
+    type Value = Databases;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of database names, or a mapping with one of list, query, fromConfigMap, fromSecret")
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<Databases, A::Error> {
+        let list = Vec::<String>::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+        Ok(Databases {
+            source: DatabaseSource::List(list),
+            concurrency: default_concurrency(),
+            on_failure: OnFailure::Continue,
+            shards: None,
+            shorthand: true,
+        })
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Databases, A::Error> {
+        let f = DatabasesFields::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        let mut sources = Vec::new();
+        if let Some(l) = f.list {
+            sources.push(DatabaseSource::List(l));
+        }
+        if let Some(q) = f.query {
+            sources.push(DatabaseSource::Query(q));
+        }
+        if let Some(r) = f.from_config_map {
+            sources.push(DatabaseSource::ConfigMap(r));
+        }
+        if let Some(r) = f.from_secret {
+            sources.push(DatabaseSource::Secret(r));
+        }
+        if sources.len() != 1 {
+            return Err(de::Error::custom(DATABASES_SOURCES));
+        }
+        Ok(Databases {
+            // Just checked: exactly one.
+            source: sources.remove(0),
+            concurrency: f.concurrency,
+            on_failure: f.on_failure,
+            shards: f.shards,
+            shorthand: false,
+        })
+    }
+}
+
+impl JsonSchema for Databases {
+    fn schema_name() -> Cow<'static, str> {
+        "Databases".into()
+    }
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let fields = generator.subschema_for::<DatabasesFields>();
+        json_schema!({
+            "description": "Many databases migrated alike: a list of names, or a mapping with exactly one of list, query, fromConfigMap, fromSecret, and concurrency, onFailure, shards.",
+            "oneOf": [
+                {"type": "array", "items": {"type": "string"}, "description": "Database names on the target's server."},
+                fields
+            ]
+        })
+    }
+}
+
+impl Databases {
+    /// How many indexes the Job has: `shards`, else one per listed database, else
+    /// `concurrency`.
+    pub fn shard_count(&self) -> u32 {
+        match (&self.shards, &self.source) {
+            (Some(n), _) => *n,
+            (None, DatabaseSource::List(l)) => u32::try_from(l.len()).unwrap_or(u32::MAX).max(1),
+            (None, _) => self.concurrency.max(1),
+        }
+    }
 }
 
 /// A lint policy: the level of each rule (over the defaults of `kubemigrate sql

@@ -508,4 +508,113 @@ fn target(f: &mut Findings, p: &FieldPath, t: &Target) {
     if let Some(s) = &t.security_context {
         security(f, &p.key("securityContext"), s);
     }
+    if let Some(d) = &t.databases {
+        databases(f, &p.key("databases"), t, d);
+    }
+}
+
+/// The most indexes an Indexed Job with `backoffLimitPerIndex` may have.
+pub const MAX_SHARDS: u32 = 100_000;
+/// The most databases migrated at once.
+pub const MAX_CONCURRENCY: u32 = 256;
+
+fn databases(f: &mut Findings, p: &FieldPath, t: &Target, d: &crate::model::Databases) {
+    use crate::model::DatabaseSource;
+    if t.command.is_some() {
+        f.error(
+            p.clone(),
+            "`databases` works with `sql` targets; a `command` target migrates one database",
+        );
+    } else if t.sql.as_ref().is_some_and(|s| s.engine == Engine::Psql) {
+        f.error(
+            p.clone(),
+            "`databases` needs the native engine (engine psql runs one database); leave `engine` out",
+        );
+    }
+    let setting = |name: &str| p.key(name);
+    if d.concurrency == 0 || d.concurrency > MAX_CONCURRENCY {
+        f.error(
+            setting("concurrency"),
+            format!("give a concurrency from 1 to {MAX_CONCURRENCY}"),
+        );
+    }
+    if let Some(n) = d.shards
+        && (n == 0 || n > MAX_SHARDS)
+    {
+        f.error(
+            setting("shards"),
+            format!("give from 1 to {MAX_SHARDS} shards"),
+        );
+    }
+    match &d.source {
+        DatabaseSource::List(names) => {
+            // `databases: [...]` or `databases: {list: [...]}`: the shorthand's items
+            // sit right under `databases`.
+            let lp = |i: usize| {
+                if d.shorthand {
+                    p.index(i)
+                } else {
+                    p.key("list").index(i)
+                }
+            };
+            if names.is_empty() {
+                f.error(p.clone(), "the list of databases is empty");
+            }
+            let mut seen: HashMap<&str, usize> = HashMap::new();
+            for (i, n) in names.iter().enumerate() {
+                if n.trim().is_empty() {
+                    f.error(lp(i), "a database name must not be empty");
+                } else if n.len() > 63 {
+                    f.error(
+                        lp(i),
+                        format!(
+                            "{n:?} is {} bytes; PostgreSQL names have at most 63",
+                            n.len()
+                        ),
+                    );
+                } else if n.contains(['\n', '\r']) {
+                    f.error(lp(i), "a database name must not hold a line break");
+                } else if let Some(first) = seen.get(n.as_str()) {
+                    f.error(lp(i), format!("{n:?} is listed twice (first at {first})"));
+                } else {
+                    seen.insert(n, i);
+                }
+            }
+            if let Some(s) = d.shards
+                && s as usize > names.len()
+            {
+                f.error(
+                    setting("shards"),
+                    format!(
+                        "{s} shards for {} databases: some would be empty",
+                        names.len()
+                    ),
+                );
+            }
+        }
+        DatabaseSource::Query(q) => {
+            if q.trim().is_empty() {
+                f.error(p.key("query"), "the query must not be empty");
+            }
+        }
+        DatabaseSource::ConfigMap(r) | DatabaseSource::Secret(r) => {
+            let rp = p.key(if matches!(d.source, DatabaseSource::ConfigMap(_)) {
+                "fromConfigMap"
+            } else {
+                "fromSecret"
+            });
+            f.check(rp.key("name"), check_dns_subdomain(&r.name));
+            if r.key.is_empty()
+                || !r
+                    .key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            {
+                f.error(
+                    rp.key("key"),
+                    format!("{:?} is not a key (letters, digits, '-', '_', '.')", r.key),
+                );
+            }
+        }
+    }
 }

@@ -36,6 +36,17 @@ fn edit(from: &str, to: &str) -> String {
 fn cases() -> Vec<(&'static str, String)> {
     vec![
         ("empty file", String::new()),
+        ("databases: an empty list", edit("      sql:", "      databases: []\n      sql:")),
+        ("databases: a name listed twice", edit("      sql:", "      databases: [tenant_1, tenant_2, tenant_1]\n      sql:")),
+        ("databases: two sources", edit("      sql:", "      databases:\n        list: [tenant_1]\n        query: SELECT datname FROM pg_database\n      sql:")),
+        ("databases: no source", edit("      sql:", "      databases:\n        concurrency: 8\n      sql:")),
+        ("databases: concurrency 0", edit("      sql:", "      databases:\n        list: [tenant_1]\n        concurrency: 0\n      sql:")),
+        ("databases: more shards than databases", edit("      sql:", "      databases:\n        list: [tenant_1, tenant_2]\n        shards: 3\n      sql:")),
+        ("databases: an empty name in the mapping form", edit("      sql:", "      databases:\n        list: [tenant_1, '']\n      sql:")),
+        ("databases: a misspelt field", edit("      sql:", "      databases:\n        query: SELECT 1\n        onFailur: stop\n      sql:")),
+        ("databases: a bad onFailure", edit("      sql:", "      databases:\n        query: SELECT 1\n        onFailure: abort\n      sql:")),
+        ("databases: a bad Secret key", edit("      sql:", "      databases:\n        fromSecret: {name: tenants, key: 'a b'}\n      sql:")),
+        ("databases with engine psql", edit("        image: shop/orders-migrations:1.0", "        image: shop/orders-migrations:1.0\n        engine: psql\n      databases: [tenant_1]")),
         ("not YAML", "apiVersion: [kubemigrate\n".into()),
         ("tab indentation", GOOD.replace("    - name", "\t- name")),
         ("lockRetries without lockTimeout", edit("        image: shop/orders-migrations:1.0", "        image: shop/orders-migrations:1.0\n        lockRetries: 3")),

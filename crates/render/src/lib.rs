@@ -27,7 +27,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kubemigrate_plan::{
-    Credential, Diagnostic, Engine, FieldPath, LoadedPlan, Plan, Resources, Target,
+    Credential, DatabaseSource, Diagnostic, Engine, FieldPath, LoadedPlan, Plan, Resources, Target,
 };
 
 pub mod yaml;
@@ -513,6 +513,13 @@ pub fn build(
         if let Some(mode) = db.ssl_mode {
             config.insert(format!("{k}_DB_SSLMODE"), mode.as_str().to_string());
         }
+        if let Some(kubemigrate_plan::Databases {
+            source: DatabaseSource::List(names),
+            ..
+        }) = &t.databases
+        {
+            config.insert(format!("{k}_DATABASES"), names.join("\n"));
+        }
         if let Resolved::Value(v) = user {
             secret.insert(format!("{k}_DB_USER"), v.clone());
         }
@@ -798,6 +805,9 @@ impl JobBuilder<'_> {
             // validate() guarantees exactly one of sql and command.
             (None, None) => (Runner::OwnImage, runner_image.clone(), vec![]),
         };
+        if let Some(d) = &t.databases {
+            command.extend(fanout_flags(d));
+        }
         let mut main = container(k8s::RUN_MIGRATIONS, &image, Vec::new());
         match runner {
             Runner::Copied => {
@@ -974,11 +984,42 @@ impl JobBuilder<'_> {
         });
         let mut job_meta = meta(self.name.clone(), hook("0", true));
         job_meta.labels = Some(labels.clone());
+        let backoff = i32::try_from(plan.spec.backoff_limit).unwrap_or(i32::MAX);
+        let indexed = t.databases.as_ref().map(|d| {
+            let shards = i32::try_from(d.shard_count()).unwrap_or(i32::MAX);
+            // A shard's retries are its own (backoffLimitPerIndex), and a final
+            // code fails that index only: one bad tenant does not fail the others.
+            for r in &mut rules {
+                let runner_rule = r
+                    .on_exit_codes
+                    .as_ref()
+                    .is_some_and(|c| c.container_name.as_deref() == Some(k8s::RUN_MIGRATIONS));
+                if runner_rule {
+                    r.action = "FailIndex".into();
+                }
+            }
+            (
+                shards,
+                i32::try_from(d.concurrency).unwrap_or(i32::MAX).min(shards),
+                // `stop`: the first index that fails for good fails the Job and
+                // ends its running pods.
+                (d.on_failure == kubemigrate_plan::OnFailure::Stop).then_some(0),
+            )
+        });
         Job {
             metadata: job_meta,
             spec: Some(JobSpec {
                 active_deadline_seconds: Some(deadline),
-                backoff_limit: Some(i32::try_from(plan.spec.backoff_limit).unwrap_or(i32::MAX)),
+                backoff_limit: if indexed.is_some() {
+                    None
+                } else {
+                    Some(backoff)
+                },
+                backoff_limit_per_index: indexed.map(|_| backoff),
+                completion_mode: indexed.map(|_| "Indexed".into()),
+                completions: indexed.map(|(shards, _, _)| shards),
+                parallelism: indexed.map(|(_, parallelism, _)| parallelism),
+                max_failed_indexes: indexed.and_then(|(_, _, max)| max),
                 ttl_seconds_after_finished: Some(
                     i32::try_from(plan.spec.ttl_seconds_after_finished).unwrap_or(i32::MAX),
                 ),
@@ -1052,8 +1093,48 @@ impl JobBuilder<'_> {
                 Resolved::Existing { name, key } => from_secret(var, name, key),
             });
         }
+        if let Some(d) = &self.target.databases {
+            env.push(match &d.source {
+                DatabaseSource::List(_) => from_cm(env::DATABASES, format!("{k}_DATABASES")),
+                DatabaseSource::Query(q) => plain_env(env::DATABASE_QUERY, q),
+                DatabaseSource::ConfigMap(r) => EnvVar {
+                    name: env::DATABASES.into(),
+                    value: None,
+                    value_from: Some(EnvVarSource {
+                        config_map_key_ref: Some(ConfigMapKeySelector {
+                            name: r.name.clone(),
+                            key: r.key.clone(),
+                            optional: None,
+                        }),
+                        ..Default::default()
+                    }),
+                },
+                DatabaseSource::Secret(r) => {
+                    from_secret(env::DATABASES, r.name.clone(), r.key.clone())
+                }
+            });
+        }
         env
     }
+}
+
+/// `sql migrate`'s flags for a target's databases: the shards (each pod of the
+/// Indexed Job runs the one of its `JOB_COMPLETION_INDEX`; `apply --local`, which
+/// sets no index, runs them all `--concurrency` at a time) and what a failure does.
+/// The names come from `KUBEMIGRATE_DATABASES` or `KUBEMIGRATE_DATABASE_QUERY`.
+fn fanout_flags(d: &kubemigrate_plan::Databases) -> Vec<String> {
+    let on_failure = match d.on_failure {
+        kubemigrate_plan::OnFailure::Continue => "continue",
+        kubemigrate_plan::OnFailure::Stop => "stop",
+    };
+    vec![
+        "--shards".into(),
+        d.shard_count().to_string(),
+        "--concurrency".into(),
+        d.concurrency.to_string(),
+        "--on-failure".into(),
+        on_failure.into(),
+    ]
 }
 
 /// `sql migrate`'s flags for the target's timeouts and retries.

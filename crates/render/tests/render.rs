@@ -53,6 +53,13 @@ fn everything() -> LoadedPlan {
     parse(EVERYTHING, "shop.yaml".as_ref()).unwrap()
 }
 
+/// Fan-out targets: a list, a query, a Secret's key.
+const TENANTS: &str = include_str!("fixtures/tenants.yaml");
+
+fn tenants() -> LoadedPlan {
+    parse(TENANTS, "saas.yaml".as_ref()).unwrap()
+}
+
 fn snapshot_name(name: &str) -> String {
     name.replace(' ', "_")
 }
@@ -63,6 +70,7 @@ fn snapshots_of_rendered_plans() {
         ("ananta", ananta(), None, false),
         ("ananta redacted", ananta(), None, true),
         ("everything", everything(), None, false),
+        ("tenants", tenants(), None, false),
         ("ananta helm hooks", ananta(), Some(Hooks::Helm), true),
         ("ananta argocd hooks", ananta(), Some(Hooks::ArgoCd), true),
     ];
@@ -81,7 +89,7 @@ fn jobs(r: &Rendered) -> Vec<Value> {
 
 #[test]
 fn every_pod_passes_the_restricted_profile() {
-    for loaded in [ananta(), everything()] {
+    for loaded in [ananta(), everything(), tenants()] {
         let rendered = render_plan(&loaded, None, false);
         for job in jobs(&rendered) {
             let name = job["metadata"]["name"].as_str().unwrap().to_string();
@@ -319,7 +327,7 @@ fn timeouts_and_retries_reach_the_runner_and_psql() {
 
 #[test]
 fn secrets_appear_only_in_the_secret() {
-    for loaded in [ananta(), everything()] {
+    for loaded in [ananta(), everything(), tenants()] {
         let rendered = render_plan(&loaded, None, false);
         let secret = serde_json::to_string(&rendered.secret).unwrap();
         assert!(secret.contains("secret-value-of-"), "{secret}");
@@ -434,6 +442,7 @@ fn every_rendered_object_is_valid_for_the_oldest_and_newest_kubernetes() {
     for (name, loaded, hooks) in [
         ("ananta", ananta(), None),
         ("everything", everything(), None),
+        ("tenants", tenants(), None),
         ("helm", ananta(), Some(Hooks::Helm)),
         ("argocd", everything(), Some(Hooks::ArgoCd)),
     ] {
@@ -469,4 +478,84 @@ fn every_rendered_object_is_valid_for_the_oldest_and_newest_kubernetes() {
             "only {passed} objects checked for {version}:\n{text}"
         );
     }
+}
+
+#[test]
+fn a_fan_out_target_is_an_indexed_job_whose_pods_run_their_shard() {
+    let rendered = render_plan(&tenants(), None, false);
+    let jobs = jobs(&rendered);
+    let spec = |i: usize| &jobs[i]["spec"];
+    // A list: one index per database, the plan's concurrency as parallelism (at
+    // most the indexes), retries per index, and no Job-wide backoffLimit.
+    assert_eq!(spec(0)["completionMode"], "Indexed");
+    assert_eq!(spec(0)["completions"], 3);
+    assert_eq!(spec(0)["parallelism"], 3);
+    assert_eq!(spec(0)["backoffLimitPerIndex"], 2);
+    assert!(spec(0).get("backoffLimit").is_none());
+    assert!(spec(0).get("maxFailedIndexes").is_none());
+    // A final runner code fails its index only.
+    let rules = spec(0)["podFailurePolicy"]["rules"].as_array().unwrap();
+    let runner = rules
+        .iter()
+        .find(|r| r["onExitCodes"]["containerName"] == "run-migrations")
+        .unwrap();
+    assert_eq!(runner["action"], "FailIndex");
+    let main = &spec(0)["template"]["spec"]["containers"][0];
+    let command: Vec<&str> = main["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        command[command.len() - 6..],
+        [
+            "--shards",
+            "3",
+            "--concurrency",
+            "4",
+            "--on-failure",
+            "continue"
+        ]
+    );
+    let env = main["env"].as_array().unwrap();
+    let databases = env
+        .iter()
+        .find(|e| e["name"] == "KUBEMIGRATE_DATABASES")
+        .unwrap();
+    let key = databases["valueFrom"]["configMapKeyRef"]["key"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        rendered.config_map.data.as_ref().unwrap()[key],
+        "tenant_1\ntenant_2\ntenant_3"
+    );
+    // A query: `shards` indexes, re-running the query in each pod; stop fails
+    // the Job at the first failed index.
+    assert_eq!(spec(1)["completions"], 16);
+    assert_eq!(spec(1)["parallelism"], 8);
+    assert_eq!(spec(1)["maxFailedIndexes"], 0);
+    let env = spec(1)["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap();
+    assert!(env.iter().any(|e| {
+        e["name"] == "KUBEMIGRATE_DATABASE_QUERY"
+            && e["value"]
+                .as_str()
+                .unwrap()
+                .starts_with("SELECT datname FROM pg_database")
+    }));
+    // A Secret's key: read by the pods, never copied into the plan's objects.
+    assert_eq!(spec(2)["completions"], 2);
+    let env = spec(2)["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap();
+    let from = env
+        .iter()
+        .find(|e| e["name"] == "KUBEMIGRATE_DATABASES")
+        .unwrap();
+    assert_eq!(
+        from["valueFrom"]["secretKeyRef"],
+        serde_json::json!({"name": "tenant-list", "key": "names"})
+    );
 }

@@ -124,6 +124,8 @@ impl ContainerFailure {
 /// Runs Jobs as local processes.
 pub struct LocalRunner {
     config: BTreeMap<String, String>,
+    /// The rendered ConfigMap's name: a reference to another one cannot be read locally.
+    config_name: String,
     secret: BTreeMap<String, String>,
     binary: PathBuf,
     paths: BTreeMap<String, TargetPaths>,
@@ -146,6 +148,12 @@ impl LocalRunner {
     ) -> LocalRunner {
         LocalRunner {
             config: rendered.config_map.data.clone().unwrap_or_default(),
+            config_name: rendered
+                .config_map
+                .metadata
+                .name
+                .clone()
+                .unwrap_or_default(),
             secret: rendered
                 .secret
                 .as_ref()
@@ -171,6 +179,13 @@ impl LocalRunner {
             let value = match &v.value_from {
                 Some(from) => {
                     if let Some(r) = &from.config_map_key_ref {
+                        if r.name != self.config_name {
+                            return Err(format!(
+                                "{}: the key {} of the existing ConfigMap {} cannot be read \
+                                 locally",
+                                v.name, r.key, r.name
+                            ));
+                        }
                         self.config.get(&r.key).cloned().ok_or_else(|| {
                             format!("{}: ConfigMap {} has no key {}", v.name, r.name, r.key)
                         })?

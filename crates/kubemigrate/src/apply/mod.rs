@@ -214,6 +214,9 @@ pub struct TargetResult {
     pub last_lines: Vec<String>,
     /// Where its containers' logs were saved (cluster runs).
     pub log_dir: Option<String>,
+    /// A fan-out target's databases, as its runners reported them (the last
+    /// report of each, by name: a retried shard's later run wins).
+    pub databases: Vec<crate::fanout::DbLine>,
 }
 
 impl TargetResult {
@@ -230,6 +233,7 @@ impl TargetResult {
             duration: Duration::ZERO,
             last_lines: Vec::new(),
             log_dir: None,
+            databases: Vec::new(),
         }
     }
 

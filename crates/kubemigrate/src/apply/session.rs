@@ -102,10 +102,15 @@ impl Session {
     ) -> Outcome {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<ApplyEvent>();
         let started = Instant::now();
-        let (mut results, ()) = tokio::join!(
+        let (mut results, mut databases) = tokio::join!(
             supervise(Box::pin(run_jobs(&self.rendered.jobs, runner, tx))),
             live::print_events(rx, reporter, self.targets())
         );
+        for r in &mut results {
+            if let Some(dbs) = databases.remove(&r.target) {
+                r.databases = dbs.into_values().collect();
+            }
+        }
         results.extend(self.not_selected.iter().map(TargetResult::not_selected));
         Outcome {
             exit: exit_of(&results),

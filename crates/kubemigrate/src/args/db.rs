@@ -173,3 +173,321 @@ impl DirArgs {
         Source::read_dir(&self.dir, &self.variables()).map_err(|e| Failure::new(Exit::Usage, e))
     }
 }
+
+/// How `sql migrate` and `sql status` reach their databases: one, as [`ConnArgs`],
+/// or many (the flag repeated, or a file of URLs), run side by side.
+#[derive(Clone, clap::Args)]
+#[command(next_help_heading = "Connection")]
+pub struct ManyConnArgs {
+    /// postgres://user:password@host:port/dbname?sslmode=…; repeat the flag to run
+    /// over several databases (see --concurrency).
+    ///
+    /// Each setting comes from the URL if it has it, else from the libpq variables
+    /// (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD, PGSSLMODE, PGSSLROOTCERT,
+    /// PGAPPNAME, PGCONNECT_TIMEOUT), else from DB_HOST, DB_PORT, DB_DATABASE, DB_USER,
+    /// DB_PASSWORD, else the defaults (localhost, 5432, user postgres, database = user,
+    /// sslmode prefer). So PGPASSWORD fills in a URL without a password.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
+    pub database_url: Vec<String>,
+    /// Run over every database of this file: one URL a line (blank lines and lines
+    /// starting with `#` are skipped). Settings a URL lacks come from the variables,
+    /// as for --database-url.
+    #[arg(long, value_name = "FILE")]
+    pub database_url_file: Option<PathBuf>,
+    /// Run over these databases of the server that --database-url (or the
+    /// variables) name: database names separated by spaces, commas or lines (e.g.
+    /// `--databases "$(cat tenants.txt)"`).
+    #[arg(long, env = "KUBEMIGRATE_DATABASES", value_name = "NAMES")]
+    pub databases: Option<String>,
+    /// Run over the databases this query lists, run in the --database-url database:
+    /// one column, the name (`SELECT datname FROM pg_database WHERE datname LIKE
+    /// 'tenant_%'`), or columns named `name` and optionally `host` and `port`.
+    #[arg(long, env = "KUBEMIGRATE_DATABASE_QUERY", value_name = "SQL")]
+    pub database_query: Option<String>,
+    /// Split the databases into N shards (the `i`-th database, in list order, or in
+    /// name order for a query, is in shard `i mod N`) and run the one of
+    /// --shard-index only, one database at a time: each pod of an Indexed Job runs
+    /// its shard. Without an index, every shard runs, --concurrency at a time.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub shards: Option<u32>,
+    /// The shard to run (0-based), with --shards [default: $JOB_COMPLETION_INDEX,
+    /// the index Kubernetes gives each pod of an Indexed Job].
+    #[arg(long, env = "JOB_COMPLETION_INDEX", value_name = "I")]
+    pub shard_index: Option<u32>,
+    /// With several databases: how many are migrated at once.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub concurrency: u32,
+    /// With several databases: what a failed database does to the others.
+    /// `continue` migrates every other one; `stop` starts no new one.
+    #[arg(long, value_enum, default_value = "continue", value_name = "WHAT")]
+    pub on_failure: crate::fanout::OnFailure,
+    /// With several databases: write the entries of the databases that did not end
+    /// well (failed, or not run after a stop) to FILE, one a line, as given; rerun
+    /// only those with --database-url-file FILE. Written with mode 0600 (the URLs
+    /// may hold passwords); removed when every database ended well.
+    #[arg(long, value_name = "FILE")]
+    pub failed_list: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for ManyConnArgs {
+    /// The URLs may hold passwords: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManyConnArgs")
+            .field("database_url", &self.database_url.len())
+            .field("database_url_file", &self.database_url_file)
+            .field("concurrency", &self.concurrency)
+            .finish()
+    }
+}
+
+/// The databases `sql migrate` or `sql status` runs over.
+pub enum Databases {
+    /// One database, reported as before.
+    One(ConnectOptions),
+    /// Several (or a file of them): each run on its own, reported per database.
+    Many(Vec<crate::fanout::Entry>),
+}
+
+impl ManyConnArgs {
+    /// Resolves the databases: each URL's settings, filled in from the variables.
+    ///
+    /// # Errors
+    /// Exit 2 for an empty URL, a URL that does not parse (named by its place: the
+    /// flag's position, or the file's line; never the URL, which may hold a
+    /// password), an unreadable or empty file, and --failed-list with one database.
+    pub async fn databases(&self) -> Result<Databases, Failure> {
+        let usage = |msg: String| Failure::new(Exit::Usage, anyhow::anyhow!(msg));
+        let many = match (&self.databases, &self.database_query) {
+            (Some(_), Some(_)) => {
+                return Err(usage(
+                    "give either --databases or --database-query, not both".into(),
+                ));
+            }
+            (Some(names), None) => Some(self.named(names)?),
+            (None, Some(query)) => Some(self.queried(query).await?),
+            (None, None) => None,
+        };
+        let entries = match many {
+            Some(entries) => entries,
+            None => match self.listed()? {
+                Databases::One(one) => {
+                    if self.shards.is_some() {
+                        return Err(usage("--shards needs several databases".into()));
+                    }
+                    return Ok(Databases::One(one));
+                }
+                Databases::Many(entries) => entries,
+            },
+        };
+        Ok(Databases::Many(self.shard(crate::fanout::label(entries))))
+    }
+
+    /// The `--shard-index`-th of `--shards` shards, or every entry.
+    fn shard(&self, entries: Vec<crate::fanout::Entry>) -> Vec<crate::fanout::Entry> {
+        match (self.shards, self.shard_index) {
+            (Some(n), Some(i)) => entries
+                .into_iter()
+                .enumerate()
+                .filter(|(j, _)| u32::try_from(*j).is_ok_and(|j| j % n == i))
+                .map(|(_, e)| e)
+                .collect(),
+            _ => entries,
+        }
+    }
+
+    /// Whether one shard runs (then its databases run one at a time).
+    pub fn in_shard(&self) -> bool {
+        self.shards.is_some() && self.shard_index.is_some()
+    }
+
+    /// The connection --databases and --database-query start from.
+    fn base(&self) -> Result<ConnectOptions, Failure> {
+        if self.database_url.len() > 1 || self.database_url_file.is_some() {
+            return Err(Failure::new(
+                Exit::Usage,
+                anyhow::anyhow!(
+                    "--databases and --database-query take one --database-url (the server), not several"
+                ),
+            ));
+        }
+        ConnArgs {
+            database_url: self.database_url.first().cloned(),
+        }
+        .options()
+    }
+
+    fn named(&self, names: &str) -> Result<Vec<crate::fanout::Entry>, Failure> {
+        let base = self.base()?;
+        let names: Vec<&str> = names
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|n| !n.is_empty())
+            .collect();
+        if names.is_empty() {
+            return Err(Failure::new(
+                Exit::Usage,
+                anyhow::anyhow!("--databases: no database name in it"),
+            ));
+        }
+        Ok(names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let mut options = base.clone();
+                options.dbname = (*name).to_string();
+                crate::fanout::Entry::new(options, format!("--databases #{}", i + 1), name)
+            })
+            .collect())
+    }
+
+    /// Runs the query in the base database and reads its rows as text (the simple
+    /// query protocol), sorted by host, port and name so that every pod of a Job
+    /// shards the same list the same way.
+    async fn queried(&self, query: &str) -> Result<Vec<crate::fanout::Entry>, Failure> {
+        use tokio_postgres::SimpleQueryMessage;
+        let base = self.base()?;
+        let usage = |msg: String| Failure::new(Exit::Usage, anyhow::anyhow!(msg));
+        let conn = base.connect().await.map_err(|e| {
+            Failure::from_engine(kubemigrate_sql::migrator::MigrateError::Connect(e))
+        })?;
+        let messages = conn.client.simple_query(query).await.map_err(|e| {
+            usage(format!(
+                "--database-query: {}",
+                kubemigrate_sql::migrator::describe(&e)
+            ))
+        })?;
+        let mut rows = Vec::new();
+        for m in messages {
+            if let SimpleQueryMessage::Row(row) = m {
+                let columns = row.columns();
+                let col = |name: &str| columns.iter().position(|c| c.name() == name);
+                let (name, host, port) = if columns.len() == 1 {
+                    (Some(0), None, None)
+                } else {
+                    (col("name"), col("host"), col("port"))
+                };
+                let Some(name) = name else {
+                    return Err(usage(
+                        "--database-query: give one column (the name), or columns named name, host, port"
+                            .into(),
+                    ));
+                };
+                let get = |i: Option<usize>| i.and_then(|i| row.get(i)).map(str::to_string);
+                let Some(dbname) = get(Some(name)).filter(|n| !n.is_empty()) else {
+                    return Err(usage(format!(
+                        "--database-query: row {} has no database name",
+                        rows.len() + 1
+                    )));
+                };
+                let mut options = base.clone();
+                options.dbname = dbname;
+                if let Some(h) = get(host).filter(|h| !h.is_empty()) {
+                    options.host = h;
+                }
+                if let Some(p) = get(port) {
+                    options.port = p.trim().parse().map_err(|_| {
+                        usage(format!(
+                            "--database-query: row {}: port {p:?} is not a port number",
+                            rows.len() + 1
+                        ))
+                    })?;
+                }
+                rows.push(options);
+            }
+        }
+        drop(conn);
+        if rows.is_empty() {
+            return Err(usage(
+                "--database-query: the query listed no database".into(),
+            ));
+        }
+        rows.sort_by(|a, b| (&a.host, a.port, &a.dbname).cmp(&(&b.host, b.port, &b.dbname)));
+        Ok(rows
+            .into_iter()
+            .enumerate()
+            .map(|(i, options)| {
+                let given = options.dbname.clone();
+                crate::fanout::Entry::new(
+                    options,
+                    format!("--database-query row {}", i + 1),
+                    &given,
+                )
+            })
+            .collect())
+    }
+
+    /// The databases of --database-url (repeated) and --database-url-file.
+    fn listed(&self) -> Result<Databases, Failure> {
+        let usage = |msg: String| Failure::new(Exit::Usage, anyhow::anyhow!(msg));
+        let flag_given = database_url_flag_given();
+        if let Some(path) = &self.database_url_file {
+            if flag_given {
+                return Err(usage(
+                    "give either --database-url or --database-url-file, not both".into(),
+                ));
+            }
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| usage(format!("--database-url-file {}: {e}", path.display())))?;
+            let mut entries = Vec::new();
+            for (n, line) in text.lines().enumerate() {
+                let url = line.trim();
+                if url.is_empty() || url.starts_with('#') {
+                    continue;
+                }
+                let place = format!("{}:{}", path.display(), n + 1);
+                let options = resolve_url(url)
+                    .map_err(|e| usage(format!("{place}: {}", redacted(&e, url))))?;
+                entries.push(crate::fanout::Entry::new(options, place, url));
+            }
+            if entries.is_empty() {
+                return Err(usage(format!(
+                    "--database-url-file {}: no URL in it (one postgres://… a line)",
+                    path.display()
+                )));
+            }
+            return Ok(Databases::Many(entries));
+        }
+        if self.database_url.len() <= 1 {
+            if self.failed_list.is_some() {
+                return Err(usage(
+                    "--failed-list needs several databases (--database-url repeated, or --database-url-file)"
+                        .into(),
+                ));
+            }
+            let one = ConnArgs {
+                database_url: self.database_url.first().cloned(),
+            };
+            return one.options().map(Databases::One);
+        }
+        let mut entries = Vec::new();
+        for (n, url) in self.database_url.iter().enumerate() {
+            let place = format!("--database-url #{}", n + 1);
+            if url.trim().is_empty() {
+                return Err(usage(format!(
+                    "{place}: the URL is empty (an unset shell variable?)"
+                )));
+            }
+            let options =
+                resolve_url(url).map_err(|e| usage(format!("{place}: {}", redacted(&e, url))))?;
+            entries.push(crate::fanout::Entry::new(options, place, url));
+        }
+        Ok(Databases::Many(entries))
+    }
+}
+
+fn resolve_url(url: &str) -> Result<ConnectOptions, String> {
+    ConnectOptions::resolve(Some(url), |k| std::env::var(k).ok()).map_err(|e| e.to_string())
+}
+
+/// An error about a URL with the URL's password, if any, masked.
+fn redacted(error: &str, url: &str) -> String {
+    let password = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .and_then(|(userinfo, _)| userinfo.split_once(':'))
+        .map(|(_, p)| p)
+        .filter(|p| !p.is_empty());
+    match password {
+        Some(p) => kubemigrate_sql::connect::redact(error, p),
+        None => error.to_string(),
+    }
+}

@@ -41,6 +41,9 @@ pub struct TargetJson<'a> {
     /// Where its logs were saved (cluster runs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_path: Option<&'a str>,
+    /// A fan-out target's databases, by name, as its runners reported them.
+    #[serde(skip_serializing_if = "<[crate::fanout::DbLine]>::is_empty")]
+    pub databases: &'a [crate::fanout::DbLine],
 }
 
 impl<'a> TargetJson<'a> {
@@ -58,6 +61,7 @@ impl<'a> TargetJson<'a> {
             duration_ms: millis(r.duration),
             last_lines: &r.last_lines,
             log_path: r.log_dir.as_deref(),
+            databases: &r.databases,
         }
     }
 }
@@ -135,6 +139,13 @@ pub fn summary(outcome: &Outcome, reporter: Reporter) {
     reporter.line("");
     for line in human::summary_table(&outcome.results) {
         reporter.line(&line);
+    }
+    for r in outcome.results.iter().filter(|r| !r.databases.is_empty()) {
+        reporter.line(&format!(
+            "{}: {}",
+            r.target,
+            crate::fanout::grouped(&r.databases)
+        ));
     }
     for line in human::failure_details(&outcome.results) {
         reporter.line(&line);

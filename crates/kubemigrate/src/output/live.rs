@@ -3,6 +3,7 @@
 //! under them. Progress goes to stdout for people and to stderr when stdout
 //! carries JSON.
 
+use std::collections::BTreeMap;
 use std::io::{IsTerminal as _, Write as _};
 use std::time::{Duration, Instant};
 
@@ -118,8 +119,9 @@ pub async fn print_events(
     mut rx: UnboundedReceiver<ApplyEvent>,
     reporter: Reporter,
     targets: Vec<String>,
-) {
+) -> Databases {
     let mut view = View::new(reporter, &targets);
+    let mut databases = Databases::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         let event = tokio::select! {
@@ -152,6 +154,14 @@ pub async fn print_events(
                 container,
                 line,
             } => {
+                if container == kubemigrate_contract::k8s::RUN_MIGRATIONS
+                    && let Some(db) = crate::fanout::DbLine::parse(&line)
+                {
+                    databases
+                        .entry(target.clone())
+                        .or_default()
+                        .insert(db.database.clone(), db);
+                }
                 // The init containers' lines say which container they come from.
                 if container == kubemigrate_contract::k8s::RUN_MIGRATIONS {
                     view.say(&target, &line);
@@ -180,4 +190,8 @@ pub async fn print_events(
     }
     // The summary table follows: the live view has done its job.
     view.erase();
+    databases
 }
+
+/// The databases each fan-out target's runners reported, by target and name.
+pub type Databases = BTreeMap<String, BTreeMap<String, crate::fanout::DbLine>>;

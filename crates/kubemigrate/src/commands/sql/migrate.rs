@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use kubemigrate_sql::migrator;
 
-use crate::args::db::{ConnArgs, DirArgs, HistoryArgs, RunArgs};
+use crate::args::db::{Databases, DirArgs, HistoryArgs, ManyConnArgs, RunArgs};
 use crate::exit::{CommandResult, Failure};
+use crate::fanout;
 use crate::output::Reporter;
 use crate::output::sql::SqlRun;
 
@@ -21,7 +22,14 @@ use crate::output::sql::SqlRun;
   kubemigrate sql migrate --dir ./migrations --database-url postgres://app@db:5432/app
   DATABASE_URL=postgres://app@db/app kubemigrate sql migrate -d /migrations -o json
   kubemigrate sql migrate -d ./migrations --dry-run
-  kubemigrate sql migrate -d ./migrations --statement-lock-timeout 5s --lock-retries 3")]
+  kubemigrate sql migrate -d ./migrations --statement-lock-timeout 5s --lock-retries 3
+  kubemigrate sql migrate -d ./migrations --database-url-file tenants.txt --concurrency 8
+  kubemigrate sql migrate -d ./migrations --database-url postgres://db/t1 --database-url postgres://db/t2
+
+With several databases (the flag repeated, or a file), each is migrated on its own
+(its own lock and history), --concurrency at a time, logs prefixed with its name;
+the summary counts them (up to date, applied, failed) and names each failure; the
+exit code is the worst of theirs. See docs/fan-out.md.")]
 pub struct Args {
     #[command(flatten)]
     dir: DirArgs,
@@ -51,7 +59,7 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100))]
     lock_retries: u32,
     #[command(flatten)]
-    conn: ConnArgs,
+    conn: ManyConnArgs,
     #[command(flatten)]
     history: HistoryArgs,
     #[command(flatten)]
@@ -72,7 +80,7 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
 /// Runs the command.
 pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
     let source = args.dir.source()?;
-    let conn = args.conn.options()?;
+    let databases = args.conn.databases().await?;
     let mut options = args.run.migrate_options(&args.history);
     options.variables = args.dir.variables();
     options.dry_run = args.dry_run;
@@ -82,6 +90,16 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
     options.statement_lock_timeout = args.statement_lock_timeout;
     options.statement_timeout = args.statement_timeout;
     options.lock_retries = args.lock_retries;
+    let conn = match databases {
+        Databases::One(conn) => conn,
+        Databases::Many(entries) => {
+            let job = fanout::Job::Migrate {
+                source: &source,
+                options: &options,
+            };
+            return Ok(fanout::finish("sql migrate", &entries, &job, &args.conn, reporter).await);
+        }
+    };
     let outcome = migrator::migrate(&conn, &source, &options, &mut |e| reporter.event(e)).await;
     let (exit, failure) = Failure::of_run(outcome.error);
     let run = SqlRun {

@@ -3,8 +3,9 @@
 use kubemigrate_sql::events::FileStatus;
 use kubemigrate_sql::migrator::{self, MigrateError};
 
-use crate::args::db::{ConnArgs, DirArgs, HistoryArgs};
+use crate::args::db::{Databases, DirArgs, HistoryArgs, ManyConnArgs};
 use crate::exit::{CommandResult, Exit, Failure};
+use crate::fanout;
 use crate::output::Reporter;
 use crate::output::sql::SqlStatus;
 
@@ -19,7 +20,11 @@ use crate::output::sql::SqlStatus;
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   kubemigrate sql status --dir ./migrations
-  kubemigrate sql status -d ./migrations -o json | jq '.files[] | select(.status != \"applied\")'")]
+  kubemigrate sql status -d ./migrations -o json | jq '.files[] | select(.status != \"applied\")'
+  kubemigrate sql status -d ./migrations --database-url-file tenants.txt -o json
+
+With several databases (the flag repeated, or a file), one line per database that
+is pending or needs a person, and the counts; the exit code is the worst of theirs.")]
 pub struct Args {
     #[command(flatten)]
     dir: DirArgs,
@@ -27,7 +32,7 @@ pub struct Args {
     #[arg(long)]
     strict: bool,
     #[command(flatten)]
-    conn: ConnArgs,
+    conn: ManyConnArgs,
     #[command(flatten)]
     history: HistoryArgs,
 }
@@ -35,11 +40,21 @@ pub struct Args {
 /// Runs the command.
 pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
     let source = args.dir.source()?;
-    let conn = args.conn.options()?;
+    let databases = args.conn.databases().await?;
     let options = kubemigrate_sql::migrator::MigrateOptions {
         history: args.history.table(),
         strict: args.strict,
         ..Default::default()
+    };
+    let conn = match databases {
+        Databases::One(conn) => conn,
+        Databases::Many(entries) => {
+            let job = fanout::Job::Status {
+                source: &source,
+                options: &options,
+            };
+            return Ok(fanout::finish("sql status", &entries, &job, &args.conn, reporter).await);
+        }
     };
     for w in &source.warnings {
         reporter.warn(&w.0);
