@@ -314,6 +314,35 @@ fn timeouts_and_retries_reach_the_runner_and_psql() {
 }
 
 #[test]
+fn the_layout_reaches_the_runner() {
+    let text = std::fs::read_to_string(repo().join("examples/ananta/plan.yaml"))
+        .unwrap()
+        .replace(
+            "        image: ananta/supabase-migrations:1.0.0\n",
+            "        image: ananta/supabase-migrations:1.0.0\n        layout: supabase\n",
+        );
+    let loaded = parse(&text, &repo().join("examples/ananta/plan.yaml")).unwrap();
+    let rendered = render_plan(&loaded, None, false);
+    let all = jobs(&rendered);
+    let supabase = all
+        .iter()
+        .find(|j| j["metadata"]["name"] == "supabase-migrations-r1")
+        .unwrap();
+    assert_eq!(
+        supabase["spec"]["template"]["spec"]["containers"][0]["command"],
+        serde_json::json!([
+            "/kubemigrate/kubemigrate",
+            "sql",
+            "migrate",
+            "--dir",
+            "/migrations",
+            "--layout",
+            "supabase"
+        ])
+    );
+}
+
+#[test]
 fn secrets_appear_only_in_the_secret() {
     for loaded in [ananta(), everything()] {
         let rendered = render_plan(&loaded, None, false);

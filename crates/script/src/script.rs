@@ -208,7 +208,7 @@ pub struct Summary {
 pub const MAX_STATEMENT: usize = 256 * 1024 * 1024;
 const COPY_LINE_TOO_LONG: &str =
     "a line of COPY data longer than 256 MiB (a missing line break, or a value too large to load)";
-const BLOCK: usize = 256 * 1024;
+pub(crate) const BLOCK: usize = 256 * 1024;
 
 /// A file read in blocks.
 struct Reader {
@@ -238,6 +238,12 @@ struct Reader {
     else_seen: Vec<bool>,
     /// Read size.
     block: usize,
+    /// Only these lines run; the others are read (and checksummed) as blank.
+    section: Option<crate::layout::Section>,
+    /// Bytes of `buf` before this were checked against `section`.
+    masked: usize,
+    /// The line number at `masked`.
+    masked_line: u32,
 }
 
 /// Feeds the checksum: CRLF as LF, across block boundaries.
@@ -356,7 +362,34 @@ impl Reader {
             copy_file: None,
             else_seen: Vec::new(),
             block,
+            section: None,
+            masked: 0,
+            masked_line: 1,
         })
+    }
+
+    /// Blanks the bytes outside `section` that were read (and checksummed) since the
+    /// last call: every byte but line breaks becomes a space, so lines and columns
+    /// stay where they are in the file.
+    fn mask(&mut self) {
+        let Some(section) = self.section else {
+            return;
+        };
+        if !self.started {
+            return;
+        }
+        let mut line = self.masked_line;
+        let mut inside = section.contains(line);
+        for b in &mut self.buf[self.masked..] {
+            if *b == b'\n' {
+                line = line.saturating_add(1);
+                inside = section.contains(line);
+            } else if !inside {
+                *b = b' ';
+            }
+        }
+        self.masked_line = line;
+        self.masked = self.buf.len();
     }
 
     fn err(&self, line: u32, message: impl Into<String>) -> ScriptError {
@@ -383,6 +416,7 @@ impl Reader {
             let keep = line_start.max(self.start.saturating_sub(4096));
             self.buf.drain(..keep);
             self.start -= keep;
+            self.masked = self.masked.saturating_sub(keep);
         }
         let target = self.buf.len() + want;
         while self.buf.len() < target && !self.eof {
@@ -413,6 +447,7 @@ impl Reader {
                 sum.update(&self.buf[old..]);
             }
         }
+        self.mask();
         Ok(())
     }
 
@@ -710,7 +745,10 @@ impl fmt::Debug for Reader {
 #[derive(Debug)]
 pub struct Script {
     stack: Vec<Reader>,
+    /// Where includes must stay (canonical).
     root: PathBuf,
+    /// What `\i` is relative to (canonical): the migration directory.
+    base: PathBuf,
     vars: Variables,
     sum: Option<Checksum>,
     statements: usize,
@@ -773,7 +811,24 @@ impl Script {
         vars: &Variables,
         block: usize,
     ) -> Result<Script, ScriptError> {
-        let reader = Reader::open(path, block.max(1))?;
+        Self::open_section(path, root, vars, block, None)
+    }
+
+    /// [`Script::open_with_block`] that runs only the lines of `section` of the file
+    /// (a dbmate or goose "up" block). The checksum still covers the whole file, and
+    /// errors name the file's own line numbers.
+    ///
+    /// # Errors
+    /// The file cannot be opened.
+    pub fn open_section(
+        path: &Path,
+        root: &Path,
+        vars: &Variables,
+        block: usize,
+        section: Option<crate::layout::Section>,
+    ) -> Result<Script, ScriptError> {
+        let mut reader = Reader::open(path, block.max(1))?;
+        reader.section = section;
         let root = root.canonicalize().map_err(|e| ScriptError {
             path: root.to_path_buf(),
             line: 0,
@@ -782,6 +837,7 @@ impl Script {
         })?;
         Ok(Script {
             stack: vec![reader],
+            base: root.clone(),
             root,
             vars: vars.clone(),
             sum: Some(Checksum::new()),
@@ -792,13 +848,51 @@ impl Script {
         })
     }
 
+    /// Lets includes reach anywhere below `root` (which holds the migration
+    /// directory), not only below the directory; `\i` stays relative to the
+    /// directory.
+    ///
+    /// # Errors
+    /// `root` cannot be resolved.
+    pub fn with_include_root(mut self, root: &Path) -> Result<Script, ScriptError> {
+        self.root = root.canonicalize().map_err(|e| ScriptError {
+            path: root.to_path_buf(),
+            line: 0,
+            column: None,
+            message: format!("cannot read the include root: {e}"),
+        })?;
+        Ok(self)
+    }
+
     /// Reads a whole file without running it: checks everything that can be checked
     /// without a database, and returns its checksum.
     ///
     /// # Errors
     /// Anything [`Script::next_item`] reports.
     pub fn summarize(path: &Path, root: &Path, vars: &Variables) -> Result<Summary, ScriptError> {
-        let mut script = Script::open(path, root, vars)?;
+        Self::summarize_section(path, root, vars, None)
+    }
+
+    /// [`Script::summarize`] of the lines of `section` (see [`Script::open_section`]).
+    ///
+    /// # Errors
+    /// Anything [`Script::next_item`] reports.
+    pub fn summarize_section(
+        path: &Path,
+        root: &Path,
+        vars: &Variables,
+        section: Option<crate::layout::Section>,
+    ) -> Result<Summary, ScriptError> {
+        let script = Script::open_section(path, root, vars, BLOCK, section)?;
+        script.summarize_rest()
+    }
+
+    /// Reads the rest of an opened script without running it (see [`Script::summarize`]).
+    ///
+    /// # Errors
+    /// Anything [`Script::next_item`] reports.
+    pub fn summarize_rest(self) -> Result<Summary, ScriptError> {
+        let mut script = self;
         while let Some(item) = script.next_item()? {
             if let Item::Copy { .. } = item {
                 while script.copy_block()?.is_some() {}
@@ -1192,7 +1286,7 @@ impl Script {
         let base = if relative {
             self.stack.last().map(|r| r.dir.clone()).unwrap_or_default()
         } else {
-            self.root.clone()
+            self.base.clone()
         };
         let path = base.join(file);
         let canonical = path

@@ -147,6 +147,9 @@ pub fn status_table(report: &Report) -> Vec<String> {
             f.version,
             f.applied_at.as_deref().unwrap_or("-")
         );
+        if f.repeatable {
+            line.push_str("  (repeatable)");
+        }
         if let Some(e) = &f.error {
             line.push_str(&format!("  ({e})"));
         }
@@ -160,6 +163,9 @@ pub fn status_table(report: &Report) -> Vec<String> {
     }
     if report.files.iter().any(|f| f.out_of_order) {
         lines.push("* pending, but sorts before files already applied".into());
+    }
+    if !report.layout.is_empty() {
+        lines.push(format!("layout {}: {}", report.layout, report.order));
     }
     lines.push(format!(
         "{} applied, {} pending, {} drifted, {} failed, {} missing",

@@ -123,6 +123,8 @@ pub async fn migrate(
 ) -> Outcome {
     let started = Instant::now();
     let mut report = base_report(connect, &options.history, options.dry_run);
+    report.layout = source.layout.name().to_string();
+    report.order = source.layout.order().to_string();
     report.files = source
         .migrations
         .iter()

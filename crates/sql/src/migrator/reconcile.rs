@@ -30,11 +30,18 @@ pub struct Reconciled {
 
 /// Matches files with history rows. Pure: no I/O.
 pub fn reconcile(source: &Source, history: &[HistoryRow]) -> Reconciled {
+    let repeatable: std::collections::HashSet<&str> = source
+        .migrations
+        .iter()
+        .filter(|m| m.repeatable)
+        .map(|m| m.version.as_str())
+        .collect();
+    // Versions compare as the source's layout orders them (byte-wise for native files).
     let newest_applied = history
         .iter()
-        .filter(|r| r.success)
+        .filter(|r| r.success && !repeatable.contains(r.version.as_str()))
         .map(|r| r.version.as_str())
-        .max_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        .max_by(|a, b| source.compare(a, b));
     // The newest row of each version (later rows replace earlier ones).
     let by_version: std::collections::HashMap<&str, &HistoryRow> =
         history.iter().map(|r| (r.version.as_str(), r)).collect();
@@ -52,6 +59,11 @@ pub fn reconcile(source: &Source, history: &[HistoryRow]) -> Reconciled {
                 Some(r) if r.success => {
                     if r.checksum.as_deref() == Some(m.checksum.as_str()) {
                         FileState::Applied(r.clone())
+                    } else if m.repeatable {
+                        // Changed since its last run: it runs again.
+                        FileState::Pending {
+                            previous_failure: None,
+                        }
                     } else {
                         FileState::Drifted(r.clone())
                     }
@@ -65,7 +77,8 @@ pub fn reconcile(source: &Source, history: &[HistoryRow]) -> Reconciled {
                 },
             };
             let out_of_order = matches!(state, FileState::Pending { .. })
-                && newest_applied.is_some_and(|n| m.version.as_bytes() < n.as_bytes());
+                && !m.repeatable
+                && newest_applied.is_some_and(|n| source.compare(&m.version, n).is_lt());
             (state, out_of_order)
         })
         .collect();

@@ -334,7 +334,14 @@ impl<'a> Runner<'a> {
                 .batch_execute("BEGIN")
                 .await
                 .map_err(db("starting a transaction".into()))?;
-            if previous_failure {
+            if m.repeatable {
+                // A repeatable file's earlier run (or failed attempt) is replaced by
+                // this one, in the same transaction.
+                history
+                    .delete_version(self.client(), &m.version)
+                    .await
+                    .map_err(db(format!("replacing the earlier run of {}", m.version)))?;
+            } else if previous_failure {
                 // A failed attempt of a transactional file left nothing behind but its
                 // row; it goes in the same transaction as the retry's own row.
                 history
@@ -346,7 +353,12 @@ impl<'a> Runner<'a> {
             // Outside a wrapping transaction the row is written first, so an
             // interrupted run leaves a record of where it stopped.
             let what = || format!("recording the start of {}", m.version);
-            if previous_failure {
+            if m.repeatable {
+                history
+                    .delete_version(self.keeper, &m.version)
+                    .await
+                    .map_err(|e| self.keeper_error(m, mode, what(), &e))?;
+            } else if previous_failure {
                 history
                     .delete_failed(self.keeper, &m.version)
                     .await
@@ -556,7 +568,7 @@ impl<'a> Runner<'a> {
         events: &mut dyn FnMut(Event),
     ) -> Result<(), MigrateError> {
         let history = &self.options.history;
-        let mut script = Script::open(&m.path, &source.dir, &self.options.variables)?;
+        let mut script = source.open(m, &self.options.variables)?;
         let mut number = 0usize;
         while let Some(item) = script.next_item()? {
             let (text, at) = match &item {
