@@ -122,7 +122,7 @@ impl Layout {
     /// the name has none (a repeatable file, or a name of another layout).
     pub fn version_parts(self, name: &str) -> Option<Vec<u128>> {
         match self {
-            Layout::Native | Layout::Dbmate => None,
+            Layout::Native => None,
             Layout::Flyway => {
                 let file = name.rsplit('/').next().unwrap_or(name);
                 let rest = file.strip_prefix(['V', 'U', 'B'])?;
@@ -142,6 +142,7 @@ impl Layout {
                     .map(|(n, _)| vec![n])
             }
             Layout::GolangMigrate
+            | Layout::Dbmate
             | Layout::Goose
             | Layout::Sqlx
             | Layout::PostgresMigrations
@@ -152,6 +153,10 @@ impl Layout {
     /// Orders two versions (as recorded in the history) as this layout runs them:
     /// numerically by their version parts when both have them, else byte-wise.
     pub fn compare(self, a: &str, b: &str) -> Ordering {
+        if self == Layout::Dbmate {
+            // dbmate runs its files in the order of their names.
+            return a.as_bytes().cmp(b.as_bytes());
+        }
         match (self.version_parts(a), self.version_parts(b)) {
             (Some(x), Some(y)) => {
                 compare_parts(&x, &y).then_with(|| a.as_bytes().cmp(b.as_bytes()))

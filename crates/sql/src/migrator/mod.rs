@@ -30,6 +30,7 @@ use crate::lock::{LockError, MigrationLock};
 use crate::script::{Item, Location, Script, ScriptError, Variables, unmap_offset};
 use crate::source::{Migration, Source, SourceError};
 
+mod adopt;
 mod baseline;
 mod command;
 mod error;
@@ -40,6 +41,7 @@ mod run;
 #[cfg(test)]
 mod tests;
 
+pub use adopt::{Tool, adopt};
 pub use baseline::baseline;
 pub use command::CommandSession;
 use error::*;
