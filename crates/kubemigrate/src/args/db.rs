@@ -20,7 +20,7 @@ pub struct ConnArgs {
     ///
     /// Each setting comes from the URL if it has it, else from the libpq variables
     /// (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD, PGSSLMODE, PGSSLROOTCERT,
-    /// PGAPPNAME, PGCONNECT_TIMEOUT), else from DB_HOST, DB_PORT, DB_DATABASE, DB_USER,
+    /// PGAPPNAME, PGOPTIONS, PGCONNECT_TIMEOUT), else from DB_HOST, DB_PORT, DB_DATABASE, DB_USER,
     /// DB_PASSWORD, else the defaults (localhost, 5432, user postgres, database = user,
     /// sslmode prefer). So PGPASSWORD fills in a URL without a password.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
@@ -199,15 +199,38 @@ impl DirArgs {
         vars
     }
 
+    /// The variables with psql's automatic ones for this connection: `DBNAME`,
+    /// `USER`, `HOST`, `PORT` (set as psql sets them when it connects); a --set of
+    /// the same name wins.
+    pub fn variables_with(&self, conn: Option<&ConnectOptions>) -> Variables {
+        let mut vars = Variables::new();
+        if let Some(c) = conn {
+            vars.set("DBNAME", c.dbname.clone());
+            vars.set("USER", c.user.clone());
+            vars.set("HOST", c.host.clone());
+            vars.set("PORT", c.port.to_string());
+        }
+        for (name, value) in &self.set {
+            vars.set(name.clone(), value.clone());
+        }
+        vars
+    }
+
     /// Reads the directory: every file is read through once, so a file that cannot
     /// run as written stops the command before it touches the database.
     pub fn source(&self) -> Result<Source, Failure> {
+        self.source_with(None)
+    }
+
+    /// [`DirArgs::source`] with psql's automatic variables of this connection (see
+    /// [`DirArgs::variables_with`]).
+    pub fn source_with(&self, conn: Option<&ConnectOptions>) -> Result<Source, Failure> {
         let options = SourceOptions {
             layout: self.layout,
             allow_empty: self.allow_empty,
             include_root: self.include_root.clone(),
         };
-        Source::read(&self.dir, &self.variables(), &options)
+        Source::read(&self.dir, &self.variables_with(conn), &options)
             .map_err(|e| Failure::new(Exit::Usage, e))
     }
 }

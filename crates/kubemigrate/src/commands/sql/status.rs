@@ -34,7 +34,10 @@ pub struct Args {
 
 /// Runs the command.
 pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
-    let source = args.dir.source()?;
+    // psql's :DBNAME, :USER, :HOST and :PORT, when the connection settings resolve
+    // (a bad URL is reported below, after the files).
+    let auto = args.conn.options().ok();
+    let source = args.dir.source_with(auto.as_ref())?;
     let conn = args.conn.options()?;
     let options = kubemigrate_sql::migrator::MigrateOptions {
         history: args.history.table(),
