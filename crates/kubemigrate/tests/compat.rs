@@ -85,3 +85,48 @@ fn psql_automatic_variables_are_set() {
         "adopted"
     );
 }
+
+#[test]
+fn gset_sets_variables_from_a_query_for_the_rest_of_the_file() {
+    let db = Db::new();
+    let dir = Dir::new(&[(
+        "1_gset.sql",
+        "SELECT current_database() AS db, 40 + 2 AS answer \\gset\n\
+         SELECT 'storage' AS schema, NULL AS gone\n\\gset cfg_\n\
+         SELECT count(*) > 0 AS has_roles FROM pg_roles WHERE rolname = 'postgres' \\gset\n\
+         CREATE TABLE t AS SELECT :'db'::text AS db, :answer AS answer, :'cfg_schema'::text AS schema;\n\
+         \\if :has_roles\n\
+         CREATE TABLE roles_seen (ok bool);\n\
+         \\endif\n",
+    )]);
+    db.km(&["sql", "migrate", "--dir", &dir.arg()]).expect(0);
+    assert_eq!(
+        db.sql("SELECT db || ',' || answer || ',' || schema FROM t"),
+        format!("{},42,storage", db.name)
+    );
+    assert_eq!(db.sql("SELECT to_regclass('roles_seen') IS NOT NULL"), "t");
+    // A query that returns no row: psql's words, the file rolled back.
+    let dir = Dir::new(&[(
+        "1_none.sql",
+        "CREATE TABLE u (id int);\nSELECT 1 AS x WHERE false \\gset\nSELECT :x;\n",
+    )]);
+    let db = Db::new();
+    let run = db.km(&["sql", "migrate", "--dir", &dir.arg()]);
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr
+            .contains("1_none.sql:2: \\gset: no rows returned"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(db.sql("SELECT to_regclass('u') IS NULL"), "t");
+    // \gset after a ; is refused before anything runs.
+    let dir = Dir::new(&[("1_semi.sql", "SELECT 1 AS x;\n\\gset\n")]);
+    let run = db.km(&["sql", "migrate", "--dir", &dir.arg()]).expect(2);
+    assert!(
+        run.stderr
+            .contains("\\gset after a statement that already ended with ;"),
+        "{}",
+        run.stderr
+    );
+}

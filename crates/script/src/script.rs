@@ -149,6 +149,10 @@ pub enum Item {
         edits: Vec<Edit>,
         /// The statement as written, when interpolation changed it.
         original: Option<String>,
+        /// Ended by `\gset [PREFIX]`: run it, and set a variable named PREFIX plus
+        /// the column name from each column of its one row (`Some("")` without a
+        /// prefix).
+        gset: Option<String>,
     },
     /// `COPY … FROM STDIN`: send `text`, then the blocks of [`Script::copy_block`].
     Copy {
@@ -722,6 +726,26 @@ impl Reader {
     }
 }
 
+/// The `\g` or `\gset [PREFIX]` that ends a statement: `None` for `\g` (send it,
+/// as `;` does), the prefix for `\gset`.
+fn send_meta(meta: &str, at: &Location) -> Result<Option<String>, ScriptError> {
+    let mut words = meta.split_whitespace();
+    let command = words.next().unwrap_or("");
+    let args: Vec<&str> = words.collect();
+    match (command, args.as_slice()) {
+        ("\\g", []) => Ok(None),
+        ("\\g", _) => Err(at.error(
+            "\\g with a file or options is not supported in migrations (end the statement with ; or \\g alone)",
+        )),
+        ("\\gset", []) => Ok(Some(String::new())),
+        ("\\gset", [prefix]) if valid_name(prefix) => Ok(Some((*prefix).to_string())),
+        ("\\gset", _) => Err(at.error(
+            "\\gset takes at most one argument, a prefix of letters, digits and _",
+        )),
+        _ => Err(at.error(format!("unexpected {command}"))),
+    }
+}
+
 fn statement_too_long(hint: &str) -> String {
     format!(
         "a statement longer than {} MiB ({hint})",
@@ -755,6 +779,11 @@ pub struct Script {
     written: usize,
     controls_transaction: bool,
     skipping_copy: bool,
+    /// Read without a database ([`Script::summarize_rest`]): after a `\gset`, a
+    /// variable it would set is unknown, so an unset variable reads as `true`.
+    summarizing: bool,
+    /// A `\gset` was read.
+    gset_seen: bool,
 }
 
 impl fmt::Debug for Checksum {
@@ -845,6 +874,8 @@ impl Script {
             written: 0,
             controls_transaction: false,
             skipping_copy: false,
+            summarizing: false,
+            gset_seen: false,
         })
     }
 
@@ -893,12 +924,24 @@ impl Script {
     /// Anything [`Script::next_item`] reports.
     pub fn summarize_rest(self) -> Result<Summary, ScriptError> {
         let mut script = self;
+        script.summarizing = true;
         while let Some(item) = script.next_item()? {
             if let Item::Copy { .. } = item {
                 while script.copy_block()?.is_some() {}
             }
         }
         Ok(script.finish())
+    }
+
+    /// Sets (or, with `None`, unsets) a variable from here on: what `\gset` does
+    /// with the row its query returned.
+    pub fn set_variable(&mut self, name: &str, value: Option<&str>) {
+        match value {
+            Some(v) => self.vars.set(name, v),
+            None => {
+                self.vars.0.remove(name);
+            }
+        }
     }
 
     /// The checksum, statement count and transaction control seen, once the script is read.
@@ -957,13 +1000,35 @@ impl Script {
                         continue;
                     }
                     self.statements += 1;
-                    let (sent, edits) = interpolate(&text, &self.vars).map_err(|(offset, name)| {
+                    let (text, gset) = match lexer::send_meta_at(&text) {
+                        Some(p) => {
+                            let gset = send_meta(&text[p..], &at)?;
+                            self.gset_seen |= gset.is_some();
+                            (text[..p].trim_end().to_string(), gset)
+                        }
+                        None => (text, None),
+                    };
+                    let mut interpolated = interpolate(&text, &self.vars);
+                    // Without a database, what a \gset sets is unknown: any value will do.
+                    let mut guesses = 0;
+                    while let Err((_, name)) = &interpolated
+                        && self.summarizing
+                        && self.gset_seen
+                        && guesses < 10_000
+                    {
+                        self.vars.set(name.clone(), "true");
+                        guesses += 1;
+                        interpolated = interpolate(&text, &self.vars);
+                    }
+                    let (sent, edits) = interpolated.map_err(|(offset, name)| {
                         let line = at.line + count_lines(&text.as_bytes()[..offset]);
                         ScriptError {
                             path: at.path.clone(),
                             line,
                             column: None,
-                            message: format!("variable :{name} is not set (\\set it, or pass --set {name}=VALUE)"),
+                            message: format!(
+                                "variable :{name} is not set (\\set it, or pass --set {name}=VALUE)"
+                            ),
                         }
                     })?;
                     if sent.len() > MAX_STATEMENT {
@@ -986,6 +1051,7 @@ impl Script {
                         at,
                         edits,
                         original,
+                        gset,
                     }));
                 }
             }
@@ -1104,6 +1170,9 @@ impl Script {
             }
             "\\copy" => self.copy_meta(rest, at).map(Some),
             "\\restrict" | "\\unrestrict" => Ok(None),
+            "\\g" | "\\gset" => Err(err(format!(
+                "{command} after a statement that already ended with ;: write the query without the ; (SELECT … {command})"
+            ))),
             other => Err(err(format!(
                 "psql meta-command {other} is not supported in migrations (supported: \\set, \\unset, \\echo, \\i, \\ir, \\include, \\include_relative, \\if, \\elif, \\else, \\endif, \\copy … from, \\restrict, \\unrestrict)"
             ))),
@@ -1174,10 +1243,12 @@ impl Script {
                 {
                     return Err(err(format!("bad variable reference :{q}{name}")));
                 }
-                let value = self
-                    .vars
-                    .get(&name)
-                    .ok_or_else(|| err(format!("variable :{name} is not set")))?;
+                let value = match self.vars.get(&name) {
+                    Some(v) => v,
+                    // Without a database, what a \gset sets is unknown.
+                    None if self.summarizing && self.gset_seen => "true",
+                    None => return Err(err(format!("variable :{name} is not set"))),
+                };
                 arg.push_str(value);
             } else {
                 while let Some(&n) = chars.peek() {

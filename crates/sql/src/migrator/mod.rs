@@ -34,6 +34,7 @@ mod adopt;
 mod baseline;
 mod command;
 mod error;
+mod gset;
 mod reconcile;
 mod repair;
 mod report;

@@ -604,6 +604,9 @@ impl<'a> Runner<'a> {
             }
             let result = match &item {
                 Item::Copy { .. } => self.copy_in(text, &mut script).await,
+                Item::Sql {
+                    gset: Some(prefix), ..
+                } => self.gset(text, prefix, at, &mut script).await,
                 _ => self
                     .client()
                     .batch_execute(text)
