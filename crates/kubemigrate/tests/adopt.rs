@@ -559,3 +559,94 @@ fn real_goose_halfway_then_kubemigrate() {
     assert_eq!(schema(&db), schema(&alone));
     assert!(schema(&db).contains("post_count"));
 }
+
+/// The real Flyway command line (Maven Central: org.flywaydb:flyway-commandline),
+/// its `flyway` script in `FLYWAY`: `flyway migrate -target=1.9` (V1, V1.9 and the
+/// repeatable view), then kubemigrate adopts and finishes (V1.10, V2, and the view
+/// once more); the schema is the one Flyway alone makes.
+#[test]
+#[ignore = "needs the real Flyway: the flyway-commandline tarball from Maven Central, then FLYWAY=path/to/flyway"]
+fn real_flyway_halfway_then_kubemigrate() {
+    let flyway = std::env::var("FLYWAY").expect("FLYWAY: the path of the flyway script");
+    let files = [
+        (
+            "V1__users.sql",
+            "CREATE TABLE users (id serial PRIMARY KEY, email text NOT NULL);",
+        ),
+        (
+            "V1.9__index.sql",
+            "CREATE INDEX users_email ON users (email);",
+        ),
+        (
+            "V1.10__posts.sql",
+            "CREATE TABLE posts (id serial PRIMARY KEY, user_id int REFERENCES users);",
+        ),
+        (
+            "sub/V2__tags.sql",
+            "CREATE TABLE tags (name text PRIMARY KEY);",
+        ),
+        (
+            "R__counts.sql",
+            "CREATE OR REPLACE VIEW counts AS SELECT (SELECT count(*) FROM users) AS users;",
+        ),
+    ];
+    // postgres://user:password@host:port/db → the JDBC URL, user and password.
+    let jdbc = |db: &Db| {
+        let rest = db.url.strip_prefix("postgres://").unwrap();
+        let (creds, hostdb) = rest.rsplit_once('@').unwrap();
+        let (user, password) = creds.split_once(':').unwrap_or((creds, ""));
+        (
+            format!("-url=jdbc:postgresql://{hostdb}"),
+            format!("-user={user}"),
+            format!("-password={password}"),
+        )
+    };
+    let run_flyway = |db: &Db, dir: &Dir, extra: &[&str]| {
+        let (url, user, password) = jdbc(db);
+        let out = std::process::Command::new(&flyway)
+            .args([
+                url,
+                user,
+                password,
+                format!("-locations=filesystem:{}", dir.arg()),
+            ])
+            .args(extra)
+            .arg("migrate")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "flyway: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let alone = Db::new();
+    run_flyway(&alone, &tree(&files), &[]);
+    let db = Db::new();
+    let dir = tree(&files);
+    run_flyway(&db, &dir, &["-target=1.9"]);
+    assert_eq!(db.sql("SELECT to_regclass('posts') IS NULL"), "t");
+    let run = db
+        .km(&["sql", "adopt", "--from", "flyway", "--dir", &dir.arg()])
+        .expect(0);
+    assert!(run.stdout.contains("2 baselined"), "{}", run.stdout);
+    let run = db
+        .km(&["sql", "migrate", "--layout", "flyway", "--dir", &dir.arg()])
+        .expect(0);
+    assert!(
+        run.stdout.contains("3 to apply, 2 already applied"),
+        "{}",
+        run.stdout
+    );
+    let schema = |db: &Db| {
+        db.sql(
+            "SELECT string_agg(x, E'\\n' ORDER BY x) FROM ( \
+               SELECT table_name || '.' || column_name || ' ' || data_type AS x FROM information_schema.columns \
+                WHERE table_schema = 'public' AND table_name NOT IN ('kubemigrate_history', 'flyway_schema_history') \
+               UNION ALL SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename NOT IN ('kubemigrate_history', 'flyway_schema_history')) s",
+        )
+    };
+    assert_eq!(schema(&db), schema(&alone));
+    assert!(schema(&db).contains("tags.name"));
+}

@@ -109,7 +109,12 @@ pub fn run_summary(report: &Report) -> String {
             let label = match status {
                 FileStatus::Skipped => "already applied",
                 FileStatus::NotRun => "not run",
-                FileStatus::Pending if report.dry_run => "would apply",
+                // `sql adopt --dry-run` never applies: its pending files stay pending.
+                FileStatus::Pending
+                    if report.dry_run && report.count(FileStatus::Baselined) == 0 =>
+                {
+                    "would apply"
+                }
                 other => other.as_str(),
             };
             parts.push(format!("{n} {label}"));
