@@ -650,3 +650,81 @@ fn real_flyway_halfway_then_kubemigrate() {
     assert_eq!(schema(&db), schema(&alone));
     assert!(schema(&db).contains("tags.name"));
 }
+
+/// The real postgres-migrations (npm `postgres-migrations` and `pg`), driven by a
+/// script in `PG_MIGRATIONS_JS` (`node SCRIPT URL DIR` calls its `migrate()`; see
+/// docs/testing.md): ids 1 and 2 migrated by the tool, then kubemigrate adopts and
+/// finishes 3 and 10 with its layout (`00010-` after `0009-`-style widths).
+#[test]
+#[ignore = "needs node with postgres-migrations: see docs/testing.md, then PG_MIGRATIONS_JS=path"]
+fn real_postgres_migrations_halfway_then_kubemigrate() {
+    let script = std::env::var("PG_MIGRATIONS_JS").expect("PG_MIGRATIONS_JS: the driver script");
+    let files = [
+        (
+            "0001-users.sql",
+            "CREATE TABLE users (id serial PRIMARY KEY, email text NOT NULL);",
+        ),
+        (
+            "0002-index.sql",
+            "-- postgres-migrations disable-transaction\nCREATE INDEX CONCURRENTLY users_email ON users (email);",
+        ),
+        (
+            "0003-posts.sql",
+            "CREATE TABLE posts (id serial PRIMARY KEY, user_id int REFERENCES users);",
+        ),
+        (
+            "0004-tags.sql",
+            "CREATE TABLE tags (name text PRIMARY KEY);",
+        ),
+    ];
+    let run_tool = |db: &Db, dir: &Dir| {
+        let out = std::process::Command::new("node")
+            .args([script.as_str(), db.url.as_str(), &dir.arg()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "postgres-migrations: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let alone = Db::new();
+    run_tool(&alone, &Dir::new(&files));
+    let db = Db::new();
+    run_tool(&db, &Dir::new(&files[..2]));
+    let dir = Dir::new(&files);
+    db.km(&[
+        "sql",
+        "adopt",
+        "--from",
+        "postgres-migrations",
+        "--dir",
+        &dir.arg(),
+    ])
+    .expect(0);
+    let run = db
+        .km(&[
+            "sql",
+            "migrate",
+            "--layout",
+            "postgres-migrations",
+            "--dir",
+            &dir.arg(),
+        ])
+        .expect(0);
+    assert!(
+        run.stdout.contains("2 to apply, 2 already applied"),
+        "{}",
+        run.stdout
+    );
+    let schema = |db: &Db| {
+        db.sql(
+            "SELECT string_agg(x, E'\\n' ORDER BY x) FROM ( \
+               SELECT table_name || '.' || column_name || ' ' || data_type AS x FROM information_schema.columns \
+                WHERE table_schema = 'public' AND table_name NOT IN ('kubemigrate_history', 'migrations') \
+               UNION ALL SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename NOT IN ('kubemigrate_history', 'migrations')) s",
+        )
+    };
+    assert_eq!(schema(&db), schema(&alone));
+    assert!(schema(&db).contains("users_email"));
+}

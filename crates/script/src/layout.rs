@@ -559,8 +559,8 @@ impl Layout {
                     }
                 }
                 Layout::PostgresMigrations => {
-                    if !matches!(leading_number(&name), Some((_, rest)) if rest.starts_with(['-', '_', '.']))
-                    {
+                    // As the tool reads names: `^(\d+)[-_]?(.*)\.sql$`.
+                    if leading_number(&name).is_none() {
                         return Err(malformed(
                             &path,
                             0,
