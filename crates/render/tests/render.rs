@@ -495,3 +495,53 @@ fn every_rendered_object_is_valid_for_the_oldest_and_newest_kubernetes() {
         );
     }
 }
+
+#[test]
+fn a_local_dir_of_diesel_folders_ships_with_its_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("sql/2024-01-01-000000_users")).unwrap();
+    std::fs::write(
+        dir.path().join("sql/2024-01-01-000000_users/up.sql"),
+        "CREATE TABLE users (id int);\n",
+    )
+    .unwrap();
+    let plan = |layout: &str| {
+        format!(
+            "apiVersion: kubemigrate.io/v1alpha1\nkind: MigrationPlan\nmetadata: {{name: x}}\nspec:\n  targets:\n    - name: a\n      database: {{host: db, name: a, user: u, password: {{fromEnv: P}}}}\n      sql: {{localDir: sql{layout}}}\n"
+        )
+    };
+    let file = dir.path().join("plan.yaml");
+    // Native files are the *.sql directly in the directory: there are none.
+    std::fs::write(&file, plan("")).unwrap();
+    let loaded = kubemigrate_plan::load(&file).unwrap();
+    let errors = gather(&loaded, &env, false).unwrap_err();
+    assert!(
+        errors[0].to_string().contains("holds no *.sql file"),
+        "{}",
+        errors[0]
+    );
+    std::fs::write(&file, plan(", layout: diesel")).unwrap();
+    let loaded = kubemigrate_plan::load(&file).unwrap();
+    let rendered = render_plan(&loaded, None, false);
+    let job = serde_json::to_value(&rendered.jobs[0].job).unwrap();
+    let spec = &job["spec"]["template"]["spec"];
+    let command = spec["containers"][0]["command"].as_array().unwrap();
+    assert_eq!(
+        command[command.len() - 2..],
+        [serde_json::json!("--layout"), serde_json::json!("diesel")]
+    );
+    let volume = spec["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "migrations")
+        .unwrap();
+    assert!(
+        volume["configMap"]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["path"] == "2024-01-01-000000_users/up.sql"),
+        "{volume}"
+    );
+}
