@@ -147,5 +147,9 @@ exec "$bin/kubelet" --config="$dir/kubelet/config.yaml" --kubeconfig="$dir/kube-
 EOF
   launch kubelet
   ready kubelet
+  # The kubelet is healthy before its Node is registered, and `kubectl wait`
+  # fails at once on an object that does not exist yet: first the Node, then
+  # its Ready condition.
+  wait_for kubelet 120 "${kubectl[@]}" get node/kube-node
   "${kubectl[@]}" wait --for=condition=Ready node/kube-node --timeout=120s >/dev/null
 }

@@ -5,7 +5,7 @@
 //! Run: `cargo +nightly fuzz run lexer` from the repository root (see docs/testing.md).
 #![no_main]
 
-use kubemigrate_sql::lexer::{self, ChunkKind};
+use kubemigrate_script::lexer::{self, ChunkKind};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

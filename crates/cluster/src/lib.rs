@@ -22,8 +22,8 @@ use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
 pub use diagnose::{Diagnosis, Terminal};
 
-/// The field manager of kubemigrate's server-side applies.
-pub const FIELD_MANAGER: &str = "kubemigrate";
+use kubemigrate_contract::k8s;
+pub use kubemigrate_contract::k8s::{FIELD_MANAGER, plan_selector};
 
 /// How many of a container's last log lines an outcome keeps.
 const LAST_LINES: usize = 20;
@@ -284,7 +284,7 @@ impl Cluster {
         .boxed();
         let mut pod_stream = watcher(
             pods.clone(),
-            watcher::Config::default().labels(&format!("job-name={name}")),
+            watcher::Config::default().labels(&format!("{}={name}", k8s::JOB_NAME)),
         )
         .default_backoff()
         .boxed();
@@ -616,7 +616,7 @@ fn running_wait(p: &Pod) -> bool {
         .and_then(|s| s.init_container_statuses.as_ref())
         .is_some_and(|cs| {
             cs.iter().any(|c| {
-                c.name == "wait-for-postgres"
+                c.name == k8s::WAIT_FOR_POSTGRES
                     && c.state.as_ref().is_some_and(|s| s.running.is_some())
             })
         })
@@ -786,11 +786,6 @@ pub enum JobOutcome {
     Error(ClusterError),
 }
 
-/// Label selector of a plan's Jobs.
-pub fn plan_selector(plan: &str) -> String {
-    format!("app.kubernetes.io/managed-by=kubemigrate,kubemigrate.io/plan={plan}")
-}
-
 /// The Jobs of a plan grouped by run id, newest run first.
 pub fn runs_newest_first(jobs: Vec<Job>) -> Vec<(String, Vec<Job>)> {
     let mut runs: BTreeMap<String, (String, Vec<Job>)> = BTreeMap::new();
@@ -799,7 +794,7 @@ pub fn runs_newest_first(jobs: Vec<Job>) -> Vec<(String, Vec<Job>)> {
             .metadata
             .labels
             .as_ref()
-            .and_then(|l| l.get("kubemigrate.io/run-id"))
+            .and_then(|l| l.get(k8s::RUN_ID))
             .cloned()
             .unwrap_or_default();
         let created = j

@@ -7,13 +7,14 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod apply;
+mod args;
 mod commands;
 mod exit;
-mod reporter;
+mod output;
 mod tfvars;
 
 use exit::Exit;
-use reporter::{Format, Reporter};
+use output::{Format, Reporter};
 
 /// Run PostgreSQL migrations once, never twice, never concurrently, and say exactly
 /// what happened.
@@ -23,6 +24,7 @@ use reporter::{Format, Reporter};
   kubemigrate demo                                        # try it on a throwaway PostgreSQL
   kubemigrate sql migrate --dir ./migrations --database-url postgres://app@db/app
   kubemigrate sql status --dir ./migrations -o json
+  kubemigrate sql lint --dir ./migrations --format github  # unsafe DDL, as CI annotations
   kubemigrate wait-for-db --timeout 2m
   kubemigrate exec --lock -- npm run migrate
   kubemigrate validate -f plan.yaml
@@ -32,7 +34,8 @@ use reporter::{Format, Reporter};
 Exit codes: 0 ok, 1 unexpected error, 2 bad usage or input, 3 a migration's SQL
 failed, 4 needs a person (drift, out of order, failed no-transaction file), 5 lock
 timeout, 6 cannot connect, 7 files pending (sql status), 8 a target failed with a
-code of its own (apply), 9 apply timed out, 10 the Kubernetes API refused, 130
+code of its own (apply), 9 apply timed out, 10 the Kubernetes API refused, 11 a
+denied lint rule fired (sql lint; validate, render, apply), 130
 interrupted (SIGINT), 143 terminated (SIGTERM, apply --local). See
 docs/exit-codes.md.")]
 struct Cli {
@@ -45,7 +48,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Plain-SQL migrations: migrate, status, baseline, repair.
+    /// Plain-SQL migrations: migrate, status, baseline, repair, lint.
     #[command(subcommand)]
     Sql(SqlCommand),
     WaitForDb(commands::wait_for_db::Args),
@@ -72,10 +75,11 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum SqlCommand {
-    Migrate(commands::sql_migrate::Args),
-    Status(commands::sql_status::Args),
-    Baseline(commands::sql_baseline::Args),
-    Repair(commands::sql_repair::Args),
+    Migrate(commands::sql::migrate::Args),
+    Status(commands::sql::status::Args),
+    Baseline(commands::sql::baseline::Args),
+    Repair(commands::sql::repair::Args),
+    Lint(commands::sql::lint::Args),
 }
 
 fn main() -> ExitCode {
@@ -96,6 +100,7 @@ fn main() -> ExitCode {
         Command::Sql(SqlCommand::Status(_)) => "sql status",
         Command::Sql(SqlCommand::Baseline(_)) => "sql baseline",
         Command::Sql(SqlCommand::Repair(_)) => "sql repair",
+        Command::Sql(SqlCommand::Lint(_)) => "sql lint",
         Command::WaitForDb(_) => "wait-for-db",
         Command::Exec(_) => "exec",
         Command::Demo(_) => "demo",
@@ -117,20 +122,28 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Sql(SqlCommand::Migrate(a)) => {
                 until_signal(
-                    commands::sql_migrate::run(a, reporter),
+                    commands::sql::migrate::run(a, reporter),
                     reporter,
                     ROLLED_BACK,
                 )
                 .await
             }
             Command::Sql(SqlCommand::Status(a)) => {
-                until_signal(commands::sql_status::run(a, reporter), reporter, "").await
+                until_signal(commands::sql::status::run(a, reporter), reporter, "").await
             }
             Command::Sql(SqlCommand::Baseline(a)) => {
-                until_signal(commands::sql_baseline::run(a, reporter), reporter, RECORDED).await
+                until_signal(
+                    commands::sql::baseline::run(a, reporter),
+                    reporter,
+                    RECORDED,
+                )
+                .await
             }
             Command::Sql(SqlCommand::Repair(a)) => {
-                until_signal(commands::sql_repair::run(a, reporter), reporter, RECORDED).await
+                until_signal(commands::sql::repair::run(a, reporter), reporter, RECORDED).await
+            }
+            Command::Sql(SqlCommand::Lint(a)) => {
+                until_signal(commands::sql::lint::run(a, reporter), reporter, "").await
             }
             Command::WaitForDb(a) => {
                 until_signal(commands::wait_for_db::run(a, reporter), reporter, "").await
@@ -158,7 +171,7 @@ fn main() -> ExitCode {
     let exit = match result {
         Ok(exit) => exit,
         Err(failure) => {
-            reporter.finish(name, None, failure.exit, Some(&failure));
+            reporter.finish_bare(name, failure.exit, Some(&failure));
             failure.exit
         }
     };

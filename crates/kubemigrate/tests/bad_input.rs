@@ -374,6 +374,116 @@ fn corpus() -> Vec<Case> {
         "render",
         |d| symlink(".", d.path().join("sql/again")).unwrap(),
     ));
+    // sql lint: bad ignore comments, policies and formats (issue 17).
+    let lint = &["sql", "lint", "--dir", "{DIR}"];
+    cases.push(command(
+        "lint: an ignore comment without a reason",
+        &[(
+            "001.sql",
+            "-- kubemigrate:lint-ignore ban-drop-table\nDROP TABLE t;\n",
+        )],
+        lint,
+    ));
+    cases.push(command(
+        "lint: an ignore comment naming an unknown rule",
+        &[(
+            "001.sql",
+            "DROP TABLE t; -- kubemigrate:lint-ignore ban-drop-tables gone\n",
+        )],
+        lint,
+    ));
+    cases.push(command(
+        "lint: a misspelt lint directive",
+        &[(
+            "001.sql",
+            "-- kubemigrate:lint-ignor ban-drop-table gone\nDROP TABLE t;\n",
+        )],
+        lint,
+    ));
+    cases.push(command(
+        "lint: a file that does not split",
+        &[("001.sql", "SELECT 'abc;\n")],
+        lint,
+    ));
+    cases.push(command(
+        "lint: --rule naming an unknown rule",
+        &[("001.sql", "SELECT 1;\n")],
+        &[
+            "sql",
+            "lint",
+            "--dir",
+            "{DIR}",
+            "--rule",
+            "ban-drop-tabel=warn",
+        ],
+    ));
+    cases.push(command(
+        "lint: --rule with an unknown level",
+        &[("001.sql", "SELECT 1;\n")],
+        &[
+            "sql",
+            "lint",
+            "--dir",
+            "{DIR}",
+            "--rule",
+            "ban-drop-table=error",
+        ],
+    ));
+    cases.push(command(
+        "lint: --postgres-version that is no version",
+        &[("001.sql", "SELECT 1;\n")],
+        &[
+            "sql",
+            "lint",
+            "--dir",
+            "{DIR}",
+            "--postgres-version",
+            "sixteen",
+        ],
+    ));
+    cases.push(command(
+        "lint: -o json with --format sarif",
+        &[("001.sql", "SELECT 1;\n")],
+        &[
+            "sql", "lint", "--dir", "{DIR}", "-o", "json", "--format", "sarif",
+        ],
+    ));
+    cases.push(command(
+        "lint: a denied rule fires",
+        &[("001.sql", "CREATE INDEX i ON t (a);\n")],
+        lint,
+    ));
+    cases.push(plan_case(
+        "plan: an unknown rule in lint.rules",
+        plan(DATABASE, "localDir: sql").replace(
+            "      sql:",
+            "      lint: {rules: {ban-drop-colum: warn}}\n      sql:",
+        ),
+        "validate",
+        |_| {},
+    ));
+    cases.push(plan_case(
+        "plan: lint.postgresVersion that is no version",
+        plan(DATABASE, "localDir: sql")
+            .replace("spec:\n", "spec:\n  lint: {postgresVersion: latest}\n"),
+        "validate",
+        |_| {},
+    ));
+    cases.push(plan_case(
+        "plan: a level that is not deny, warn or off",
+        plan(DATABASE, "localDir: sql").replace(
+            "spec:\n",
+            "spec:\n  lint: {rules: {ban-drop-table: error}}\n",
+        ),
+        "validate",
+        |_| {},
+    ));
+    cases.push(plan_case(
+        "plan: a denied lint rule in a localDir file",
+        plan(DATABASE, "localDir: sql"),
+        "validate",
+        |d| std::fs::write(d.path().join("sql/002.sql"), "DROP TABLE t;\n").unwrap(),
+    ));
     cases
 }
 

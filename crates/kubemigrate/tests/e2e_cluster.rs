@@ -126,7 +126,10 @@ spec:
             all.extend(["--logs-dir", &logs]);
         }
         let kubeconfig = node().kubeconfig.display().to_string();
-        km_command(&all, &[("KUBECONFIG", &kubeconfig), ("PW", pg().password())])
+        km_command(
+            &all,
+            &[("KUBECONFIG", &kubeconfig), ("PW", pg().password())],
+        )
     }
 
     fn km(&self, args: &[&str]) -> Run {

@@ -117,6 +117,11 @@ pub struct Spec {
     /// when the plan is rendered.
     #[serde(default)]
     pub affinity: Option<serde_json::Value>,
+    /// The lint policy of every SQL target (a target's `lint` overrides it rule by
+    /// rule): `validate`, `render` and `apply` lint the files they can read and stop
+    /// on denied rules.
+    #[serde(default)]
+    pub lint: Option<LintPolicy>,
     /// The databases to migrate.
     pub targets: Vec<Target>,
 }
@@ -347,6 +352,46 @@ pub struct Target {
     /// Overrides of the plan's `resources`, field by field.
     #[serde(default)]
     pub resources: Option<Resources>,
+    /// Overrides of the plan's `lint` policy for this SQL target, rule by rule.
+    #[serde(default)]
+    pub lint: Option<LintPolicy>,
+}
+
+/// A lint policy: the level of each rule (over the defaults of `kubemigrate sql
+/// lint --list-rules`) and the PostgreSQL version the files run on.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LintPolicy {
+    /// Rule id → `deny`, `warn` or `off`, e.g. `{ban-drop-column: warn}`.
+    #[serde(default)]
+    pub rules: BTreeMap<String, LintLevel>,
+    /// The PostgreSQL version the migrations run on (`16`, `15.4`); some rules
+    /// depend on it (default 15).
+    #[serde(default)]
+    pub postgres_version: Option<String>,
+}
+
+/// How a lint rule's findings count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LintLevel {
+    /// Reported, and stops `validate`, `render`, `apply` and `sql lint` (exit 11).
+    Deny,
+    /// Reported only.
+    Warn,
+    /// Not checked.
+    Off,
+}
+
+impl LintLevel {
+    /// `deny`, `warn` or `off`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LintLevel::Deny => "deny",
+            LintLevel::Warn => "warn",
+            LintLevel::Off => "off",
+        }
+    }
 }
 
 /// Where the database is and who connects.
@@ -376,37 +421,7 @@ fn default_port() -> u16 {
     5432
 }
 
-/// libpq's sslmode values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum SslMode {
-    /// No TLS.
-    Disable,
-    /// As libpq: try without TLS first (kubemigrate treats it as prefer).
-    Allow,
-    /// TLS when offered, unverified.
-    Prefer,
-    /// TLS, unverified.
-    Require,
-    /// TLS, certificate verified.
-    VerifyCa,
-    /// TLS, certificate and host name verified.
-    VerifyFull,
-}
-
-impl SslMode {
-    /// libpq's spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SslMode::Disable => "disable",
-            SslMode::Allow => "allow",
-            SslMode::Prefer => "prefer",
-            SslMode::Require => "require",
-            SslMode::VerifyCa => "verify-ca",
-            SslMode::VerifyFull => "verify-full",
-        }
-    }
-}
+pub use kubemigrate_contract::SslMode;
 
 /// Where a user name or password comes from.
 ///
@@ -560,6 +575,18 @@ pub struct Sql {
     /// to `/etc/passwd` never ends up in the ConfigMap).
     #[serde(default)]
     pub allow_outside_plan_dir: bool,
+    /// PostgreSQL's `lock_timeout` for the files' statements (`5s`): a statement
+    /// that waits longer for a lock fails instead of queueing every later query
+    /// behind it. A file that sets its own wins.
+    #[serde(default)]
+    pub lock_timeout: Option<Duration>,
+    /// PostgreSQL's `statement_timeout` for the files' statements.
+    #[serde(default)]
+    pub statement_timeout: Option<Duration>,
+    /// How many times a transactional file that met `lockTimeout` is rolled back
+    /// and run again, 1 s, 2 s, 4 s… apart (native engine; default 0).
+    #[serde(default)]
+    pub lock_retries: u32,
 }
 
 /// What runs the SQL files.

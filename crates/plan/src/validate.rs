@@ -9,30 +9,9 @@ use crate::path::FieldPath;
 use crate::suggest::did_you_mean;
 use crate::values::{check_dns_subdomain, check_env_name, check_label_key, check_label_value};
 
-/// Label and annotation key prefixes kubemigrate sets itself.
-pub const RESERVED_LABEL_PREFIXES: &[&str] = &["app.kubernetes.io/", "kubemigrate.io/"];
-
-/// Label keys the Job controller sets on pods; a plan label with one of them would
-/// hide the pods from their Job's watchers.
-pub const CONTROLLER_LABELS: &[&str] = &["job-name", "controller-uid", "batch.kubernetes.io/"];
-
-/// Environment variables kubemigrate sets in every container from the target's
-/// database; a command target's `env` may not set them.
-pub const RESERVED_ENV: &[&str] = &[
-    "DB_HOST",
-    "DB_PORT",
-    "DB_DATABASE",
-    "DB_SCHEMA",
-    "DB_USER",
-    "DB_PASSWORD",
-    "PGHOST",
-    "PGPORT",
-    "PGDATABASE",
-    "PGUSER",
-    "PGPASSWORD",
-    "PGSSLMODE",
-    "DATABASE_URL",
-];
+pub use kubemigrate_contract::k8s::{
+    JOB_CONTROLLER_LABELS as CONTROLLER_LABELS, RESERVED_LABEL_PREFIXES,
+};
 
 /// The longest target name: a Job is `<target>-migrations-<8-character suffix>` and
 /// its name is also a label value (at most 63 characters).
@@ -146,8 +125,31 @@ pub fn validate(plan: &Plan) -> Vec<Finding> {
         &spec.security_context,
     );
 
+    if let Some(l) = &spec.lint {
+        lint_policy(&mut f, &spec_path.key("lint"), l);
+    }
     targets(&mut f, plan);
     f.0
+}
+
+/// `postgresVersion` is `MAJOR[.MINOR[.PATCH]]`. Rule names are checked by the
+/// binary, which knows the linter's rules.
+fn lint_policy(f: &mut Findings, p: &FieldPath, l: &crate::model::LintPolicy) {
+    if let Some(v) = &l.postgres_version {
+        let parts: Vec<&str> = v.split('.').collect();
+        let ok = parts.len() <= 3
+            && parts
+                .iter()
+                .all(|x| !x.is_empty() && x.len() <= 4 && x.bytes().all(|b| b.is_ascii_digit()));
+        if !ok {
+            f.error(
+                p.key("postgresVersion"),
+                format!(
+                    "{v:?} is not a PostgreSQL version; give the major version, e.g. 16, or 15.4"
+                ),
+            );
+        }
+    }
 }
 
 fn image_ref(f: &mut Findings, path: FieldPath, image: &str) {
@@ -389,6 +391,15 @@ fn find_cycle(targets: &[Target], index: &HashMap<&str, usize>) -> Option<Vec<us
 const MAX_HOST_NAME: usize = 253;
 
 fn target(f: &mut Findings, p: &FieldPath, t: &Target) {
+    if let Some(l) = &t.lint {
+        lint_policy(f, &p.key("lint"), l);
+        if t.command.is_some() && t.sql.is_none() {
+            f.error(
+                p.key("lint"),
+                "`lint` applies to SQL files; a `command` target's migrations are not linted",
+            );
+        }
+    }
     let db = &t.database;
     let dbp = p.key("database");
     if db.host.len() > MAX_HOST_NAME {
@@ -445,6 +456,22 @@ fn target(f: &mut Findings, p: &FieldPath, t: &Target) {
                     }
                 }
             }
+            if sql.lock_retries > 0 {
+                if sql.engine == Engine::Psql {
+                    f.error(
+                        sp.key("lockRetries"),
+                        "engine psql runs files with psql, which cannot retry them; leave lockRetries out or use the native engine",
+                    );
+                } else if sql.lock_timeout.is_none() {
+                    f.error(
+                        sp.key("lockRetries"),
+                        "a retry follows a lock timeout: set lockTimeout too (for example 5s)",
+                    );
+                }
+                if sql.lock_retries > 100 {
+                    f.error(sp.key("lockRetries"), "at most 100 retries");
+                }
+            }
             if let Some(dir) = &sql.dir
                 && !dir.starts_with('/')
             {
@@ -467,7 +494,7 @@ fn target(f: &mut Findings, p: &FieldPath, t: &Target) {
                 let ep = cp.key("env").index(i).key("name");
                 if let Err(msg) = check_env_name(&e.name) {
                     f.error(ep, msg);
-                } else if RESERVED_ENV.contains(&e.name.as_str()) {
+                } else if kubemigrate_contract::env::reserved().any(|r| r == e.name) {
                     f.error(
                         ep,
                         format!("{} is set by kubemigrate from `database`", e.name),

@@ -32,13 +32,12 @@ use kubemigrate_plan::{
 
 pub mod yaml;
 
+use kubemigrate_contract::{env, exit, k8s};
+
 /// Where the runner image keeps the kubemigrate binary.
 pub const RUNNER_BINARY: &str = "/kubemigrate";
 /// Where the migration container finds the copied binary.
 pub const COPIED_BINARY: &str = "/kubemigrate/kubemigrate";
-/// Exit codes of kubemigrate's runner that retrying cannot fix (2 bad input, 4 needs
-/// a person): the podFailurePolicy fails the Job at once on them.
-pub const FAIL_JOB_EXIT_CODES: &[i32] = &[2, 4];
 /// Longest the init container waits for the database (or the plan's timeout if
 /// shorter).
 pub const MAX_DATABASE_WAIT_SECS: u64 = 300;
@@ -424,10 +423,10 @@ pub fn job_name(target: &str, run_id: &str) -> String {
 pub fn plan_labels(plan: &Plan) -> BTreeMap<String, String> {
     let mut l = plan.spec.labels.clone();
     let name = plan.metadata.name.to_string();
-    l.insert("app.kubernetes.io/part-of".into(), name.clone());
-    l.insert("app.kubernetes.io/managed-by".into(), "kubemigrate".into());
-    l.insert("app.kubernetes.io/component".into(), "migrations".into());
-    l.insert("kubemigrate.io/plan".into(), name);
+    l.insert(k8s::PART_OF.into(), name.clone());
+    l.insert(k8s::MANAGED_BY.into(), k8s::MANAGER.into());
+    l.insert(k8s::COMPONENT.into(), k8s::COMPONENT_VALUE.into());
+    l.insert(k8s::PLAN.into(), name);
     l
 }
 
@@ -683,13 +682,10 @@ impl JobBuilder<'_> {
             .clone()
             .unwrap_or_else(|| self.options.default_runner_image.clone());
         let mut labels = self.labels.clone();
-        labels.insert(
-            "app.kubernetes.io/name".into(),
-            format!("{}-migrations", t.name),
-        );
-        labels.insert("app.kubernetes.io/instance".into(), self.name.clone());
-        labels.insert("kubemigrate.io/target".into(), t.name.to_string());
-        labels.insert("kubemigrate.io/run-id".into(), self.options.run_id.clone());
+        labels.insert(k8s::NAME.into(), format!("{}-migrations", t.name));
+        labels.insert(k8s::INSTANCE.into(), self.name.clone());
+        labels.insert(k8s::TARGET.into(), t.name.to_string());
+        labels.insert(k8s::RUN_ID.into(), self.options.run_id.clone());
 
         let timeout = plan.spec.timeout.value();
         let deadline = timeout.as_secs_f64().ceil().max(1.0) as i64;
@@ -748,7 +744,7 @@ impl JobBuilder<'_> {
             c
         };
         let mut init = vec![runner_container(
-            "wait-for-postgres",
+            k8s::WAIT_FOR_POSTGRES,
             vec![
                 s(RUNNER_BINARY),
                 s("wait-for-db"),
@@ -761,13 +757,17 @@ impl JobBuilder<'_> {
             (Some(sql), _) if sql.local_dir.is_some() => (
                 Runner::OwnImage,
                 runner_image.clone(),
-                vec![
-                    s(RUNNER_BINARY),
-                    s("sql"),
-                    s("migrate"),
-                    s("--dir"),
-                    s("/migrations"),
-                ],
+                [
+                    vec![
+                        s(RUNNER_BINARY),
+                        s("sql"),
+                        s("migrate"),
+                        s("--dir"),
+                        s("/migrations"),
+                    ],
+                    timeout_flags(sql),
+                ]
+                .concat(),
             ),
             (Some(sql), _) if sql.engine == Engine::Psql => (
                 Runner::Psql,
@@ -777,13 +777,17 @@ impl JobBuilder<'_> {
             (Some(sql), _) => (
                 Runner::Copied,
                 sql.image.clone().unwrap_or_default(),
-                vec![
-                    s(COPIED_BINARY),
-                    s("sql"),
-                    s("migrate"),
-                    s("--dir"),
-                    sql.dir.clone().unwrap_or_else(|| s("/migrations")),
-                ],
+                [
+                    vec![
+                        s(COPIED_BINARY),
+                        s("sql"),
+                        s("migrate"),
+                        s("--dir"),
+                        sql.dir.clone().unwrap_or_else(|| s("/migrations")),
+                    ],
+                    timeout_flags(sql),
+                ]
+                .concat(),
             ),
             (None, Some(cmd)) => {
                 let mut c = vec![s(COPIED_BINARY), s("exec"), s("--lock"), s("--")];
@@ -794,7 +798,7 @@ impl JobBuilder<'_> {
             // validate() guarantees exactly one of sql and command.
             (None, None) => (Runner::OwnImage, runner_image.clone(), vec![]),
         };
-        let mut main = container("run-migrations", &image, Vec::new());
+        let mut main = container(k8s::RUN_MIGRATIONS, &image, Vec::new());
         match runner {
             Runner::Copied => {
                 volumes.push(Volume {
@@ -803,7 +807,7 @@ impl JobBuilder<'_> {
                     ..Default::default()
                 });
                 let mut install = runner_container(
-                    "install-runner",
+                    k8s::INSTALL_RUNNER,
                     vec![
                         s(RUNNER_BINARY),
                         s("install-runner"),
@@ -841,11 +845,11 @@ impl JobBuilder<'_> {
             Runner::Psql => {
                 let mut e = main.env.take().unwrap_or_default();
                 for (pg, db) in [
-                    ("PGHOST", "DB_HOST"),
-                    ("PGPORT", "DB_PORT"),
-                    ("PGDATABASE", "DB_DATABASE"),
-                    ("PGUSER", "DB_USER"),
-                    ("PGPASSWORD", "DB_PASSWORD"),
+                    (env::PGHOST, env::DB_HOST),
+                    (env::PGPORT, env::DB_PORT),
+                    (env::PGDATABASE, env::DB_DATABASE),
+                    (env::PGUSER, env::DB_USER),
+                    (env::PGPASSWORD, env::DB_PASSWORD),
                 ] {
                     e.push(plain_env(pg, &format!("$({db})")));
                 }
@@ -855,6 +859,22 @@ impl JobBuilder<'_> {
                     .and_then(|s| s.dir.clone())
                     .unwrap_or_else(|| s("/migrations"));
                 e.push(plain_env("MIGRATIONS_DIR", &dir));
+                // psql sets the timeouts from the server options libpq sends.
+                if let Some(sql) = &t.sql {
+                    let options: Vec<String> = [
+                        ("lock_timeout", &sql.lock_timeout),
+                        ("statement_timeout", &sql.statement_timeout),
+                    ]
+                    .iter()
+                    .filter_map(|(name, d)| {
+                        d.as_ref()
+                            .map(|d| format!("-c {name}={}", d.value().as_millis().max(1)))
+                    })
+                    .collect();
+                    if !options.is_empty() {
+                        e.push(plain_env("PGOPTIONS", &options.join(" ")));
+                    }
+                }
                 main.env = Some(e);
             }
         }
@@ -922,9 +942,12 @@ impl JobBuilder<'_> {
             rules.push(PodFailurePolicyRule {
                 action: "FailJob".into(),
                 on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement {
-                    container_name: Some("run-migrations".into()),
+                    container_name: Some(k8s::RUN_MIGRATIONS.into()),
                     operator: "In".into(),
-                    values: FAIL_JOB_EXIT_CODES.to_vec(),
+                    values: exit::FINAL_RUNNER_CODES
+                        .iter()
+                        .map(|e| i32::from(e.code()))
+                        .collect(),
                 }),
                 on_pod_conditions: None,
             });
@@ -932,9 +955,12 @@ impl JobBuilder<'_> {
         rules.push(PodFailurePolicyRule {
             action: "FailJob".into(),
             on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement {
-                container_name: Some("wait-for-postgres".into()),
+                container_name: Some(k8s::WAIT_FOR_POSTGRES.into()),
                 operator: "In".into(),
-                values: vec![2],
+                values: exit::FINAL_WAIT_CODES
+                    .iter()
+                    .map(|e| i32::from(e.code()))
+                    .collect(),
             }),
             on_pod_conditions: None,
         });
@@ -1002,15 +1028,15 @@ impl JobBuilder<'_> {
             }),
         };
         let mut env = vec![
-            from_cm("DB_HOST", format!("{k}_DB_HOST")),
-            from_cm("DB_PORT", format!("{k}_DB_PORT")),
-            from_cm("DB_DATABASE", format!("{k}_DB_DATABASE")),
+            from_cm(env::DB_HOST, format!("{k}_DB_HOST")),
+            from_cm(env::DB_PORT, format!("{k}_DB_PORT")),
+            from_cm(env::DB_DATABASE, format!("{k}_DB_DATABASE")),
         ];
         if self.target.database.schema.is_some() {
-            env.push(from_cm("DB_SCHEMA", format!("{k}_DB_SCHEMA")));
+            env.push(from_cm(env::DB_SCHEMA, format!("{k}_DB_SCHEMA")));
         }
         if self.target.database.ssl_mode.is_some() {
-            env.push(from_cm("PGSSLMODE", format!("{k}_DB_SSLMODE")));
+            env.push(from_cm(env::PGSSLMODE, format!("{k}_DB_SSLMODE")));
         }
         let secret = secret_name(self.plan);
         let (user, password) = match self.credentials {
@@ -1020,7 +1046,7 @@ impl JobBuilder<'_> {
                 Resolved::Value(String::new()),
             ),
         };
-        for (var, r) in [("DB_USER", user), ("DB_PASSWORD", password)] {
+        for (var, r) in [(env::DB_USER, user), (env::DB_PASSWORD, password)] {
             env.push(match r {
                 Resolved::Value(_) => from_secret(var, secret.clone(), format!("{k}_{var}")),
                 Resolved::Existing { name, key } => from_secret(var, name, key),
@@ -1028,6 +1054,22 @@ impl JobBuilder<'_> {
         }
         env
     }
+}
+
+/// `sql migrate`'s flags for the target's timeouts and retries.
+fn timeout_flags(sql: &kubemigrate_plan::Sql) -> Vec<String> {
+    let ms = |d: &kubemigrate_plan::values::Duration| format!("{}ms", d.value().as_millis().max(1));
+    let mut flags = Vec::new();
+    if let Some(d) = &sql.lock_timeout {
+        flags.extend(["--statement-lock-timeout".to_string(), ms(d)]);
+    }
+    if let Some(d) = &sql.statement_timeout {
+        flags.extend(["--statement-timeout".to_string(), ms(d)]);
+    }
+    if sql.lock_retries > 0 {
+        flags.extend(["--lock-retries".to_string(), sql.lock_retries.to_string()]);
+    }
+    flags
 }
 
 fn push_mount(c: &mut Container, volume: &str, path: &str, read_only: bool) {

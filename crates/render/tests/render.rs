@@ -266,6 +266,54 @@ fn native_sql_jobs_fail_at_once_on_needs_a_person_codes() {
 }
 
 #[test]
+fn timeouts_and_retries_reach_the_runner_and_psql() {
+    let text = std::fs::read_to_string(repo().join("examples/ananta/plan.yaml"))
+        .unwrap()
+        .replace(
+            "        image: ananta/supabase-migrations:1.0.0\n",
+            "        image: ananta/supabase-migrations:1.0.0\n        lockTimeout: 5s\n        statementTimeout: 90s\n        lockRetries: 3\n",
+        );
+    let loaded = parse(&text, &repo().join("examples/ananta/plan.yaml")).unwrap();
+    let rendered = render_plan(&loaded, None, false);
+    let all = jobs(&rendered);
+    let supabase = all
+        .iter()
+        .find(|j| j["metadata"]["name"] == "supabase-migrations-r1")
+        .unwrap();
+    assert_eq!(
+        supabase["spec"]["template"]["spec"]["containers"][0]["command"],
+        serde_json::json!([
+            "/kubemigrate/kubemigrate",
+            "sql",
+            "migrate",
+            "--dir",
+            "/migrations",
+            "--statement-lock-timeout",
+            "5000ms",
+            "--statement-timeout",
+            "90000ms",
+            "--lock-retries",
+            "3"
+        ])
+    );
+    // psql gets the timeouts as server options.
+    let rendered = render_plan(&everything(), None, false);
+    let legacy = jobs(&rendered)
+        .into_iter()
+        .find(|j| j["metadata"]["name"] == "legacy-migrations-r1")
+        .unwrap();
+    let env = legacy["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let options = env.iter().find(|e| e["name"] == "PGOPTIONS").unwrap();
+    assert_eq!(
+        options["value"],
+        "-c lock_timeout=5000 -c statement_timeout=600000"
+    );
+}
+
+#[test]
 fn secrets_appear_only_in_the_secret() {
     for loaded in [ananta(), everything()] {
         let rendered = render_plan(&loaded, None, false);

@@ -57,52 +57,8 @@ impl fmt::Display for Secret {
     }
 }
 
-/// libpq's `sslmode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SslMode {
-    /// Never use TLS.
-    Disable,
-    /// Use TLS when the server offers it, without verifying the certificate.
-    #[default]
-    Prefer,
-    /// Require TLS, without verifying the certificate.
-    Require,
-    /// Require TLS and a certificate signed by a trusted root; the host name is not checked.
-    VerifyCa,
-    /// Require TLS, a trusted certificate, and a host name that matches it.
-    VerifyFull,
-}
-
-impl SslMode {
-    /// The libpq spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SslMode::Disable => "disable",
-            SslMode::Prefer => "prefer",
-            SslMode::Require => "require",
-            SslMode::VerifyCa => "verify-ca",
-            SslMode::VerifyFull => "verify-full",
-        }
-    }
-}
-
-impl std::str::FromStr for SslMode {
-    type Err = ConfigError;
-    fn from_str(s: &str) -> Result<Self, ConfigError> {
-        Ok(match s {
-            "disable" => SslMode::Disable,
-            "prefer" | "allow" => SslMode::Prefer,
-            "require" => SslMode::Require,
-            "verify-ca" => SslMode::VerifyCa,
-            "verify-full" => SslMode::VerifyFull,
-            other => {
-                return Err(ConfigError(format!(
-                    "sslmode {other:?} is not one of disable, allow, prefer, require, verify-ca, verify-full"
-                )));
-            }
-        })
-    }
-}
+pub use kubemigrate_contract::SslMode;
+use kubemigrate_contract::env;
 
 /// A connection setting that cannot be used (bad URL, bad port, bad sslmode).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -281,24 +237,24 @@ impl ConnectOptions {
             None => Partial::default(),
         };
         let from_pg = Partial {
-            host: get("PGHOST"),
-            port: get("PGPORT"),
-            dbname: get("PGDATABASE"),
-            user: get("PGUSER"),
-            password: get("PGPASSWORD"),
-            ssl_mode: get("PGSSLMODE"),
-            ssl_root_cert: get("PGSSLROOTCERT"),
-            application_name: get("PGAPPNAME"),
+            host: get(env::PGHOST),
+            port: get(env::PGPORT),
+            dbname: get(env::PGDATABASE),
+            user: get(env::PGUSER),
+            password: get(env::PGPASSWORD),
+            ssl_mode: get(env::PGSSLMODE),
+            ssl_root_cert: get(env::PGSSLROOTCERT),
+            application_name: get(env::PGAPPNAME),
             schema: None,
-            connect_timeout: get("PGCONNECT_TIMEOUT"),
+            connect_timeout: get(env::PGCONNECT_TIMEOUT),
         };
         let from_db = Partial {
-            host: get("DB_HOST"),
-            port: get("DB_PORT"),
-            dbname: get("DB_DATABASE"),
-            user: get("DB_USER"),
-            password: get("DB_PASSWORD"),
-            schema: get("DB_SCHEMA"),
+            host: get(env::DB_HOST),
+            port: get(env::DB_PORT),
+            dbname: get(env::DB_DATABASE),
+            user: get(env::DB_USER),
+            password: get(env::DB_PASSWORD),
+            schema: get(env::DB_SCHEMA),
             ..Partial::default()
         };
         let p = from_url.or(from_pg).or(from_db);
@@ -324,7 +280,14 @@ impl ConnectOptions {
             dbname: p.dbname.unwrap_or_else(|| user.clone()),
             user,
             password: p.password.map(Secret),
-            ssl_mode: p.ssl_mode.as_deref().unwrap_or("prefer").parse()?,
+            // `allow` works as `prefer`.
+            ssl_mode: p
+                .ssl_mode
+                .as_deref()
+                .unwrap_or("prefer")
+                .parse::<SslMode>()
+                .map_err(|e| ConfigError(e.to_string()))?
+                .effective(),
             ssl_root_cert: p.ssl_root_cert.map(PathBuf::from),
             application_name: p
                 .application_name
@@ -395,29 +358,29 @@ impl ConnectOptions {
     /// plain text.
     pub fn env_vars(&self) -> Vec<(&'static str, Secret)> {
         let mut vars = vec![
-            ("DATABASE_URL", self.url_with_password()),
-            ("PGHOST", Secret::new(&self.host)),
-            ("PGPORT", Secret::new(self.port.to_string())),
-            ("PGDATABASE", Secret::new(&self.dbname)),
-            ("PGUSER", Secret::new(&self.user)),
-            ("PGAPPNAME", Secret::new(&self.application_name)),
-            ("DB_HOST", Secret::new(&self.host)),
-            ("DB_PORT", Secret::new(self.port.to_string())),
-            ("DB_DATABASE", Secret::new(&self.dbname)),
-            ("DB_USER", Secret::new(&self.user)),
+            (env::DATABASE_URL, self.url_with_password()),
+            (env::PGHOST, Secret::new(&self.host)),
+            (env::PGPORT, Secret::new(self.port.to_string())),
+            (env::PGDATABASE, Secret::new(&self.dbname)),
+            (env::PGUSER, Secret::new(&self.user)),
+            (env::PGAPPNAME, Secret::new(&self.application_name)),
+            (env::DB_HOST, Secret::new(&self.host)),
+            (env::DB_PORT, Secret::new(self.port.to_string())),
+            (env::DB_DATABASE, Secret::new(&self.dbname)),
+            (env::DB_USER, Secret::new(&self.user)),
         ];
         if let Some(pw) = &self.password {
-            vars.push(("PGPASSWORD", pw.clone()));
-            vars.push(("DB_PASSWORD", pw.clone()));
+            vars.push((env::PGPASSWORD, pw.clone()));
+            vars.push((env::DB_PASSWORD, pw.clone()));
         }
         if self.ssl_mode != SslMode::Prefer {
-            vars.push(("PGSSLMODE", Secret::new(self.ssl_mode.as_str())));
+            vars.push((env::PGSSLMODE, Secret::new(self.ssl_mode.as_str())));
         }
         if let Some(cert) = &self.ssl_root_cert {
-            vars.push(("PGSSLROOTCERT", Secret::new(cert.display().to_string())));
+            vars.push((env::PGSSLROOTCERT, Secret::new(cert.display().to_string())));
         }
         if let Some(schema) = &self.schema {
-            vars.push(("DB_SCHEMA", Secret::new(schema)));
+            vars.push((env::DB_SCHEMA, Secret::new(schema)));
         }
         vars
     }
@@ -452,7 +415,7 @@ impl ConnectOptions {
             .application_name(&self.application_name)
             .ssl_mode(match self.ssl_mode {
                 SslMode::Disable => tokio_postgres::config::SslMode::Disable,
-                SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+                SslMode::Allow | SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
                 _ => tokio_postgres::config::SslMode::Require,
             });
         if let Some(pw) = &self.password {
@@ -537,7 +500,7 @@ impl ConnectOptions {
             .map_err(|e| tls_err(e.to_string()))?;
         let verifier: Arc<dyn ServerCertVerifier> = match self.ssl_mode {
             SslMode::Disable => return Ok(None),
-            SslMode::Prefer | SslMode::Require => {
+            SslMode::Allow | SslMode::Prefer | SslMode::Require => {
                 Arc::new(NoVerify(provider.signature_verification_algorithms))
             }
             SslMode::VerifyCa | SslMode::VerifyFull => {

@@ -16,6 +16,20 @@ pub enum Event {
         /// The masked URL.
         target: String,
     },
+    /// A transactional file met a lock timeout (SQLSTATE 55P03) and was rolled
+    /// back; it runs again after `wait`.
+    LockRetry {
+        /// The file.
+        version: String,
+        /// Which retry comes next (1 for the first).
+        attempt: u32,
+        /// How many retries the run allows.
+        of: u32,
+        /// The wait before it.
+        wait: Duration,
+        /// The server's message.
+        message: String,
+    },
     /// The migration lock is held by another session; sent when the wait starts,
     /// when the holder changes, and every 10 s.
     LockWaiting {

@@ -4,8 +4,9 @@
 //! - [`connect`]: connection settings (URL, libpq and `DB_*` variables) and TLS;
 //! - [`resolve`]: host names to addresses from `/etc/hosts` and DNS, without the C
 //!   library, so that a static executable resolves names in any image;
-//! - [`source`]: discovery of the `*.sql` files of a directory and their checksums;
-//! - [`lexer`]: the statement splitter that knows PostgreSQL's and psql's quoting;
+//! - the files themselves come from `kubemigrate-script` (re-exported as
+//!   [`lexer`], [`script`] and [`source`]): the statements of each `*.sql` file of a
+//!   directory, as psql would run them, and their checksums;
 //! - [`history`]: the history table;
 //! - [`lock`]: the advisory lock that keeps one migrator per database at a time;
 //! - [`migrator`]: reconciles files with history and applies what is pending,
@@ -16,10 +17,9 @@
 pub mod connect;
 pub mod events;
 pub mod history;
-pub mod lexer;
 pub mod lock;
 pub mod migrator;
 pub mod resolve;
-pub mod script;
-pub mod source;
 pub mod wait;
+
+pub use kubemigrate_script::{lexer, script, source};

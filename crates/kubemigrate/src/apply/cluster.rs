@@ -13,7 +13,9 @@ use kubemigrate_render::TargetJob;
 use tokio::io::AsyncWriteExt as _;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
-use super::{ApplyEvent, Status, TargetResult, TargetRunner, exit_meaning, job_name};
+use super::{ApplyEvent, Problem, Reason, Status, TargetResult, TargetRunner, job_name};
+use crate::exit::Exit;
+use kubemigrate_contract::k8s;
 
 /// Runs Jobs on a cluster.
 pub struct ClusterRunner {
@@ -29,9 +31,6 @@ pub struct ClusterRunner {
     pub runner_codes: BTreeMap<String, bool>,
 }
 
-/// Why a target's wait ended without the Job's own verdict.
-pub const TIMED_OUT: &str = "timed out waiting";
-
 impl ClusterRunner {
     async fn run_job(&self, job: &TargetJob, events: UnboundedSender<ApplyEvent>) -> TargetResult {
         let name = job_name(job);
@@ -46,9 +45,9 @@ impl ClusterRunner {
             ..TargetResult::new(job.target.clone(), name.clone(), Status::Failed)
         };
         if let Err(e) = self.cluster.create_job(&job.job).await {
-            result.reason = Some(e.to_string());
-            result.cluster_error = true;
-            return result;
+            return result.with(Reason::Cluster {
+                message: e.to_string(),
+            });
         }
         let (tx, mut rx) = unbounded_channel::<ClusterEvent>();
         let target = job.target.clone();
@@ -61,7 +60,10 @@ impl ClusterRunner {
                 if !std::mem::replace(unsaved, true) {
                     let _ = events.send(ApplyEvent::Problem {
                         target: target.clone(),
-                        text: format!("cannot save logs under {}: {e}", dir.display()),
+                        problem: Problem::LogsNotSaved {
+                            dir: dir.display().to_string(),
+                            error: e.to_string(),
+                        },
                     });
                 }
             };
@@ -105,13 +107,13 @@ impl ClusterRunner {
                     ClusterEvent::Problem { diagnosis, .. } => {
                         let _ = events.send(ApplyEvent::Problem {
                             target: target.clone(),
-                            text: diagnosis.describe(),
+                            problem: Problem::Cluster(diagnosis),
                         });
                     }
                     ClusterEvent::StillWaitingForDatabase { last_line } => {
                         let _ = events.send(ApplyEvent::Problem {
                             target: target.clone(),
-                            text: format!("wait-for-postgres is still waiting: {last_line}"),
+                            problem: Problem::StillWaiting { last_line },
                         });
                     }
                 }
@@ -127,11 +129,11 @@ impl ClusterRunner {
         let (outcome, ()) = tokio::join!(follow, forward);
         match outcome {
             Err(_) => {
-                result.reason = Some(format!(
-                    "{TIMED_OUT} after {} (the Job goes on: kubectl get job {name} -n {ns})",
-                    crate::reporter::duration(self.timeout)
-                ));
-                result.timed_out = true;
+                result.reason = Some(Reason::TimedOut {
+                    after: self.timeout,
+                    job: name,
+                    namespace: ns,
+                });
             }
             Ok(JobOutcome::Complete) => result.status = Status::Succeeded,
             Ok(JobOutcome::Failed {
@@ -142,43 +144,34 @@ impl ClusterRunner {
                 last_lines,
             }) => {
                 let ours = match container.as_deref() {
-                    Some("run-migrations") => {
+                    Some(k8s::RUN_MIGRATIONS) => {
                         self.runner_codes.get(&job.target).copied().unwrap_or(false)
                     }
                     Some(_) => true,
                     None => false,
                 };
-                result.meaning = exit_code.and_then(exit_meaning).filter(|_| ours);
-                let detail = match (&container, exit_code) {
-                    (Some(c), Some(code)) => format!(
-                        "; {c} exited {code}{}",
-                        result
-                            .meaning
-                            .map(|m| format!(" ({m})"))
-                            .unwrap_or_default()
-                    ),
-                    _ => String::new(),
-                };
-                result.reason = Some(format!("{reason}: {message}{detail}"));
+                result.meaning = exit_code.and_then(Exit::runner_meaning).filter(|_| ours);
+                result.reason = Some(Reason::JobFailed { reason, message });
                 result.container = container;
                 result.exit_code = exit_code;
                 result.last_lines = last_lines;
             }
             Ok(JobOutcome::CannotHeal(d)) => {
-                result.reason = Some(format!(
-                    "{} (for {}; it cannot heal by itself)",
-                    d.describe(),
-                    crate::reporter::duration(self.follow.fail_fast_after)
-                ));
+                result.reason = Some(Reason::CannotHeal {
+                    problem: d,
+                    after: self.follow.fail_fast_after,
+                });
             }
             Ok(JobOutcome::Deleted) => {
-                result.reason = Some(format!(
-                    "the Job {ns}/{name} was deleted while kubemigrate waited for it"
-                ));
+                result.reason = Some(Reason::JobDeleted {
+                    job: name,
+                    namespace: ns,
+                });
             }
             Ok(JobOutcome::Error(e)) => {
-                result.reason = Some(e.to_string());
-                result.cluster_error = true;
+                result.reason = Some(Reason::Cluster {
+                    message: e.to_string(),
+                });
             }
         }
         result

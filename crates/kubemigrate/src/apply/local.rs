@@ -22,35 +22,9 @@ use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::children::{Children, signal_group, signal_name};
-use super::{ApplyEvent, Status, TargetResult, TargetRunner, exit_meaning, job_name};
-
-/// Connection variables never taken from this machine's environment.
-const SCRUBBED: &[&str] = &[
-    "DATABASE_URL",
-    "PGHOST",
-    "PGPORT",
-    "PGDATABASE",
-    "PGUSER",
-    "PGPASSWORD",
-    "PGSSLMODE",
-    "PGSSLROOTCERT",
-    "PGAPPNAME",
-    "PGCONNECT_TIMEOUT",
-    "PGSERVICE",
-    "PGSERVICEFILE",
-    "PGHOSTADDR",
-    "PGPASSFILE",
-    "PGOPTIONS",
-    "PGSSLCERT",
-    "PGSSLKEY",
-    "PGTARGETSESSIONATTRS",
-    "DB_HOST",
-    "DB_PORT",
-    "DB_DATABASE",
-    "DB_USER",
-    "DB_PASSWORD",
-    "DB_SCHEMA",
-];
+use super::{ApplyEvent, Reason, Status, TargetResult, TargetRunner, job_name};
+use crate::exit::Exit;
+use kubemigrate_contract::k8s;
 
 /// Expands `$(VAR)` from `vars` as the kubelet does: `$$` is a literal `$`, a
 /// reference to an undefined variable stays as written, and expanded text is not
@@ -127,21 +101,23 @@ pub struct TargetPaths {
 struct ContainerFailure {
     code: Option<i32>,
     meaning: Option<&'static str>,
-    reason: String,
+    reason: Reason,
     last: Vec<String>,
-    /// The container never started (the run was interrupted before).
-    not_started: bool,
 }
 
 impl ContainerFailure {
-    fn new(reason: String) -> ContainerFailure {
+    fn new(reason: Reason) -> ContainerFailure {
         ContainerFailure {
             code: None,
             meaning: None,
             reason,
             last: Vec::new(),
-            not_started: false,
         }
+    }
+
+    /// A container that could not run at all.
+    fn not_run(message: String) -> ContainerFailure {
+        ContainerFailure::new(Reason::ContainerNotRun { message })
     }
 }
 
@@ -245,7 +221,7 @@ impl LocalRunner {
     ) -> Result<(), ContainerFailure> {
         let env = self
             .env(c.env.as_deref().unwrap_or_default())
-            .map_err(ContainerFailure::new)?;
+            .map_err(ContainerFailure::not_run)?;
         // The kubelet expands $(VAR) in the command and arguments too.
         let command: Vec<String> = c
             .command
@@ -255,7 +231,10 @@ impl LocalRunner {
             .map(|a| self.map(target, &expand(a, &env)))
             .collect();
         let Some((program, args)) = command.split_first() else {
-            return Err(ContainerFailure::new(format!("{} has no command", c.name)));
+            return Err(ContainerFailure::not_run(format!(
+                "{} has no command",
+                c.name
+            )));
         };
         let mut cmd = tokio::process::Command::new(program);
         cmd.args(args)
@@ -264,7 +243,7 @@ impl LocalRunner {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .process_group(0);
-        for var in SCRUBBED {
+        for var in kubemigrate_contract::env::scrubbed() {
             cmd.env_remove(var);
         }
         for (k, v) in env {
@@ -279,7 +258,7 @@ impl LocalRunner {
             container: c.name.clone(),
         });
         let mut child = cmd.spawn().map_err(|e| {
-            ContainerFailure::new(format!("{} cannot start {program}: {e}", c.name))
+            ContainerFailure::not_run(format!("{} cannot start {program}: {e}", c.name))
         })?;
         if let Some(pgid) = child.id() {
             self.children.register(pgid, target);
@@ -335,29 +314,29 @@ impl LocalRunner {
         let status = child
             .wait()
             .await
-            .map_err(|e| ContainerFailure::new(format!("{}: {e}", c.name)))?;
+            .map_err(|e| ContainerFailure::not_run(format!("{}: {e}", c.name)))?;
         group.disarm();
         match status.code() {
             Some(0) => Ok(()),
             Some(code) => {
-                let ours = c.name != "run-migrations"
+                let ours = c.name != k8s::RUN_MIGRATIONS
                     || self.paths.get(target).is_some_and(|p| p.runner_codes);
-                let meaning = exit_meaning(code).filter(|_| ours);
+                let meaning = Exit::runner_meaning(code).filter(|_| ours);
                 Err(ContainerFailure {
                     code: Some(code),
                     meaning,
-                    reason: format!(
-                        "{} exited {code}{}",
-                        c.name,
-                        meaning.map(|m| format!(" ({m})")).unwrap_or_default()
-                    ),
+                    reason: Reason::ContainerExited {
+                        container: c.name.clone(),
+                        code,
+                    },
                     last,
-                    not_started: false,
                 })
             }
             None => Err(ContainerFailure {
                 last,
-                ..ContainerFailure::new(format!("{} was killed by a signal", c.name))
+                ..ContainerFailure::new(Reason::ContainerKilled {
+                    container: c.name.clone(),
+                })
             }),
         }
     }
@@ -366,15 +345,14 @@ impl LocalRunner {
         let mut result = TargetResult::new(job.target.clone(), job_name(job), Status::Succeeded);
         if let Some(sig) = self.children.interrupted() {
             result.status = Status::Skipped;
-            result.reason = Some(format!(
-                "not started: the run was stopped by {}",
-                signal_name(sig)
-            ));
+            result.reason = Some(Reason::NotStarted {
+                signal: signal_name(sig),
+            });
             return result;
         }
         let Some(pod) = job.job.spec.as_ref().and_then(|s| s.template.spec.as_ref()) else {
             result.status = Status::Failed;
-            result.reason = Some("the Job has no pod template".into());
+            result.reason = Some(Reason::NoPodTemplate);
             return result;
         };
         let containers = pod
@@ -383,21 +361,17 @@ impl LocalRunner {
             .flatten()
             .chain(pod.containers.iter())
             // The runner binary is this executable: nothing to install.
-            .filter(|c| c.name != "install-runner");
+            .filter(|c| c.name != k8s::INSTALL_RUNNER);
         let run = async {
             for c in containers {
                 // An interrupted run starts no other container.
                 if let Some(sig) = self.children.interrupted() {
                     return Err((
                         c.name.clone(),
-                        ContainerFailure {
-                            not_started: true,
-                            ..ContainerFailure::new(format!(
-                                "stopped by {} before {} started",
-                                signal_name(sig),
-                                c.name
-                            ))
-                        },
+                        ContainerFailure::new(Reason::StoppedBefore {
+                            signal: signal_name(sig),
+                            container: c.name.clone(),
+                        }),
                     ));
                 }
                 if let Err(f) = self.run_container(&job.target, c, &events).await {
@@ -410,16 +384,18 @@ impl LocalRunner {
             Ok(Ok(())) => {}
             Ok(Err((container, f))) => {
                 result.status = Status::Failed;
-                result.reason = Some(f.reason);
-                if let Some(sig) = self.children.interrupted() {
+                if self.children.interrupted().is_some() {
                     result.status = Status::Interrupted;
-                    if !f.not_started {
-                        result.reason = Some(format!(
-                            "stopped by {} while {container} ran",
-                            signal_name(sig)
-                        ));
-                    }
                 }
+                result.reason = Some(match (self.children.interrupted(), f.reason) {
+                    (Some(sig), reason) if !matches!(reason, Reason::StoppedBefore { .. }) => {
+                        Reason::StoppedWhile {
+                            signal: signal_name(sig),
+                            container: container.clone(),
+                        }
+                    }
+                    (_, reason) => reason,
+                });
                 result.container = Some(container);
                 result.exit_code = f.code;
                 result.meaning = f.meaning;
@@ -427,11 +403,10 @@ impl LocalRunner {
             }
             Err(_) => {
                 result.status = Status::Failed;
-                result.reason = Some(format!(
-                    "DeadlineExceeded: still running after the plan's timeout of {} (and {} more for its processes to report)",
-                    humantime::format_duration(self.timeout),
-                    humantime::format_duration(DEADLINE_GRACE)
-                ));
+                result.reason = Some(Reason::LocalDeadline {
+                    timeout: self.timeout,
+                    grace: DEADLINE_GRACE,
+                });
             }
         }
         result

@@ -1,13 +1,15 @@
-//! Running a rendered plan: the order of the targets, their outcomes, and the events
-//! a reporter shows. Where a target runs is a [`TargetRunner`]: this machine
-//! ([`local::LocalRunner`]) today; the cluster runner will be a second one, ordered
-//! and reported by the same code.
+//! Running a rendered plan: the order of the targets ([`run_jobs`]), how each
+//! ended ([`TargetResult`], with a typed [`Reason`]), and the events the output
+//! layer shows while it runs ([`ApplyEvent`]). Where a target runs is a
+//! [`TargetRunner`]: this machine ([`local::LocalRunner`]) or a cluster
+//! (`cluster::ClusterRunner`); [`session`] is the run around them that `apply` and
+//! `demo` share.
 
 pub mod children;
 #[cfg(feature = "cluster")]
 pub mod cluster;
 pub mod local;
-pub mod report;
+pub mod session;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -16,9 +18,13 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
+#[cfg(feature = "cluster")]
+use kubemigrate_cluster::Diagnosis;
 use kubemigrate_render::TargetJob;
 use serde::Serialize;
 use tokio::sync::mpsc::UnboundedSender;
+
+use crate::exit::Exit;
 
 /// How a target ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -49,8 +55,143 @@ impl Status {
     }
 }
 
+/// Why a target did not succeed, or was not run: the fields that the output layer
+/// turns into words (`output::human::reason`) and codes (`reason_code` in JSON).
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(
+    not(feature = "cluster"),
+    expect(
+        dead_code,
+        reason = "JobFailed, TimedOut, JobDeleted and Cluster come from a cluster"
+    )
+)]
+pub enum Reason {
+    /// Left out by `--only`.
+    NotSelected,
+    /// A target it depends on did not succeed.
+    DependencyFailed {
+        /// That target.
+        dependency: String,
+    },
+    /// Its dependsOn could never be met (a cycle, which validation refuses).
+    NeverStarted,
+    /// The run was stopped by a signal before this target started.
+    NotStarted {
+        /// `SIGINT` or `SIGTERM`.
+        signal: &'static str,
+    },
+    /// The run was stopped by a signal before this container started.
+    StoppedBefore {
+        /// `SIGINT` or `SIGTERM`.
+        signal: &'static str,
+        /// The container.
+        container: String,
+    },
+    /// The run was stopped by a signal while this container ran.
+    StoppedWhile {
+        /// `SIGINT` or `SIGTERM`.
+        signal: &'static str,
+        /// The container.
+        container: String,
+    },
+    /// Stopped by a signal, and its output had not ended after SIGKILL.
+    OutputDidNotEnd {
+        /// `SIGINT` or `SIGTERM`.
+        signal: &'static str,
+    },
+    /// A container could not run (no command, a program that cannot start, an
+    /// environment that cannot be built).
+    ContainerNotRun {
+        /// What went wrong, naming the container.
+        message: String,
+    },
+    /// A container exited non-zero.
+    ContainerExited {
+        /// The container.
+        container: String,
+        /// Its exit code.
+        code: i32,
+    },
+    /// A container was killed by a signal.
+    ContainerKilled {
+        /// The container.
+        container: String,
+    },
+    /// The rendered Job has no pod template.
+    NoPodTemplate,
+    /// A local run went past the plan's timeout.
+    LocalDeadline {
+        /// The plan's timeout.
+        timeout: Duration,
+        /// The time given on top for the processes to report.
+        grace: Duration,
+    },
+    /// The Job failed: its condition.
+    JobFailed {
+        /// `BackoffLimitExceeded`, `DeadlineExceeded`, `PodFailurePolicy`…
+        reason: String,
+        /// The condition's message.
+        message: String,
+    },
+    /// Waiting for the Job took longer than `--timeout`; the Job goes on.
+    TimedOut {
+        /// How long kubemigrate waited.
+        after: Duration,
+        /// The Job.
+        job: String,
+        /// Its namespace.
+        namespace: String,
+    },
+    /// A problem that cannot heal lasted longer than `--fail-fast-after`.
+    #[cfg(feature = "cluster")]
+    CannotHeal {
+        /// The problem.
+        problem: Diagnosis,
+        /// How long it lasted.
+        after: Duration,
+    },
+    /// The Job was deleted while kubemigrate waited for it.
+    JobDeleted {
+        /// The Job.
+        job: String,
+        /// Its namespace.
+        namespace: String,
+    },
+    /// The Kubernetes API refused or could not be reached.
+    Cluster {
+        /// The API server's message.
+        message: String,
+    },
+}
+
+impl Reason {
+    /// A stable name for programs: `dependency_failed`, `job_failed`, ….
+    pub fn code(&self) -> &'static str {
+        match self {
+            Reason::NotSelected => "not_selected",
+            Reason::DependencyFailed { .. } => "dependency_failed",
+            Reason::NeverStarted => "never_started",
+            Reason::NotStarted { .. } => "not_started",
+            Reason::StoppedBefore { .. } => "stopped_before_start",
+            Reason::StoppedWhile { .. } => "stopped",
+            Reason::OutputDidNotEnd { .. } => "output_did_not_end",
+            Reason::ContainerNotRun { .. } => "container_not_run",
+            Reason::ContainerExited { .. } => "container_exited",
+            Reason::ContainerKilled { .. } => "container_killed",
+            Reason::NoPodTemplate => "no_pod_template",
+            Reason::LocalDeadline { .. } => "deadline_exceeded",
+            Reason::JobFailed { .. } => "job_failed",
+            Reason::TimedOut { .. } => "timed_out",
+            #[cfg(feature = "cluster")]
+            Reason::CannotHeal { .. } => "cannot_heal",
+            Reason::JobDeleted { .. } => "job_deleted",
+            Reason::Cluster { .. } => "cluster_error",
+        }
+    }
+}
+
 /// What happened to one target.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct TargetResult {
     /// The target's name.
     pub target: String,
@@ -58,35 +199,21 @@ pub struct TargetResult {
     pub job: String,
     /// How it ended.
     pub status: Status,
-    /// Why, when it did not succeed: `run-migrations exited 3 (a migration's SQL
-    /// failed)`, `DeadlineExceeded after 10m`, `control-plane failed`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    /// Why, when it did not succeed.
+    pub reason: Option<Reason>,
     /// The failed container.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
     /// The failed container's exit code.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
     /// What that code means, when the container is kubemigrate's runner (a
     /// command's or psql's own codes have no meaning here).
-    #[serde(skip_serializing_if = "Option::is_none", rename = "exit_meaning")]
     pub meaning: Option<&'static str>,
     /// How long it ran.
-    #[serde(serialize_with = "millis", rename = "duration_ms")]
     pub duration: Duration,
     /// The last lines the failed container printed.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub last_lines: Vec<String>,
     /// Where its containers' logs were saved (cluster runs).
-    #[serde(skip_serializing_if = "Option::is_none", rename = "log_path")]
     pub log_dir: Option<String>,
-    /// Waiting for it timed out (its Job may go on).
-    #[serde(skip)]
-    pub timed_out: bool,
-    /// It failed because the API server refused or could not be reached.
-    #[serde(skip)]
-    pub cluster_error: bool,
 }
 
 impl TargetResult {
@@ -103,22 +230,55 @@ impl TargetResult {
             duration: Duration::ZERO,
             last_lines: Vec::new(),
             log_dir: None,
-            timed_out: false,
-            cluster_error: false,
         }
+    }
+
+    /// A result that did not succeed, and why.
+    pub fn with(mut self, reason: Reason) -> Self {
+        self.reason = Some(reason);
+        self
     }
 
     /// A target left out by `--only`.
     pub fn not_selected(target: impl Into<String>) -> Self {
-        TargetResult {
-            reason: Some("not in --only".into()),
-            ..TargetResult::new(target, "", Status::NotSelected)
-        }
+        TargetResult::new(target, "", Status::NotSelected).with(Reason::NotSelected)
+    }
+
+    /// Its failed container's exit code as one of the runner's codes (2–6), when
+    /// it is kubemigrate's runner.
+    pub fn runner_exit(&self) -> Option<Exit> {
+        self.exit_code
+            .filter(|_| self.meaning.is_some())
+            .and_then(Exit::of_runner)
     }
 }
 
-fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+/// Something wrong that a person should hear about while a target runs.
+#[derive(Debug, Clone)]
+#[cfg_attr(
+    not(feature = "cluster"),
+    expect(
+        dead_code,
+        reason = "StillWaiting and LogsNotSaved come from a cluster's Jobs"
+    )
+)]
+pub enum Problem {
+    /// A problem seen in the cluster: an image that cannot be pulled, a pod that
+    /// cannot be scheduled, pods the controller cannot create…
+    #[cfg(feature = "cluster")]
+    Cluster(Diagnosis),
+    /// `wait-for-postgres` is still waiting; its last line.
+    StillWaiting {
+        /// The last line it printed.
+        last_line: String,
+    },
+    /// The logs cannot be saved; the run goes on.
+    LogsNotSaved {
+        /// Where they were to go.
+        dir: String,
+        /// Why not.
+        error: String,
+    },
 }
 
 /// What the executor and runners report while a plan runs.
@@ -155,7 +315,7 @@ pub enum ApplyEvent {
         /// The target.
         target: String,
         /// What is wrong.
-        text: String,
+        problem: Problem,
     },
     /// A target ended (also for skipped targets).
     Finished(TargetResult),
@@ -207,10 +367,10 @@ pub async fn run_jobs(
             }) {
                 started[i] = true;
                 let dep = &jobs[bad].target;
-                let result = TargetResult {
-                    reason: Some(format!("{dep} did not succeed")),
-                    ..TargetResult::new(job.target.clone(), job_name(job), Status::Skipped)
-                };
+                let result = TargetResult::new(job.target.clone(), job_name(job), Status::Skipped)
+                    .with(Reason::DependencyFailed {
+                        dependency: dep.clone(),
+                    });
                 let _ = events.send(ApplyEvent::Finished(result.clone()));
                 results[i] = Some(result);
                 decided = true;
@@ -249,9 +409,9 @@ pub async fn run_jobs(
         .into_iter()
         .zip(jobs)
         .map(|(r, job)| {
-            r.unwrap_or_else(|| TargetResult {
-                reason: Some("never started: its dependsOn could not be met".into()),
-                ..TargetResult::new(job.target.clone(), job_name(job), Status::Failed)
+            r.unwrap_or_else(|| {
+                TargetResult::new(job.target.clone(), job_name(job), Status::Failed)
+                    .with(Reason::NeverStarted)
             })
         })
         .collect()
@@ -260,18 +420,6 @@ pub async fn run_jobs(
 /// The name of a rendered Job.
 pub fn job_name(job: &TargetJob) -> String {
     job.job.metadata.name.clone().unwrap_or_default()
-}
-
-/// What a kubemigrate runner's exit code means, for reports.
-pub fn exit_meaning(code: i32) -> Option<&'static str> {
-    Some(match code {
-        2 => "bad usage or input",
-        3 => "a migration's SQL failed",
-        4 => "needs a person: drift, out of order, or a failed no-transaction file",
-        5 => "timed out waiting for the migration lock",
-        6 => "cannot connect to the database",
-        _ => return None,
-    })
 }
 
 #[cfg(test)]

@@ -2,9 +2,9 @@
 
 use kubemigrate_cluster::{diagnose::job_terminal, plan_selector};
 
-use crate::commands::cluster_args::{ClusterArgs, cluster_failure};
+use crate::args::cluster::{ClusterArgs, cluster_failure};
 use crate::exit::{CommandResult, Exit};
-use crate::reporter::Reporter;
+use crate::output::Reporter;
 
 /// Delete the plan's finished Jobs (succeeded or failed) and their pods. Running
 /// Jobs are left alone.

@@ -9,10 +9,12 @@ use kubemigrate_localpg::LocalPostgres;
 use kubemigrate_plan::LoadedPlan;
 use kubemigrate_sql::connect::ConnectOptions;
 
-use crate::commands::apply::{LocalOptions, LocalRun, print_summary, run_local};
-use crate::commands::plan::{self, PlanArgs};
+use crate::apply::session::Outcome;
+use crate::args::plan::{self, PlanArgs};
+use crate::commands::apply::local::{LocalOptions, run_local};
 use crate::exit::{CommandResult, Exit, Failure};
-use crate::reporter::Reporter;
+use crate::output::Reporter;
+use crate::output::apply::{DemoReport, DemoRun, TargetJson, summary};
 
 /// Run the example plan on a throwaway PostgreSQL: kubemigrate's main job, with no
 /// cluster.
@@ -92,15 +94,17 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
         only: Vec::new(),
         run_id: None,
     };
-    let mut runs: Vec<LocalRun> = Vec::new();
+    let mut runs: Vec<Outcome> = Vec::new();
     for round in [
         "first run: every migration applies",
         "second run: nothing runs twice",
     ] {
         reporter.line(&format!("\n== kubemigrate apply --local ({round})"));
         let run = run_local(loaded.clone(), &options, reporter).await?;
-        print_summary(&run, reporter);
-        run.report_interruption(reporter);
+        summary(&run, reporter);
+        if let Some(f) = run.interruption_failure() {
+            reporter.error(&f);
+        }
         let exit = run.exit;
         runs.push(run);
         if exit != Exit::Ok {
@@ -108,20 +112,17 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
         }
     }
     let exit = runs.last().map_or(Exit::Internal, |r| r.exit);
-    if reporter.json() {
-        let doc = serde_json::json!({
-            "command": "demo",
-            "ok": exit == Exit::Ok,
-            "exit_code": exit.code(),
-            "outcome": exit.name(),
-            "runs": runs.iter().map(|r| serde_json::json!({
-                "run_id": r.run_id,
-                "exit_code": r.exit.code(),
-                "targets": r.results,
-            })).collect::<Vec<_>>(),
-        });
-        crate::apply::report::print_json(&doc);
-    }
+    let report = DemoReport {
+        runs: runs
+            .iter()
+            .map(|r| DemoRun {
+                run_id: &r.run_id,
+                exit_code: r.exit.code(),
+                targets: r.results.iter().map(TargetJson::of).collect(),
+            })
+            .collect(),
+    };
+    reporter.finish("demo", Some(&report), exit, None);
     if args.keep {
         reporter.line("\nPostgreSQL keeps running (Ctrl-C stops and removes it):");
         for t in loaded.plan.spec.targets.iter().filter(|t| t.enabled) {

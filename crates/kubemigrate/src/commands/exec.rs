@@ -5,15 +5,12 @@ use std::process::Stdio;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use kubemigrate_sql::events::Event;
-use kubemigrate_sql::history::{NewRow, RowKind};
-use kubemigrate_sql::lock::MigrationLock;
-use kubemigrate_sql::migrator::MigrateError;
+use kubemigrate_sql::migrator::CommandSession;
 use tokio::signal::unix::{SignalKind, signal};
 
-use super::{ConnArgs, HistoryArgs, RunArgs};
+use crate::args::db::{ConnArgs, HistoryArgs, RunArgs};
 use crate::exit::{CommandResult, Exit, Failure};
-use crate::reporter::{Reporter, duration};
+use crate::output::{Reporter, duration};
 
 /// Run a migration command with the connection exported to it, and record the run.
 ///
@@ -47,60 +44,18 @@ pub struct Args {
 pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
     let conn_opts = args.conn.options()?;
     let options = args.run.migrate_options(&args.history);
-    let engine = |e: MigrateError| Failure::from_engine(e);
-    let conn = conn_opts.connect().await.map_err(|e| engine(e.into()))?;
-    reporter.event(Event::Connected {
-        target: conn_opts.masked_url(),
-    });
-    options.history.ensure(&conn.client).await.map_err(|e| {
-        Failure::new(
-            Exit::Internal,
-            anyhow::Error::new(e).context("creating the history table"),
-        )
-    })?;
-    let lock = if args.lock {
-        let lock = MigrationLock::acquire(
-            &conn_opts,
-            &options.history,
-            options.lock_timeout,
-            &mut |holder, waited| {
-                reporter.event(Event::LockWaiting {
-                    holder: holder.cloned(),
-                    waited,
-                })
-            },
-        )
+    let session = CommandSession::open(&conn_opts, &options, args.lock, &mut |e| reporter.event(e))
         .await
-        .map_err(|e| engine(e.into()))?;
-        if let Some(waited) = lock.waited() {
-            reporter.event(Event::LockAcquired { waited });
-        }
-        Some(lock)
-    } else {
-        None
-    };
+        .map_err(Failure::from_engine)?;
     let result = run_child(&args.command, &conn_opts, reporter).await;
     if let Ok((exit, elapsed)) = &result {
         let password = conn_opts.password.as_ref().map(|p| p.expose().to_string());
         let line = command_line(&args.command, password.as_deref());
         let code = i32::from(exit.code());
-        let row = NewRow {
-            version: &line,
-            kind: RowKind::Command,
-            checksum: None,
-            execution_ms: i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX),
-            applied_by: &options.applied_by,
-            success: code == 0,
-            error: None,
-            statement: None,
-            exit_code: Some(code),
-            transactional: false,
-        };
-        if let Err(e) = options.history.insert(&conn.client, &row).await {
+        if let Err(e) = session.record(&line, code, *elapsed).await {
             reporter.warn(&format!(
-                "could not record the command in {}: {}",
+                "could not record the command in {}: {e}",
                 options.history.display_name(),
-                kubemigrate_sql::migrator::describe(&e)
             ));
         }
         reporter.line(&format!(
@@ -108,11 +63,9 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
             duration(*elapsed)
         ));
     }
-    if let Some(lock) = lock {
-        lock.release().await;
-    }
+    session.close().await;
     let (exit, _) = result?;
-    reporter.finish("exec", None, exit, None);
+    reporter.finish_bare("exec", exit, None);
     Ok(exit)
 }
 
@@ -134,7 +87,7 @@ async fn run_child(
         .stderr(Stdio::inherit());
     // env_vars() leaves PGSSLMODE out at libpq's default (node-postgres reads
     // `prefer` as "TLS required"): drop an inherited one too.
-    cmd.env_remove("PGSSLMODE");
+    cmd.env_remove(kubemigrate_contract::env::PGSSLMODE);
     for (key, value) in conn.env_vars() {
         cmd.env(key, value.expose());
     }

@@ -8,7 +8,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::exit::{CommandResult, Exit, Failure};
-use crate::reporter::Reporter;
+use crate::output::Reporter;
 use crate::tfvars::{self, Attribute, Kind, Pos, Value};
 
 /// Convert another tool's configuration into a kubemigrate plan.

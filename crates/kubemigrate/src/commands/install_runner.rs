@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::anyhow;
 
 use crate::exit::{CommandResult, Exit, Failure};
-use crate::reporter::Reporter;
+use crate::output::Reporter;
 
 /// Copy this kubemigrate executable to DEST, mode 0755, replacing DEST atomically.
 ///
@@ -45,7 +45,7 @@ pub fn run(args: Args, reporter: Reporter) -> CommandResult {
         source.display(),
         args.dest.display()
     ));
-    reporter.finish("install-runner", None, Exit::Ok, None);
+    reporter.finish_bare("install-runner", Exit::Ok, None);
     Ok(Exit::Ok)
 }
 

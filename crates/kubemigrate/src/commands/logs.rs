@@ -1,10 +1,11 @@
 //! `kubemigrate logs`: the logs of the newest run's pods.
 
 use kubemigrate_cluster::{ClusterError, plan_selector, runs_newest_first};
+use kubemigrate_contract::k8s;
 
-use crate::commands::cluster_args::{ClusterArgs, cluster_failure};
+use crate::args::cluster::{ClusterArgs, cluster_failure};
 use crate::exit::{CommandResult, Exit};
-use crate::reporter::Reporter;
+use crate::output::Reporter;
 
 /// Print the logs of the newest run's pods, every container, prefixed with the
 /// target, pod and container.
@@ -27,7 +28,7 @@ pub struct Args {
 pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
     let (loaded, ns, cluster) = args.cluster.open().await?;
     if let Some(t) = &args.target {
-        crate::commands::apply::check_targets(&loaded, "--target", std::iter::once(t))?;
+        crate::apply::session::check_targets(&loaded, "--target", std::iter::once(t))?;
     }
     let jobs = cluster
         .list_jobs(&ns, &plan_selector(loaded.plan.metadata.name.as_str()))
@@ -46,7 +47,7 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
             .metadata
             .labels
             .as_ref()
-            .and_then(|l| l.get("kubemigrate.io/target"))
+            .and_then(|l| l.get(k8s::TARGET))
             .cloned()
             .unwrap_or_default();
         if args.target.as_ref().is_some_and(|t| *t != target) {
@@ -54,7 +55,7 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
         }
         let name = job.metadata.name.clone().unwrap_or_default();
         let pods = cluster
-            .list_pods(&ns, &format!("job-name={name}"))
+            .list_pods(&ns, &format!("{}={name}", k8s::JOB_NAME))
             .await
             .map_err(cluster_failure)?;
         for pod in pods {

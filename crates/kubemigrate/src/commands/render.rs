@@ -4,9 +4,9 @@ use std::io::Write;
 
 use kubemigrate_render::Hooks;
 
-use crate::commands::plan::{self, PlanArgs};
+use crate::args::plan::{self, PlanArgs};
 use crate::exit::{CommandResult, Exit, Failure};
-use crate::reporter::Reporter;
+use crate::output::Reporter;
 
 /// Print the Kubernetes objects that run a plan, as a YAML stream for
 /// `kubectl apply -f -` or a GitOps repository.
@@ -16,7 +16,9 @@ use crate::reporter::Reporter;
 /// `<plan>-migration-db-credentials` (users and passwords not taken from an existing
 /// Secret), a ConfigMap of SQL files per `localDir` target, and one Job per enabled
 /// target, `<target>-migrations-<run id>`. Credentials given as `fromEnv`/`fromFile`
-/// are read now and appear only in the Secret.
+/// are read now and appear only in the Secret. The SQL files of `localDir` targets
+/// are linted first (the plan's `lint` policy); a denied rule stops the render
+/// (exit 11) and nothing is printed.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   kubemigrate render -f plan.yaml | kubectl apply -f -
@@ -77,6 +79,7 @@ pub async fn run(args: Args, _reporter: Reporter) -> CommandResult {
     }
     let run_id = plan::run_id_or_random(args.run_id.as_deref())?;
     let (_, rendered) = plan::render(&loaded, run_id, args.hooks, args.redact)?;
+    crate::commands::sql::lint::lint_plan(&loaded)?;
     write(&rendered.to_yaml())
 }
 

@@ -1,7 +1,7 @@
 //! `kubemigrate schema`: the plan's JSON Schema.
 
 use crate::exit::{CommandResult, Exit};
-use crate::reporter::Reporter;
+use crate::output::Reporter;
 
 /// Print the JSON Schema of plan files, so editors and linters check them.
 ///

@@ -1,11 +1,13 @@
 //! `kubemigrate status`: the plan's Jobs in the cluster, newest run first.
 
 use kubemigrate_cluster::{job_state, plan_selector, runs_newest_first};
+use kubemigrate_contract::k8s;
 
-use crate::apply::report::print_json;
-use crate::commands::cluster_args::{ClusterArgs, cluster_failure};
+use serde::Serialize;
+
+use crate::args::cluster::{ClusterArgs, cluster_failure};
 use crate::exit::{CommandResult, Exit};
-use crate::reporter::Reporter;
+use crate::output::{Output, Reporter};
 
 /// Show the plan's Jobs in the cluster (found by label), newest run first, with
 /// their state and reason.
@@ -34,41 +36,74 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
             .cloned()
             .unwrap_or_default()
     };
-    if reporter.json() {
-        let doc = serde_json::json!({
-            "command": "status",
-            "ok": true,
-            "exit_code": 0,
-            "namespace": ns,
-            "runs": runs.iter().map(|(id, jobs)| serde_json::json!({
-                "run_id": id,
-                "jobs": jobs.iter().map(|j| serde_json::json!({
-                    "target": label(j, "kubemigrate.io/target"),
-                    "job_name": j.metadata.name,
-                    "state": job_state(j),
-                    "created": j.metadata.creation_timestamp.as_ref().map(|t| format!("{:?}", t.0)),
-                })).collect::<Vec<_>>(),
-            })).collect::<Vec<_>>(),
-        });
-        print_json(&doc);
-        return Ok(Exit::Ok);
-    }
-    if runs.is_empty() {
-        reporter.line(&format!(
-            "no Jobs of plan {} in namespace {ns}",
-            loaded.plan.metadata.name
-        ));
-    }
-    for (id, jobs) in &runs {
-        reporter.line(&format!("run {id}:"));
-        for j in jobs {
+    let report = ClusterStatus {
+        plan: loaded.plan.metadata.name.to_string(),
+        namespace: ns,
+        runs: runs
+            .iter()
+            .map(|(id, jobs)| RunStatus {
+                run_id: id.clone(),
+                jobs: jobs
+                    .iter()
+                    .map(|j| JobStatus {
+                        target: label(j, k8s::TARGET),
+                        job_name: j.metadata.name.clone().unwrap_or_default(),
+                        state: job_state(j),
+                        created: j
+                            .metadata
+                            .creation_timestamp
+                            .as_ref()
+                            .map(|t| format!("{:?}", t.0)),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    };
+    reporter.finish("status", Some(&report), Exit::Ok, None);
+    Ok(Exit::Ok)
+}
+
+/// `status`'s result.
+#[derive(Debug, Serialize)]
+struct ClusterStatus {
+    #[serde(skip)]
+    plan: String,
+    namespace: String,
+    runs: Vec<RunStatus>,
+}
+
+/// One run of the plan in the cluster.
+#[derive(Debug, Serialize)]
+struct RunStatus {
+    run_id: String,
+    jobs: Vec<JobStatus>,
+}
+
+/// One Job of a run.
+#[derive(Debug, Serialize)]
+struct JobStatus {
+    target: String,
+    job_name: String,
+    state: String,
+    created: Option<String>,
+}
+
+impl Output for ClusterStatus {
+    fn human(&self, reporter: Reporter) {
+        if self.runs.is_empty() {
             reporter.line(&format!(
-                "  {:<16} {:<40} {}",
-                label(j, "kubemigrate.io/target"),
-                j.metadata.name.as_deref().unwrap_or(""),
-                job_state(j)
+                "no Jobs of plan {} in namespace {}",
+                self.plan, self.namespace
             ));
         }
+        for run in &self.runs {
+            reporter.line(&format!("run {}:", run.run_id));
+            for j in &run.jobs {
+                reporter.line(&format!(
+                    "  {:<16} {:<40} {}",
+                    j.target, j.job_name, j.state
+                ));
+            }
+        }
     }
-    Ok(Exit::Ok)
 }

@@ -4,9 +4,9 @@ use std::time::{Duration, Instant};
 
 use kubemigrate_sql::wait::{WaitError, wait_for_db};
 
-use super::ConnArgs;
+use crate::args::db::ConnArgs;
 use crate::exit::{CommandResult, Exit, Failure};
-use crate::reporter::{Reporter, duration};
+use crate::output::{Reporter, duration};
 
 /// Wait until a connection opens and `SELECT 1` succeeds, then exit 0.
 ///
@@ -20,7 +20,7 @@ use crate::reporter::{Reporter, duration};
   PGHOST=db PGUSER=app PGPASSWORD=… kubemigrate wait-for-db")]
 pub struct Args {
     /// Give up after this long (e.g. 30s, 5m).
-    #[arg(long, default_value = "5m", value_parser = super::parse_duration, allow_hyphen_values = true, value_name = "DURATION")]
+    #[arg(long, default_value = "5m", value_parser = crate::args::db::parse_duration, allow_hyphen_values = true, value_name = "DURATION")]
     timeout: Duration,
     #[command(flatten)]
     conn: ConnArgs,
@@ -48,7 +48,7 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
                 duration(start.elapsed()),
                 if attempts == 1 { "" } else { "s" }
             ));
-            reporter.finish("wait-for-db", None, Exit::Ok, None);
+            reporter.finish_bare("wait-for-db", Exit::Ok, None);
             Ok(Exit::Ok)
         }
         Err(e) => {
@@ -59,7 +59,7 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
                 ),
                 e => Failure::new(Exit::Connection, e),
             };
-            reporter.finish("wait-for-db", None, f.exit, Some(&f));
+            reporter.finish_bare("wait-for-db", f.exit, Some(&f));
             Ok(f.exit)
         }
     }

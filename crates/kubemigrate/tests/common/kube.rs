@@ -77,6 +77,8 @@ impl Kube {
             .output()
             .map_err(|e| format!("cannot run scripts/kube-up: {e}"))?;
         if !out.status.success() {
+            // Empty when kube-up refused at once; else it holds the logs it kept.
+            let _ = std::fs::remove_dir(&dir);
             return Err(format!(
                 "scripts/kube-up failed:\n{}",
                 String::from_utf8_lossy(&out.stderr)

@@ -1,0 +1,93 @@
+//! `kubemigrate sql migrate`: apply pending migrations.
+
+use std::time::Duration;
+
+use kubemigrate_sql::migrator;
+
+use crate::args::db::{ConnArgs, DirArgs, HistoryArgs, RunArgs};
+use crate::exit::{CommandResult, Failure};
+use crate::output::Reporter;
+use crate::output::sql::SqlRun;
+
+/// Apply the pending *.sql files of a directory, each once, in order.
+///
+/// Each file runs in its own transaction together with its history row, so a file is
+/// either applied and recorded or not at all. A file whose first comment lines hold
+/// `-- kubemigrate:no-transaction` runs statement by statement (CREATE INDEX
+/// CONCURRENTLY, ALTER TYPE … ADD VALUE). One migrator runs per database and history
+/// table at a time; others wait for the lock, then find nothing left to do.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  kubemigrate sql migrate --dir ./migrations --database-url postgres://app@db:5432/app
+  DATABASE_URL=postgres://app@db/app kubemigrate sql migrate -d /migrations -o json
+  kubemigrate sql migrate -d ./migrations --dry-run
+  kubemigrate sql migrate -d ./migrations --statement-lock-timeout 5s --lock-retries 3")]
+pub struct Args {
+    #[command(flatten)]
+    dir: DirArgs,
+    /// List what would run; change nothing (no lock, no history table).
+    #[arg(long)]
+    dry_run: bool,
+    /// Go on when applied files changed since they were applied.
+    #[arg(long)]
+    allow_drift: bool,
+    /// Apply pending files that sort before files already applied.
+    #[arg(long)]
+    allow_out_of_order: bool,
+    /// Fail when the history holds a file that is gone from the directory.
+    #[arg(long)]
+    strict: bool,
+    /// PostgreSQL lock_timeout for the migrations' statements, so DDL never queues
+    /// forever behind a long transaction (e.g. 5s) [default: unset].
+    #[arg(long, value_parser = parse_timeout, allow_hyphen_values = true, value_name = "DURATION")]
+    statement_lock_timeout: Option<Duration>,
+    /// PostgreSQL statement_timeout for the migrations' statements: a statement
+    /// running longer fails (and its file with it) [default: unset].
+    #[arg(long, value_parser = parse_timeout, allow_hyphen_values = true, value_name = "DURATION")]
+    statement_timeout: Option<Duration>,
+    /// Run a transactional file again, up to N times, when it fails on a lock
+    /// timeout (SQLSTATE 55P03, see --statement-lock-timeout): it was rolled back
+    /// whole, and retries wait 1s, 2s, 4s… (at most 30s) [default: 0].
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100))]
+    lock_retries: u32,
+    #[command(flatten)]
+    conn: ConnArgs,
+    #[command(flatten)]
+    history: HistoryArgs,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// A duration PostgreSQL's lock_timeout and statement_timeout can take: from 1 ms
+/// to about 24 days (0 would turn the timeout off, the opposite of what the flags
+/// are for).
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let d = crate::args::db::parse_duration(text)?;
+    if d < Duration::from_millis(1) || d.as_millis() > i32::MAX as u128 {
+        return Err("give a duration from 1ms to 24days".into());
+    }
+    Ok(d)
+}
+
+/// Runs the command.
+pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
+    let source = args.dir.source()?;
+    let conn = args.conn.options()?;
+    let mut options = args.run.migrate_options(&args.history);
+    options.variables = args.dir.variables();
+    options.dry_run = args.dry_run;
+    options.allow_drift = args.allow_drift;
+    options.allow_out_of_order = args.allow_out_of_order;
+    options.strict = args.strict;
+    options.statement_lock_timeout = args.statement_lock_timeout;
+    options.statement_timeout = args.statement_timeout;
+    options.lock_retries = args.lock_retries;
+    let outcome = migrator::migrate(&conn, &source, &options, &mut |e| reporter.event(e)).await;
+    let (exit, failure) = Failure::of_run(outcome.error);
+    let run = SqlRun {
+        report: &outcome.report,
+        summary: true,
+    };
+    reporter.finish("sql migrate", Some(&run), exit, failure.as_ref());
+    Ok(exit)
+}

@@ -1,0 +1,75 @@
+//! `kubemigrate sql status`: what is applied, pending, drifted, missing, failed.
+
+use kubemigrate_sql::events::FileStatus;
+use kubemigrate_sql::migrator::{self, MigrateError};
+
+use crate::args::db::{ConnArgs, DirArgs, HistoryArgs};
+use crate::exit::{CommandResult, Exit, Failure};
+use crate::output::Reporter;
+use crate::output::sql::SqlStatus;
+
+/// Show applied, pending, drifted, failed and missing files.
+///
+/// Each file's state: applied, baselined, pending, drifted (changed since it was
+/// applied), failed; and history rows whose file is missing.
+///
+/// Exit code 0 when nothing is pending, 7 when files are pending, 4 when something
+/// needs a person (drift, a failed no-transaction file, a pending file out of order).
+/// Takes no lock and changes nothing.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  kubemigrate sql status --dir ./migrations
+  kubemigrate sql status -d ./migrations -o json | jq '.files[] | select(.status != \"applied\")'")]
+pub struct Args {
+    #[command(flatten)]
+    dir: DirArgs,
+    /// Count history rows whose file is gone as a problem (exit 4).
+    #[arg(long)]
+    strict: bool,
+    #[command(flatten)]
+    conn: ConnArgs,
+    #[command(flatten)]
+    history: HistoryArgs,
+}
+
+/// Runs the command.
+pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
+    let source = args.dir.source()?;
+    let conn = args.conn.options()?;
+    let options = kubemigrate_sql::migrator::MigrateOptions {
+        history: args.history.table(),
+        strict: args.strict,
+        ..Default::default()
+    };
+    for w in &source.warnings {
+        reporter.warn(&w.0);
+    }
+    let (report, rec) = match migrator::status(&conn, &source, &options.history, &mut |e| {
+        reporter.event(e)
+    })
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            let f = Failure::from_engine(e);
+            reporter.finish_bare("sql status", f.exit, Some(&f));
+            return Ok(f.exit);
+        }
+    };
+    let problems = rec.problems(&source, &options);
+    let (exit, failure) = if !problems.is_empty() {
+        let f = Failure::from_engine(MigrateError::NeedsPerson(problems));
+        (f.exit, Some(f))
+    } else if report.count(FileStatus::Pending) > 0 {
+        (Exit::Pending, None)
+    } else {
+        (Exit::Ok, None)
+    };
+    reporter.finish(
+        "sql status",
+        Some(&SqlStatus(&report)),
+        exit,
+        failure.as_ref(),
+    );
+    Ok(exit)
+}

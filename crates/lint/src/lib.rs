@@ -1,0 +1,782 @@
+//! kubemigrate's migration linter.
+//!
+//! [`lint_source`] reads each migration file the way the engine will run it (with
+//! `kubemigrate-sql`'s [`Script`]: variables set, `\i`/`\ir` includes read, `\if`
+//! branches chosen), so it lints the statements *as they will be sent*. It gives
+//! squawk each file's real transaction mode: a file kubemigrate wraps in a
+//! transaction is linted between a `BEGIN` and a `COMMIT`, a
+//! `-- kubemigrate:no-transaction` file and a file with its own `BEGIN`/`COMMIT` as
+//! they are. Each finding is mapped back to the file (the included file, when the
+//! statement comes from one), line and column as written, through variable
+//! interpolation, then judged by a [`Policy`]: per rule `deny`, `warn` or `off`,
+//! the PostgreSQL version, and inline `-- kubemigrate:lint-ignore RULE reason`
+//! comments.
+//!
+//! The rules are squawk's ([`squawk_linter`]), plus the few squawk lacks; see
+//! [`rules::catalogue`]. [`trace`] runs the files on a throwaway server and reports
+//! the locks each statement takes.
+//!
+//! ```no_run
+//! use kubemigrate_lint::{Policy, lint_source};
+//! use kubemigrate_sql::{script::Variables, source::Source};
+//!
+//! let vars = Variables::new();
+//! let source = Source::read_dir("migrations".as_ref(), &vars).unwrap();
+//! let report = lint_source(&source, &vars, &Policy::default(), None).unwrap();
+//! for finding in report.findings() {
+//!     println!("{finding}");
+//! }
+//! ```
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use kubemigrate_sql::script::{Edit, Item, Location, Script, ScriptError, Variables, unmap_offset};
+use kubemigrate_sql::source::{Migration, Source, printable_path};
+use serde::Serialize;
+use squawk_linter::{Linter, Version};
+use squawk_syntax::SourceFile;
+use squawk_syntax::ast::{self, AstNode};
+
+mod ignore;
+pub mod rules;
+pub mod trace;
+
+pub use ignore::IGNORE_DIRECTIVE;
+pub use rules::{RuleInfo, catalogue};
+
+/// How a rule's findings count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Not checked.
+    Off,
+    /// Reported; does not fail the lint.
+    Warn,
+    /// Reported; fails the lint (and stops `validate`, `render`, `apply`).
+    Deny,
+}
+
+impl Level {
+    /// `off`, `warn` or `deny`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Off => "off",
+            Level::Warn => "warn",
+            Level::Deny => "deny",
+        }
+    }
+}
+
+impl std::str::FromStr for Level {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Level, String> {
+        match s {
+            "off" => Ok(Level::Off),
+            "warn" => Ok(Level::Warn),
+            "deny" => Ok(Level::Deny),
+            other => Err(format!("{other:?} is not deny, warn or off")),
+        }
+    }
+}
+
+/// Why a lint could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LintError {
+    /// A file cannot be read as the engine would run it (the same errors as
+    /// `sql migrate`).
+    #[error(transparent)]
+    Script(#[from] ScriptError),
+    /// A policy names a rule that does not exist.
+    #[error("unknown lint rule `{rule}`{}", suggestion(.rule))]
+    UnknownRule {
+        /// The name given.
+        rule: String,
+    },
+    /// A PostgreSQL version that cannot be read.
+    #[error("{version:?} is not a PostgreSQL version (give the major version, e.g. 16, or 15.4)")]
+    BadVersion {
+        /// The text given.
+        version: String,
+    },
+    /// A `-- kubemigrate:lint-ignore` comment that cannot be used.
+    #[error("{}:{line}: {message}", printable_path(.path))]
+    Ignore {
+        /// The file holding the comment.
+        path: PathBuf,
+        /// Its line.
+        line: u32,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+/// "; did you mean `x`?" for a misspelt rule id.
+pub(crate) fn suggestion(rule: &str) -> String {
+    match closest(rule, &rules::ids()) {
+        Some(best) => format!("; did you mean `{best}`?"),
+        None => "; `kubemigrate sql lint --list-rules` lists them".to_string(),
+    }
+}
+
+/// The candidate nearest to `word` by edit distance, if it is near enough.
+pub fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let distance = |a: &str, b: &str| -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut prev = row[0];
+            row[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let cur = row[j + 1];
+                row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+                prev = cur;
+            }
+        }
+        row[b.len()]
+    };
+    candidates
+        .iter()
+        .map(|c| (distance(word, c), *c))
+        .filter(|(d, c)| *d <= (c.len() / 3).max(2))
+        .min()
+        .map(|(_, c)| c)
+}
+
+/// What to check and how strictly.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Policy {
+    levels: BTreeMap<String, Level>,
+    postgres_version: Option<String>,
+    sets_lock_timeout: bool,
+}
+
+impl Policy {
+    /// The default policy: the rules on by default at their default level,
+    /// PostgreSQL 15 (squawk's default), and kubemigrate not setting `lock_timeout`.
+    pub fn new() -> Policy {
+        Policy::default()
+    }
+
+    /// Sets a rule's level.
+    ///
+    /// # Errors
+    /// [`LintError::UnknownRule`] when no rule has this id.
+    pub fn set(&mut self, rule: &str, level: Level) -> Result<(), LintError> {
+        if !rules::is_known(rule) {
+            return Err(LintError::UnknownRule { rule: rule.into() });
+        }
+        self.levels.insert(rule.to_string(), level);
+        Ok(())
+    }
+
+    /// The PostgreSQL version the migrations run on (`16`, `15.4`): some rules
+    /// depend on it (a constant DEFAULT rewrites the table before 11 only).
+    ///
+    /// # Errors
+    /// [`LintError::BadVersion`] when it is not `MAJOR[.MINOR[.PATCH]]`.
+    pub fn set_postgres_version(&mut self, version: &str) -> Result<(), LintError> {
+        parse_version(version)?;
+        self.postgres_version = Some(version.to_string());
+        Ok(())
+    }
+
+    /// The PostgreSQL version set, if any.
+    pub fn postgres_version(&self) -> Option<&str> {
+        self.postgres_version.as_deref()
+    }
+
+    /// Says that kubemigrate sets `lock_timeout` for every file of the run
+    /// (`--statement-lock-timeout`): then a file need not set it, and
+    /// `require-lock-timeout` is off.
+    pub fn set_kubemigrate_sets_lock_timeout(&mut self, yes: bool) {
+        self.sets_lock_timeout = yes;
+    }
+
+    /// The level of a rule under this policy.
+    pub fn level(&self, rule: &str) -> Level {
+        if rule == rules::REQUIRE_LOCK_TIMEOUT && self.sets_lock_timeout {
+            return Level::Off;
+        }
+        self.levels
+            .get(rule)
+            .copied()
+            .or_else(|| rules::rule(rule).map(|r| r.default))
+            .unwrap_or(Level::Off)
+    }
+
+    /// This policy with `over`'s settings on top (a target's `lint:` over the
+    /// plan's).
+    pub fn overridden_by(&self, over: &Policy) -> Policy {
+        let mut levels = self.levels.clone();
+        levels.extend(over.levels.iter().map(|(k, v)| (k.clone(), *v)));
+        Policy {
+            levels,
+            postgres_version: over
+                .postgres_version
+                .clone()
+                .or_else(|| self.postgres_version.clone()),
+            sets_lock_timeout: self.sets_lock_timeout || over.sets_lock_timeout,
+        }
+    }
+}
+
+fn parse_version(version: &str) -> Result<Version, LintError> {
+    let bad = || LintError::BadVersion {
+        version: version.to_string(),
+    };
+    let parts: Vec<&str> = version.split('.').collect();
+    if parts.len() > 3
+        || parts
+            .iter()
+            .any(|p| p.is_empty() || p.len() > 4 || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(bad());
+    }
+    version.parse().map_err(|_| bad())
+}
+
+/// How kubemigrate runs a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TxMode {
+    /// In one transaction, with its history row (the default).
+    Transaction,
+    /// Statement by statement (`-- kubemigrate:no-transaction`).
+    NoTransaction,
+    /// As written: the file has its own `BEGIN`/`COMMIT`.
+    AsWritten,
+}
+
+impl TxMode {
+    /// The mode the engine gives this file.
+    pub fn of(m: &Migration) -> TxMode {
+        if m.controls_transaction {
+            TxMode::AsWritten
+        } else if m.no_transaction {
+            TxMode::NoTransaction
+        } else {
+            TxMode::Transaction
+        }
+    }
+
+    /// As `sql migrate` says it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            TxMode::Transaction => "in a transaction",
+            TxMode::NoTransaction => "no transaction",
+            TxMode::AsWritten => "as written: it controls its own transaction",
+        }
+    }
+}
+
+/// One problem found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// The migration (its file name).
+    pub version: String,
+    /// The file that holds the statement: the migration, or a file it includes.
+    pub file: PathBuf,
+    /// 1-based line in `file`.
+    pub line: u32,
+    /// 1-based column, in characters.
+    pub column: u32,
+    /// The rule's id.
+    pub rule: &'static str,
+    /// `deny` or `warn`.
+    pub level: Level,
+    /// What squawk (or kubemigrate) saw in this statement.
+    pub message: String,
+    /// Why it is unsafe.
+    pub why: String,
+    /// What to write instead.
+    pub safe: String,
+    /// The statement's number in its migration, from 1 (0 for a comment).
+    pub statement: usize,
+    /// The text of the line, for quoting.
+    #[serde(skip)]
+    pub line_text: String,
+}
+
+impl fmt::Display for Finding {
+    /// `file:line:col: deny[rule]: why`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}[{}]: {}",
+            printable_path(&self.file),
+            self.line,
+            self.column,
+            self.level.as_str(),
+            self.rule,
+            self.why
+        )
+    }
+}
+
+/// The lint of one migration.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileLint {
+    /// The file name.
+    pub version: String,
+    /// The file.
+    pub path: PathBuf,
+    /// How kubemigrate runs it.
+    pub mode: TxMode,
+    /// Statements linted.
+    pub statements: usize,
+    /// What was found, in file order.
+    pub findings: Vec<Finding>,
+    /// Findings silenced by `-- kubemigrate:lint-ignore`.
+    pub ignored: usize,
+    /// Bytes of the statements as they will be sent.
+    #[serde(skip)]
+    pub bytes: usize,
+}
+
+/// The lint of a directory.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    /// One entry per file linted, in run order.
+    pub files: Vec<FileLint>,
+}
+
+impl Report {
+    /// Every finding, file by file.
+    pub fn findings(&self) -> impl Iterator<Item = &Finding> {
+        self.files.iter().flat_map(|f| f.findings.iter())
+    }
+
+    /// How many findings have this level.
+    pub fn count(&self, level: Level) -> usize {
+        self.findings().filter(|f| f.level == level).count()
+    }
+
+    /// True when a denied rule fired.
+    pub fn denied(&self) -> bool {
+        self.count(Level::Deny) > 0
+    }
+
+    /// Bytes of SQL linted.
+    pub fn bytes(&self) -> usize {
+        self.files.iter().map(|f| f.bytes).sum()
+    }
+}
+
+/// Lints the migrations of `source` (read with the same `vars`), or only those
+/// whose version is in `only` (`--pending`).
+///
+/// # Errors
+/// A file that cannot be read as the engine would run it, or a
+/// `-- kubemigrate:lint-ignore` comment without a reason or naming an unknown rule.
+pub fn lint_source(
+    source: &Source,
+    vars: &Variables,
+    policy: &Policy,
+    only: Option<&HashSet<String>>,
+) -> Result<Report, LintError> {
+    let linter = Prepared::new(policy)?;
+    let files: Vec<&Migration> = source
+        .migrations
+        .iter()
+        .filter(|m| only.is_none_or(|o| o.contains(&m.version)))
+        .collect();
+    // Files are independent: lint them on every core, then keep the run order.
+    let workers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .clamp(1, 8)
+        .min(files.len().max(1));
+    let next = AtomicUsize::new(0);
+    let mut results: Vec<(usize, Result<FileLint, LintError>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(m) = files.get(i) else { break };
+                        let result = linter.lint_file(&source.dir, m, vars);
+                        let failed = result.is_err();
+                        done.push((i, result));
+                        if failed {
+                            // The others finish the files they took: every file
+                            // before this one is linted, so the first error in
+                            // run order is the one reported.
+                            break;
+                        }
+                    }
+                    done
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    results.sort_by_key(|(i, _)| *i);
+    if results.len() < files.len() && results.iter().all(|(_, r)| r.is_ok()) {
+        // A worker panicked: lint what it left here, so the panic is not hidden.
+        let have: HashSet<usize> = results.iter().map(|(i, _)| *i).collect();
+        for (i, m) in files.iter().enumerate() {
+            if !have.contains(&i) {
+                results.push((i, linter.lint_file(&source.dir, m, vars)));
+            }
+        }
+        results.sort_by_key(|(i, _)| *i);
+    }
+    let mut report = Report::default();
+    for (_, result) in results {
+        report.files.push(result?);
+    }
+    Ok(report)
+}
+
+/// Lints one migration of a directory.
+///
+/// # Errors
+/// As [`lint_source`].
+pub fn lint_migration(
+    dir: &Path,
+    m: &Migration,
+    vars: &Variables,
+    policy: &Policy,
+) -> Result<FileLint, LintError> {
+    Prepared::new(policy)?.lint_file(dir, m, vars)
+}
+
+/// A statement as it will be sent, and where it is in the text given to squawk.
+struct Sent {
+    /// Offset in the combined text.
+    start: usize,
+    /// Length as sent.
+    len: usize,
+    at: Location,
+    edits: Vec<Edit>,
+    /// As written, when interpolation changed it.
+    original: Option<String>,
+}
+
+/// The policy turned into what each file's lint needs.
+struct Prepared<'p> {
+    policy: &'p Policy,
+    /// Every squawk rule enabled is one of the defaults, none of which looks at
+    /// data statements (INSERT, UPDATE, DELETE, COPY, GRANT, DO, …).
+    skip_data_statements: bool,
+    squawk_rules: Vec<squawk_linter::Rule>,
+    version: Version,
+}
+
+impl<'p> Prepared<'p> {
+    fn new(policy: &'p Policy) -> Result<Self, LintError> {
+        let squawk_rules: Vec<squawk_linter::Rule> = rules::catalogue()
+            .iter()
+            .filter(|r| policy.level(r.id) != Level::Off)
+            .filter_map(|r| rules::squawk_rule(r.id))
+            .collect();
+        let version = match policy.postgres_version() {
+            Some(v) => parse_version(v)?,
+            None => Version::default(),
+        };
+        let skip_data_statements = squawk_rules.iter().all(|r| {
+            rules::catalogue()
+                .iter()
+                .any(|info| info.default != Level::Off && info.id == rules::squawk_id(*r))
+        });
+        Ok(Prepared {
+            policy,
+            skip_data_statements,
+            squawk_rules,
+            version,
+        })
+    }
+
+    fn lint_file(
+        &self,
+        dir: &Path,
+        m: &Migration,
+        vars: &Variables,
+    ) -> Result<FileLint, LintError> {
+        let mode = TxMode::of(m);
+        let mut script = Script::open(&m.path, dir, vars)?;
+        let mut text = String::new();
+        let mut sent: Vec<Sent> = Vec::new();
+        let mut sent_bytes = 0;
+        if mode == TxMode::Transaction {
+            // What the engine sends around the file's statements.
+            text.push_str("BEGIN;\n");
+        }
+        while let Some(item) = script.next_item()? {
+            let (body, at, edits, original) = match item {
+                Item::Sql {
+                    text,
+                    at,
+                    edits,
+                    original,
+                } => (text, at, edits, original),
+                Item::Copy { text, at } => (text, at, Vec::new(), None),
+                Item::Echo(_) => continue,
+            };
+            let start = text.len();
+            sent_bytes += body.len();
+            // A statement no enabled rule can fire on is not parsed (squawk's
+            // parse is most of the lint's time); a statement a variable built may
+            // hold several, so it is always parsed.
+            let skip = self.skip_data_statements && edits.is_empty() && is_data_statement(&body);
+            if !skip {
+                text.push_str(&body);
+                if !body.trim_end().ends_with(';') {
+                    text.push(';');
+                }
+                text.push('\n');
+            }
+            sent.push(Sent {
+                start,
+                len: if skip { 0 } else { body.len() },
+                at,
+                edits,
+                original,
+            });
+        }
+        let statements = sent.len();
+        if mode == TxMode::Transaction {
+            text.push_str("COMMIT;\n");
+        }
+        let mut raw = Vec::new();
+        let parse = SourceFile::parse(&text);
+        // Syntax errors: one finding per statement.
+        let mut bad_statements = HashSet::new();
+        for e in parse.errors() {
+            let offset = usize::from(e.range().start());
+            let i = statement_at(&sent, offset);
+            if bad_statements.insert(i) {
+                raw.push((
+                    rules::SYNTAX_ERROR,
+                    offset,
+                    format!("squawk: {}", e.message()),
+                    String::new(),
+                ));
+            }
+        }
+        if !self.squawk_rules.is_empty() {
+            let mut linter = Linter::from(self.squawk_rules.iter().copied());
+            linter.settings.pg_version = self.version;
+            // The file's real transaction is in the text (the BEGIN and COMMIT
+            // around a transactional file, or the file's own).
+            linter.settings.assume_in_transaction = false;
+            for v in linter.lint(&parse, &text) {
+                raw.push((
+                    rules::squawk_id(v.code),
+                    usize::from(v.text_range.start()),
+                    v.message,
+                    v.help.unwrap_or_default(),
+                ));
+            }
+        }
+        if mode == TxMode::Transaction
+            && self.policy.level(rules::NO_TRANSACTION_REQUIRED) != Level::Off
+        {
+            for stmt in parse.tree().stmts() {
+                if let Some(what) = needs_no_transaction(&stmt) {
+                    let offset = usize::from(stmt.syntax().text_range().start());
+                    raw.push((
+                        rules::NO_TRANSACTION_REQUIRED,
+                        offset,
+                        format!("{what} cannot run inside a transaction block"),
+                        String::new(),
+                    ));
+                }
+            }
+        }
+        let mut ignores = ignore::Ignores::read(&sent_locations(&sent))?;
+        let mut findings = Vec::new();
+        let mut ignored = 0;
+        for (rule, offset, message, help) in raw {
+            let level = self.policy.level(rule);
+            if level == Level::Off {
+                continue;
+            }
+            let i = statement_at(&sent, offset);
+            let Some(s) = sent.get(i) else { continue };
+            if ignores.silences(&s.at.path, s.at.line, rule) {
+                ignored += 1;
+                continue;
+            }
+            let within = offset.saturating_sub(s.start).min(s.len);
+            let (line, column, line_text) = locate(s, &text, within);
+            let info = rules::rule(rule);
+            let (why, safe) = match info {
+                Some(r) if !r.why.is_empty() => (r.why.to_string(), r.safe.to_string()),
+                _ => (message.clone(), help),
+            };
+            findings.push(Finding {
+                version: m.version.clone(),
+                file: s.at.path.clone(),
+                line,
+                column,
+                rule,
+                level,
+                message,
+                why,
+                safe,
+                statement: i + 1,
+                line_text,
+            });
+        }
+        let unused_level = self.policy.level(rules::UNUSED_IGNORE);
+        if unused_level != Level::Off {
+            // An ignore of rules this policy turns off is not unused: another
+            // policy (`sql lint` with the defaults, another target) may need it.
+            for u in ignores
+                .unused()
+                .filter(|u| u.rules.iter().any(|r| self.policy.level(r) != Level::Off))
+            {
+                findings.push(Finding {
+                    version: m.version.clone(),
+                    file: u.path.clone(),
+                    line: u.line,
+                    column: u.column,
+                    rule: rules::UNUSED_IGNORE,
+                    level: unused_level,
+                    message: format!("`{}` silenced nothing", u.rules.join(",")),
+                    why: rules::rule(rules::UNUSED_IGNORE)
+                        .map(|r| r.why.to_string())
+                        .unwrap_or_default(),
+                    safe: rules::rule(rules::UNUSED_IGNORE)
+                        .map(|r| r.safe.to_string())
+                        .unwrap_or_default(),
+                    statement: 0,
+                    line_text: u.line_text.clone(),
+                });
+            }
+        }
+        findings.sort_by(|a, b| {
+            (a.statement == 0, &a.file, a.line, a.column, a.rule).cmp(&(
+                b.statement == 0,
+                &b.file,
+                b.line,
+                b.column,
+                b.rule,
+            ))
+        });
+        findings.dedup_by(|a, b| {
+            a.rule == b.rule && a.file == b.file && a.line == b.line && a.column == b.column
+        });
+        Ok(FileLint {
+            version: m.version.clone(),
+            path: m.path.clone(),
+            mode,
+            statements,
+            findings,
+            ignored,
+            bytes: sent_bytes,
+        })
+    }
+}
+
+/// What in `stmt` PostgreSQL refuses inside a transaction block, if anything.
+fn needs_no_transaction(stmt: &ast::Stmt) -> Option<&'static str> {
+    match stmt {
+        ast::Stmt::DropIndex(d) if d.concurrently_token().is_some() => {
+            Some("DROP INDEX CONCURRENTLY")
+        }
+        ast::Stmt::Reindex(r) if r.is_concurrently() => Some("REINDEX CONCURRENTLY"),
+        ast::Stmt::Vacuum(_) => Some("VACUUM"),
+        ast::Stmt::CreateDatabase(_) => Some("CREATE DATABASE"),
+        ast::Stmt::DropDatabase(_) => Some("DROP DATABASE"),
+        ast::Stmt::AlterSystem(_) => Some("ALTER SYSTEM"),
+        _ => None,
+    }
+}
+
+/// The index of the statement that holds `offset` of the combined text (the first
+/// for the `BEGIN` before them, the last for the `COMMIT` after).
+fn statement_at(sent: &[Sent], offset: usize) -> usize {
+    let i = sent
+        .partition_point(|s| s.start <= offset)
+        .saturating_sub(1);
+    // A statement left out of the text (len 0) holds no offset: the one before it does.
+    (0..=i)
+        .rev()
+        .find(|&j| sent.get(j).is_some_and(|s| s.len > 0))
+        .unwrap_or(i)
+}
+
+/// Statements that only read or write rows, or grant: none of the rules on by
+/// default looks at them (squawk's `possibly_slow_stmt` leaves them out too).
+/// `SELECT` stays (`SELECT … INTO` creates a table), and so does `WITH`.
+fn is_data_statement(text: &str) -> bool {
+    let kw = kubemigrate_sql::lexer::leading_keywords(text, 1);
+    matches!(
+        kw.first().map(String::as_str),
+        Some(
+            "INSERT"
+                | "UPDATE"
+                | "DELETE"
+                | "MERGE"
+                | "COPY"
+                | "GRANT"
+                | "DO"
+                | "CALL"
+                | "NOTIFY"
+                | "VALUES"
+        )
+    )
+}
+
+/// Each statement's file and first line, for placing ignore comments.
+fn sent_locations(sent: &[Sent]) -> HashMap<PathBuf, Vec<u32>> {
+    let mut by_file: HashMap<PathBuf, Vec<u32>> = HashMap::new();
+    for s in sent {
+        by_file
+            .entry(s.at.path.clone())
+            .or_default()
+            .push(s.at.line);
+    }
+    by_file
+}
+
+/// Line, column and the line's text of byte `offset` of a statement as sent,
+/// mapped back through interpolation to the file as written. `combined` is the
+/// text given to squawk.
+fn locate(s: &Sent, combined: &str, offset: usize) -> (u32, u32, String) {
+    let as_sent = combined.get(s.start..s.start + s.len).unwrap_or("");
+    let (written, offset) = match &s.original {
+        Some(original) => (
+            original.as_str(),
+            unmap_offset(&s.edits, offset).min(original.len()),
+        ),
+        None => (as_sent, offset.min(as_sent.len())),
+    };
+    let offset = (0..=offset)
+        .rev()
+        .find(|&o| written.is_char_boundary(o))
+        .unwrap_or(0);
+    position(&s.at, written, offset)
+}
+
+/// Line, column and line text of `offset` in `written`, a statement that starts at `at`.
+fn position(at: &Location, written: &str, offset: usize) -> (u32, u32, String) {
+    let before = &written[..offset];
+    let newlines = before.matches('\n').count();
+    let line_start = before.rfind('\n').map_or(0, |p| p + 1);
+    let rest = written[line_start..].split('\n').next().unwrap_or("");
+    let (column, line_text) = if newlines == 0 {
+        (
+            at.column as usize + before.chars().count(),
+            format!("{}{rest}", at.prefix),
+        )
+    } else {
+        (before[line_start..].chars().count() + 1, rest.to_string())
+    };
+    (
+        at.line
+            .saturating_add(u32::try_from(newlines).unwrap_or(u32::MAX)),
+        u32::try_from(column).unwrap_or(u32::MAX),
+        line_text.trim_end_matches('\r').to_string(),
+    )
+}

@@ -1,0 +1,3 @@
+-- expect: adding-required-field
+SET lock_timeout = '5s';
+ALTER TABLE orders ADD COLUMN status text NOT NULL;

@@ -1,0 +1,3 @@
+-- expect: ban-concurrent-index-creation-in-transaction
+SET lock_timeout = '5s';
+CREATE INDEX CONCURRENTLY IF NOT EXISTS orders_total_idx ON orders (total);

@@ -1,0 +1,3 @@
+-- expect: constraint-missing-not-valid
+SET lock_timeout = '5s';
+ALTER TABLE orders ADD CONSTRAINT orders_total_positive CHECK (total > 0);

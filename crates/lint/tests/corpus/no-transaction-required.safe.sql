@@ -1,0 +1,4 @@
+-- kubemigrate:no-transaction
+-- expect: nothing
+SET lock_timeout = '5s';
+REINDEX INDEX CONCURRENTLY orders_total_idx;

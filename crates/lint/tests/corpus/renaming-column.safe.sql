@@ -1,0 +1,3 @@
+-- expect: nothing
+SET lock_timeout = '5s';
+ALTER TABLE users ADD COLUMN full_name text;

@@ -1,0 +1,3 @@
+-- expect: nothing
+SET lock_timeout = '5s';
+ALTER TABLE orders ADD COLUMN note text;

@@ -1,0 +1,2 @@
+-- expect: require-lock-timeout
+ALTER TABLE orders ADD COLUMN note text;

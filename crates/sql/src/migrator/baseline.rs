@@ -1,0 +1,115 @@
+//! `sql baseline`: recording files as applied without running them.
+
+use super::*;
+
+/// `sql baseline`: records every file up to and including `version` as applied,
+/// without running it.
+///
+/// # Errors
+/// `version` not in the directory, a failed file among those, connection, lock and
+/// database errors.
+pub async fn baseline(
+    connect: &ConnectOptions,
+    source: &Source,
+    options: &MigrateOptions,
+    version: &str,
+    events: &mut dyn FnMut(Event),
+) -> Outcome {
+    let started = Instant::now();
+    let mut report = base_report(connect, &options.history, false);
+    let result = baseline_inner(connect, source, options, version, events, &mut report).await;
+    report.duration_ms = millis(started.elapsed());
+    Outcome {
+        report,
+        error: result.err(),
+    }
+}
+
+pub(super) async fn baseline_inner(
+    connect: &ConnectOptions,
+    source: &Source,
+    options: &MigrateOptions,
+    version: &str,
+    events: &mut dyn FnMut(Event),
+    report: &mut Report,
+) -> Result<(), MigrateError> {
+    if source.get(version).is_none() {
+        return Err(MigrateError::Usage(format!(
+            "--version {version}: no such file in {} (give the file name, e.g. 0001_init.sql)",
+            source.dir.display()
+        )));
+    }
+    let conn = open(connect, events).await?;
+    let lock = with_lock(connect, options, events).await?;
+    let result = async {
+        let history = &options.history;
+        history
+            .ensure(&conn.client)
+            .await
+            .map_err(|e| MigrateError::history("creating the history table", e))?;
+        let rows = history
+            .load(&conn.client)
+            .await
+            .map_err(|e| MigrateError::history("reading the history", e))?;
+        let rec = reconcile(source, &rows);
+        let mut problems = Vec::new();
+        let mut to_record = Vec::new();
+        for (m, (state, ooo)) in source.migrations.iter().zip(&rec.files) {
+            let mut f = state_report(m, state, *ooo);
+            f.out_of_order = false;
+            if m.version.as_bytes() <= version.as_bytes() {
+                match state {
+                    FileState::Pending { previous_failure: None } => {
+                        f.status = FileStatus::Baselined;
+                        to_record.push(m);
+                    }
+                    FileState::Pending { previous_failure: Some(_) } | FileState::Failed(_) => problems.push(Problem {
+                        version: m.version.clone(),
+                        message: format!(
+                            "has a failed attempt in the history; run `kubemigrate sql repair --dir {} --version {}` first",
+                            source.dir.display(),
+                            m.version
+                        ),
+                    }),
+                    _ => f.status = FileStatus::Skipped,
+                }
+            }
+            report.files.push(f);
+        }
+        if !problems.is_empty() {
+            return Err(MigrateError::NeedsPerson(problems));
+        }
+        conn.client
+            .batch_execute("BEGIN")
+            .await
+            .map_err(|e| MigrateError::database("starting a transaction", &e))?;
+        for m in to_record {
+            let row = NewRow {
+                version: &m.version,
+                kind: RowKind::Baseline,
+                checksum: Some(&m.checksum),
+                execution_ms: 0,
+                applied_by: &options.applied_by,
+                success: true,
+                error: None,
+                statement: None,
+                exit_code: None,
+                transactional: m.transactional(),
+            };
+            history
+                .insert(&conn.client, &row)
+                .await
+                .map_err(|e| MigrateError::database(format!("recording {}", m.version), &e))?;
+            events(Event::FileBaselined {
+                version: m.version.clone(),
+            });
+        }
+        conn.client
+            .batch_execute("COMMIT")
+            .await
+            .map_err(|e| MigrateError::database("committing the baseline", &e))
+    }
+    .await;
+    lock.release().await;
+    result
+}

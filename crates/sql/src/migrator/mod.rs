@@ -1,0 +1,253 @@
+//! The migrator: reconciles a [`Source`] with the history and applies what is pending.
+//!
+//! Every command (`sql migrate`, `status`, `baseline`, `repair`) goes through this
+//! module; the binary only parses arguments and reports.
+//!
+//! A run of [`migrate`]:
+//! 1. splits every pending file into statements (a file that does not lex stops the
+//!    run before anything touches the database);
+//! 2. opens the migration connection and takes the [lock](crate::lock) on a second one;
+//! 3. creates the history table if needed, reads it, and [`reconcile`]s it with the files;
+//! 4. refuses states that need a person (drift, out of order, a failed
+//!    no-transaction file, and with `strict` a missing file);
+//! 5. applies pending files in order: a transactional file runs between `BEGIN` and
+//!    `COMMIT` with its history row; a `-- kubemigrate:no-transaction` file runs
+//!    statement by statement, its row written first and finished last;
+//! 6. releases the lock, on every path.
+
+use kubemigrate_contract::Exit;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::SinkExt;
+use tokio_postgres::Client;
+use tokio_postgres::error::{DbError, ErrorPosition};
+
+use crate::connect::{ConnectError, ConnectOptions, Connection};
+use crate::events::{Event, FileReport, FileStatus, MissingReport, Report};
+use crate::history::{HistoryError, HistoryRow, HistoryTable, NewRow, RowKind};
+use crate::lock::{LockError, MigrationLock};
+use crate::script::{Item, Location, Script, ScriptError, Variables, unmap_offset};
+use crate::source::{Migration, Source, SourceError};
+
+mod baseline;
+mod command;
+mod error;
+mod reconcile;
+mod repair;
+mod report;
+mod run;
+#[cfg(test)]
+mod tests;
+
+pub use baseline::baseline;
+pub use command::CommandSession;
+use error::*;
+pub use error::{MigrateError, Problem, SqlFailure, describe, is_connection_error};
+pub use reconcile::{FileState, Reconciled, reconcile};
+pub use repair::{RepairAction, repair};
+pub use report::status;
+
+use report::*;
+use run::*;
+
+/// Settings shared by the commands that change the database.
+#[derive(Debug, Clone)]
+pub struct MigrateOptions {
+    /// Where the history lives.
+    pub history: HistoryTable,
+    /// Recorded in `applied_by`.
+    pub applied_by: String,
+    /// Apply even when applied files changed.
+    pub allow_drift: bool,
+    /// Apply pending files that sort before the newest applied one.
+    pub allow_out_of_order: bool,
+    /// A history row whose file is gone is an error, not a warning.
+    pub strict: bool,
+    /// List what would run and change nothing (takes no lock, creates no table).
+    pub dry_run: bool,
+    /// How long to wait for the migration lock.
+    pub lock_timeout: Duration,
+    /// PostgreSQL's `lock_timeout` for the migrations' statements.
+    pub statement_lock_timeout: Option<Duration>,
+    /// PostgreSQL's `statement_timeout` for the migrations' statements.
+    pub statement_timeout: Option<Duration>,
+    /// How many times a transactional file that failed on a lock timeout (SQLSTATE
+    /// 55P03) is rolled back and run again, after 1 s, 2 s, 4 s… (at most 30 s).
+    pub lock_retries: u32,
+    /// psql variables (`--set NAME=VALUE`).
+    pub variables: Variables,
+}
+
+impl Default for MigrateOptions {
+    fn default() -> Self {
+        MigrateOptions {
+            history: HistoryTable::default(),
+            applied_by: String::new(),
+            allow_drift: false,
+            allow_out_of_order: false,
+            strict: false,
+            dry_run: false,
+            lock_timeout: Duration::from_secs(600),
+            statement_lock_timeout: None,
+            statement_timeout: None,
+            lock_retries: 0,
+            variables: Variables::new(),
+        }
+    }
+}
+
+/// A run's report, and its error if it failed. The report is complete either way:
+/// after a failure, files that did not run are `not_run`.
+#[derive(Debug)]
+pub struct Outcome {
+    /// What happened, file by file.
+    pub report: Report,
+    /// Why the run failed, if it did.
+    pub error: Option<MigrateError>,
+}
+
+/// Applies the pending files of `source` (see the [module docs](self)).
+///
+/// # Errors
+/// Returned inside the [`Outcome`], with a report of what happened before.
+///
+/// # Caveats
+/// A no-transaction file that fails halfway stays half applied; its history row
+/// says so, and later runs refuse until `sql repair`.
+pub async fn migrate(
+    connect: &ConnectOptions,
+    source: &Source,
+    options: &MigrateOptions,
+    events: &mut dyn FnMut(Event),
+) -> Outcome {
+    let started = Instant::now();
+    let mut report = base_report(connect, &options.history, options.dry_run);
+    report.files = source
+        .migrations
+        .iter()
+        .map(|m| file_report(m, FileStatus::NotRun))
+        .collect();
+    let result = migrate_inner(connect, source, options, events, &mut report).await;
+    report.duration_ms = millis(started.elapsed());
+    Outcome {
+        report,
+        error: result.err(),
+    }
+}
+
+async fn migrate_inner(
+    connect: &ConnectOptions,
+    source: &Source,
+    options: &MigrateOptions,
+    events: &mut dyn FnMut(Event),
+    report: &mut Report,
+) -> Result<(), MigrateError> {
+    for w in &source.warnings {
+        events(Event::Warning {
+            message: w.to_string(),
+        });
+    }
+    let mut conn = open(connect, events).await?;
+
+    if options.dry_run {
+        let rows = options
+            .history
+            .load(&conn.client)
+            .await
+            .map_err(|e| MigrateError::history("reading the history", e))?;
+        let rec = reconcile(source, &rows);
+        return plan_and_run(&mut conn, None, source, &rec, options, events, report).await;
+    }
+
+    // PostgreSQL 14+: notice within a second that this runner died (kill -9, lost
+    // node) and roll its transaction back, instead of finishing a long statement
+    // for a client that is gone. Older servers lack the setting; that is fine.
+    let check_interval = conn.client.batch_execute(CHECK_INTERVAL).await.is_ok();
+    let lock = with_lock(connect, options, events).await?;
+    // From here on the lock is released on every path.
+    let result = async {
+        options.history.ensure(&conn.client).await.map_err(|e| {
+            MigrateError::history(
+                format!(
+                    "creating the history table {}",
+                    options.history.display_name()
+                ),
+                e,
+            )
+        })?;
+        // Read the history only now, under the lock: a runner that waited for another
+        // one sees everything it applied.
+        let rows = options
+            .history
+            .load(&conn.client)
+            .await
+            .map_err(|e| MigrateError::history("reading the history", e))?;
+        let rec = reconcile(source, &rows);
+        let session = Session {
+            lock: &lock,
+            check_interval,
+        };
+        plan_and_run(
+            &mut conn,
+            Some(session),
+            source,
+            &rec,
+            options,
+            events,
+            report,
+        )
+        .await
+    }
+    .await;
+    lock.release().await;
+    result
+}
+
+/// `SET` for PostgreSQL 14+: notice within a second that this runner died (kill -9,
+/// lost node) and roll its transaction back, instead of finishing a long statement
+/// for a client that is gone.
+const CHECK_INTERVAL: &str = "SET client_connection_check_interval = 1000";
+
+/// What a run that changes the database holds: the lock, and whether the server
+/// took [`CHECK_INTERVAL`].
+#[derive(Clone, Copy)]
+struct Session<'a> {
+    lock: &'a MigrationLock,
+    check_interval: bool,
+}
+
+/// Opens the migration connection and says so.
+async fn open(
+    connect: &ConnectOptions,
+    events: &mut dyn FnMut(Event),
+) -> Result<Connection, MigrateError> {
+    let conn = connect.connect().await?;
+    events(Event::Connected {
+        target: connect.masked_url(),
+    });
+    Ok(conn)
+}
+
+async fn with_lock(
+    connect: &ConnectOptions,
+    options: &MigrateOptions,
+    events: &mut dyn FnMut(Event),
+) -> Result<MigrationLock, MigrateError> {
+    let lock = MigrationLock::acquire(
+        connect,
+        &options.history,
+        options.lock_timeout,
+        &mut |holder, waited| {
+            events(Event::LockWaiting {
+                holder: holder.cloned(),
+                waited,
+            })
+        },
+    )
+    .await?;
+    if let Some(waited) = lock.waited() {
+        events(Event::LockAcquired { waited });
+    }
+    Ok(lock)
+}

@@ -1,0 +1,147 @@
+//! Files against the history: each file's state, and the problems that stop a run.
+
+use super::*;
+
+/// What the history says about a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileState {
+    /// Applied (or baselined) with the same checksum.
+    Applied(HistoryRow),
+    /// Applied, but the file changed since.
+    Drifted(HistoryRow),
+    /// Not applied. A failed attempt of a transactional file left nothing behind, so
+    /// it is pending again; its row is kept in `previous_failure` until the retry.
+    Pending {
+        /// The recorded failure of an earlier attempt.
+        previous_failure: Option<HistoryRow>,
+    },
+    /// A no-transaction file that failed or was interrupted: part of it may be applied.
+    Failed(HistoryRow),
+}
+
+/// The files and the history, matched up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reconciled {
+    /// One state per file of the source, in order, and whether a pending file is out of order.
+    pub files: Vec<(FileState, bool)>,
+    /// History rows whose files are gone.
+    pub missing: Vec<HistoryRow>,
+}
+
+/// Matches files with history rows. Pure: no I/O.
+pub fn reconcile(source: &Source, history: &[HistoryRow]) -> Reconciled {
+    let newest_applied = history
+        .iter()
+        .filter(|r| r.success)
+        .map(|r| r.version.as_str())
+        .max_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    // The newest row of each version (later rows replace earlier ones).
+    let by_version: std::collections::HashMap<&str, &HistoryRow> =
+        history.iter().map(|r| (r.version.as_str(), r)).collect();
+    let versions: std::collections::HashSet<&str> = source
+        .migrations
+        .iter()
+        .map(|m| m.version.as_str())
+        .collect();
+    let files = source
+        .migrations
+        .iter()
+        .map(|m| {
+            let row = by_version.get(m.version.as_str()).copied();
+            let state = match row {
+                Some(r) if r.success => {
+                    if r.checksum.as_deref() == Some(m.checksum.as_str()) {
+                        FileState::Applied(r.clone())
+                    } else {
+                        FileState::Drifted(r.clone())
+                    }
+                }
+                Some(r) if !r.transactional => FileState::Failed(r.clone()),
+                Some(r) => FileState::Pending {
+                    previous_failure: Some(r.clone()),
+                },
+                None => FileState::Pending {
+                    previous_failure: None,
+                },
+            };
+            let out_of_order = matches!(state, FileState::Pending { .. })
+                && newest_applied.is_some_and(|n| m.version.as_bytes() < n.as_bytes());
+            (state, out_of_order)
+        })
+        .collect();
+    let missing = history
+        .iter()
+        .filter(|r| !versions.contains(r.version.as_str()))
+        .cloned()
+        .collect();
+    Reconciled { files, missing }
+}
+
+impl Reconciled {
+    /// The problems that stop a run, given the options.
+    pub fn problems(&self, source: &Source, options: &MigrateOptions) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        for (m, (state, out_of_order)) in source.migrations.iter().zip(&self.files) {
+            match state {
+                FileState::Drifted(row) if !options.allow_drift => problems.push(Problem {
+                    version: m.version.clone(),
+                    message: format!(
+                        "changed since it was applied on {} (checksum {} recorded, {} now); restore the file, \
+                         or accept the edit with `kubemigrate sql repair --dir {} --version {} --accept-checksum`, \
+                         or pass --allow-drift",
+                        row.applied_at,
+                        short(row.checksum.as_deref().unwrap_or("none")),
+                        short(&m.checksum),
+                        source.dir.display(),
+                        m.version
+                    ),
+                }),
+                FileState::Failed(row) => problems.push(Problem {
+                    version: m.version.clone(),
+                    message: failed_message(&source.dir, m, row),
+                }),
+                FileState::Pending { .. } if *out_of_order && !options.allow_out_of_order => {
+                    problems.push(Problem {
+                        version: m.version.clone(),
+                        message: "is pending but sorts before files already applied; rename it to sort last, \
+                                  or pass --allow-out-of-order to apply it anyway"
+                            .to_string(),
+                    })
+                }
+                _ => {}
+            }
+        }
+        if options.strict {
+            for row in &self.missing {
+                problems.push(Problem {
+                    version: row.version.clone(),
+                    message: "is recorded in the history but its file is gone (--strict)"
+                        .to_string(),
+                });
+            }
+        }
+        problems
+    }
+}
+
+pub(super) fn failed_message(dir: &std::path::Path, m: &Migration, row: &HistoryRow) -> String {
+    let at = row
+        .statement
+        .map(|s| format!(" at statement {s}"))
+        .unwrap_or_default();
+    let what = match &row.error {
+        Some(e) => format!("failed{at} on {} ({e})", row.applied_at),
+        None => format!("was interrupted{at} on {}", row.applied_at),
+    };
+    format!(
+        "{what}; it runs without a transaction, so the statements before it stayed applied. \
+         Finish or undo them by hand, then run `kubemigrate sql repair --dir {d} --version {v}` to run the file \
+         again, or add --mark-applied to record it as applied",
+        d = dir.display(),
+        v = m.version
+    )
+}
+
+pub(super) fn short(checksum: &str) -> &str {
+    checksum.get(..12).unwrap_or(checksum)
+}

@@ -1,0 +1,102 @@
+#![allow(clippy::unwrap_used)]
+use super::*;
+use std::path::PathBuf;
+
+fn src(files: &[(&str, &str)]) -> Source {
+    Source {
+        dir: PathBuf::from("m"),
+        migrations: files
+            .iter()
+            .map(|(n, b)| Migration {
+                version: n.to_string(),
+                path: PathBuf::from(n),
+                checksum: crate::source::checksum(b),
+                no_transaction: false,
+                controls_transaction: false,
+                statements: 1,
+            })
+            .collect(),
+        warnings: vec![],
+    }
+}
+
+fn row(version: &str, checksum: &str, success: bool, transactional: bool) -> HistoryRow {
+    HistoryRow {
+        id: 1,
+        version: version.into(),
+        kind: RowKind::Sql,
+        checksum: Some(checksum.into()),
+        applied_at: "2026-01-01T00:00:00.000Z".into(),
+        execution_ms: 1,
+        applied_by: "t".into(),
+        success,
+        error: None,
+        statement: Some(2),
+        exit_code: None,
+        transactional,
+    }
+}
+
+#[test]
+fn reconcile_classifies_every_state() {
+    let s = src(&[
+        ("1.sql", "a;"),
+        ("2.sql", "b;"),
+        ("3.sql", "c;"),
+        ("4.sql", "d;"),
+        ("5.sql", "e;"),
+    ]);
+    let c = |i: usize| s.migrations[i].checksum.clone();
+    let history = vec![
+        row("1.sql", &c(0), true, true),
+        row("2.sql", "old", true, true),
+        row("4.sql", &c(3), false, false),
+        row("5.sql", &c(4), false, true),
+        row("9.sql", "x", true, true),
+    ];
+    let r = reconcile(&s, &history);
+    assert!(matches!(r.files[0], (FileState::Applied(_), false)));
+    assert!(matches!(r.files[1], (FileState::Drifted(_), false)));
+    // 3.sql is pending and sorts before 9.sql, which is applied.
+    assert!(matches!(
+        r.files[2],
+        (
+            FileState::Pending {
+                previous_failure: None
+            },
+            true
+        )
+    ));
+    assert!(matches!(r.files[3], (FileState::Failed(_), false)));
+    assert!(matches!(
+        r.files[4],
+        (
+            FileState::Pending {
+                previous_failure: Some(_)
+            },
+            true
+        )
+    ));
+    assert_eq!(r.missing.len(), 1);
+    let opts = MigrateOptions::default();
+    let problems = r.problems(&s, &opts);
+    let names: Vec<_> = problems.iter().map(|p| p.version.as_str()).collect();
+    assert_eq!(names, ["2.sql", "3.sql", "4.sql", "5.sql"]);
+    assert!(
+        problems[2].message.contains("interrupted at statement 2"),
+        "{}",
+        problems[2].message
+    );
+    let lenient = MigrateOptions {
+        allow_drift: true,
+        allow_out_of_order: true,
+        strict: true,
+        ..MigrateOptions::default()
+    };
+    let names: Vec<_> = r
+        .problems(&s, &lenient)
+        .into_iter()
+        .map(|p| p.version)
+        .collect();
+    assert_eq!(names, ["4.sql", "9.sql"]);
+}
