@@ -345,14 +345,12 @@ impl<'a> Runner<'a> {
                 .batch_execute("BEGIN")
                 .await
                 .map_err(db("starting a transaction".into()))?;
-            {
-                // A failed attempt of a transactional file left nothing behind but its
-                // row; it goes in the same transaction as the retry's own row.
-                history
-                    .delete_failed(self.client(), &m.version)
-                    .await
-                    .map_err(db(format!("clearing the failed attempt of {}", m.version)))?;
-            }
+            // A failed attempt of a transactional file left nothing behind but its
+            // row; it goes in the same transaction as the retry's own row.
+            history
+                .delete_failed(self.client(), &m.version)
+                .await
+                .map_err(db(format!("clearing the failed attempt of {}", m.version)))?;
         } else {
             // Outside a wrapping transaction the row is written first, so an
             // interrupted run leaves a record of where it stopped.
