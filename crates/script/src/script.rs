@@ -218,7 +218,9 @@ pub(crate) const BLOCK: usize = 256 * 1024;
 struct Reader {
     path: PathBuf,
     dir: PathBuf,
-    file: File,
+    /// The file, or (see [`Script::from_head`]) its first bytes, already read, and then
+    /// the file.
+    file: Box<dyn Read + Send>,
     buf: Vec<u8>,
     /// Bytes before `start` are consumed.
     start: usize,
@@ -326,6 +328,11 @@ impl fmt::Display for OpenError {
 /// opened file, so it cannot be swapped between a check and the open. For a regular
 /// file `O_NONBLOCK` changes nothing.
 pub(crate) fn open_regular(path: &Path) -> Result<File, OpenError> {
+    open_regular_len(path).map(|(file, _)| file)
+}
+
+/// [`open_regular`], and the file's length when it was opened (from the same `fstat`).
+pub(crate) fn open_regular_len(path: &Path) -> Result<(File, u64), OpenError> {
     use std::os::unix::fs::OpenOptionsExt as _;
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -339,7 +346,7 @@ pub(crate) fn open_regular(path: &Path) -> Result<File, OpenError> {
     if !meta.is_file() {
         return Err(OpenError::NotRegular);
     }
-    Ok(file)
+    Ok((file, meta.len()))
 }
 
 impl Reader {
@@ -350,7 +357,11 @@ impl Reader {
             column: None,
             message: e.to_string(),
         })?;
-        Ok(Reader {
+        Ok(Reader::new(path, Box::new(file), block))
+    }
+
+    fn new(path: &Path, file: Box<dyn Read + Send>, block: usize) -> Reader {
+        Reader {
             path: path.to_path_buf(),
             dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
             file,
@@ -369,7 +380,7 @@ impl Reader {
             section: None,
             masked: 0,
             masked_line: 1,
-        })
+        }
     }
 
     /// Blanks the bytes outside `section` that were read (and checksummed) since the
@@ -792,6 +803,20 @@ impl fmt::Debug for Checksum {
     }
 }
 
+/// The migration directory as [`Script::open`] resolves it: canonical, so that
+/// includes can be checked to stay inside it.
+///
+/// # Errors
+/// The directory cannot be resolved.
+pub fn canonical_root(root: &Path) -> Result<PathBuf, ScriptError> {
+    root.canonicalize().map_err(|e| ScriptError {
+        path: root.to_path_buf(),
+        line: 0,
+        column: None,
+        message: format!("cannot read migration directory: {e}"),
+    })
+}
+
 /// Keywords that make a statement top-level transaction control.
 fn is_transaction_control(text: &str) -> bool {
     let kw = lexer::leading_keywords(text, 2);
@@ -858,13 +883,38 @@ impl Script {
     ) -> Result<Script, ScriptError> {
         let mut reader = Reader::open(path, block.max(1))?;
         reader.section = section;
-        let root = root.canonicalize().map_err(|e| ScriptError {
-            path: root.to_path_buf(),
-            line: 0,
-            column: None,
-            message: format!("cannot read migration directory: {e}"),
-        })?;
-        Ok(Script {
+        let root = canonical_root(root)?;
+        Ok(Script::with_reader(reader, root, vars))
+    }
+
+    /// [`Script::open`] with the migration directory already made canonical (by
+    /// [`canonical_root`]): a caller that opens many files of one directory resolves
+    /// it once.
+    ///
+    /// # Errors
+    /// The file cannot be opened.
+    pub fn open_in(path: &Path, root: &Path, vars: &Variables) -> Result<Script, ScriptError> {
+        let reader = Reader::open(path, BLOCK)?;
+        Ok(Script::with_reader(reader, root.to_path_buf(), vars))
+    }
+
+    /// A script over a file of which the caller already read the first bytes, `head`
+    /// (`file` is positioned right after them). It reads exactly what [`Script::open`]
+    /// would, in the same blocks, so its checksum is the same. `root` is canonical
+    /// (see [`Script::open_in`]).
+    pub fn from_head(
+        path: &Path,
+        head: Vec<u8>,
+        file: File,
+        root: &Path,
+        vars: &Variables,
+    ) -> Script {
+        let file = Box::new(std::io::Cursor::new(head).chain(file));
+        Script::with_reader(Reader::new(path, file, BLOCK), root.to_path_buf(), vars)
+    }
+
+    fn with_reader(reader: Reader, root: PathBuf, vars: &Variables) -> Script {
+        Script {
             stack: vec![reader],
             base: root.clone(),
             root,
@@ -876,7 +926,7 @@ impl Script {
             skipping_copy: false,
             summarizing: false,
             gset_seen: false,
-        })
+        }
     }
 
     /// Lets includes reach anywhere below `root` (which holds the migration
@@ -922,15 +972,15 @@ impl Script {
     ///
     /// # Errors
     /// Anything [`Script::next_item`] reports.
-    pub fn summarize_rest(self) -> Result<Summary, ScriptError> {
-        let mut script = self;
+    pub fn summarize_rest(mut self) -> Result<Summary, ScriptError> {
+        let script = &mut self;
         script.summarizing = true;
         while let Some(item) = script.next_item()? {
             if let Item::Copy { .. } = item {
                 while script.copy_block()?.is_some() {}
             }
         }
-        Ok(script.finish())
+        Ok(self.finish())
     }
 
     /// Sets (or, with `None`, unsets) a variable from here on: what `\gset` does

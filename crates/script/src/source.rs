@@ -438,39 +438,7 @@ impl Source {
                 second: w[1].1.to_string(),
             });
         }
-        let mut migrations = Vec::with_capacity(entries.len());
-        for (version, path) in entries {
-            let meta = std::fs::metadata(&path).map_err(|cause| SourceError::File {
-                path: path.clone(),
-                cause,
-            })?;
-            if !meta.is_file() {
-                return Err(SourceError::NotAFile { path });
-            }
-            let head = read_head(&path)?;
-            if let Some((what, layout)) = other_tool(&head) {
-                return Err(SourceError::OtherTool {
-                    path,
-                    what: what.to_string(),
-                    layout,
-                });
-            }
-            let rules = Layout::Native.rules(&path, &head)?;
-            let summary = summarize(&path, dir, include_root, vars, None)?;
-            if summary.written == 0 {
-                return Err(SourceError::Empty { path });
-            }
-            migrations.push(Migration {
-                version,
-                path,
-                checksum: summary.checksum,
-                no_transaction: rules.no_transaction,
-                controls_transaction: summary.controls_transaction,
-                statements: summary.statements,
-                repeatable: rules.repeatable,
-                section: None,
-            });
-        }
+        let mut migrations = read_migrations(entries, dir, include_root, vars)?;
         warnings.extend(numeric_order_warnings(&migrations));
         // Repeatable files run after every versioned one (the sort is stable).
         migrations.sort_by_key(|m| m.repeatable);
@@ -529,6 +497,9 @@ fn other_tool(head: &str) -> Option<(&'static str, Layout)> {
     None
 }
 
+/// How many bytes at the start of a file are searched for directives.
+const HEAD: u64 = 64 * 1024;
+
 /// The first 64 KiB of a file, as text, for the leading comment lines.
 fn read_head(path: &Path) -> Result<String, SourceError> {
     use std::io::Read;
@@ -542,13 +513,140 @@ fn read_head(path: &Path) -> Result<String, SourceError> {
             path: path.to_path_buf(),
         },
     })?;
-    file.take(64 * 1024)
+    file.take(HEAD)
         .read_to_end(&mut head)
         .map_err(|cause| SourceError::File {
             path: path.to_path_buf(),
             cause,
         })?;
     Ok(String::from_utf8_lossy(&head).into_owned())
+}
+
+/// Reads the native files, in parallel when there are many, each once: one open, one
+/// read of its head (the whole of a small file), the rest as the [`Script`] streams
+/// it. The result is in the order of `entries`; on errors, the error of the first
+/// file that has one (the one a file-by-file read would stop at).
+fn read_migrations(
+    entries: Vec<(String, PathBuf)>,
+    dir: &Path,
+    include_root: Option<&Path>,
+    vars: &Variables,
+) -> Result<Vec<Migration>, SourceError> {
+    if entries.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Includes are checked against the canonical directory: resolved once, not per file.
+    let root = crate::script::canonical_root(dir)?;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(8)
+        .min(entries.len().div_ceil(64));
+    if threads <= 1 {
+        return entries
+            .into_iter()
+            .map(|(version, path)| read_migration(version, path, &root, include_root, vars))
+            .collect();
+    }
+    // Contiguous slices, one per thread; each stops at its first error.
+    let per = entries.len().div_ceil(threads);
+    let mut slices = Vec::with_capacity(threads);
+    let mut rest = entries;
+    while !rest.is_empty() {
+        let tail = rest.split_off(per.min(rest.len()));
+        slices.push(std::mem::replace(&mut rest, tail));
+    }
+    let results: Vec<Result<Vec<Migration>, SourceError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = slices
+            .into_iter()
+            .map(|slice| {
+                let root = &root;
+                s.spawn(move || {
+                    slice
+                        .into_iter()
+                        .map(|(version, path)| {
+                            read_migration(version, path, root, include_root, vars)
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    let mut migrations = Vec::new();
+    for slice in results {
+        migrations.extend(slice?);
+    }
+    Ok(migrations)
+}
+
+/// Reads one native migration file: its directives, checksum and statements.
+fn read_migration(
+    version: String,
+    path: PathBuf,
+    root: &Path,
+    include_root: Option<&Path>,
+    vars: &Variables,
+) -> Result<Migration, SourceError> {
+    use std::io::Read;
+    let (mut file, len) = crate::script::open_regular_len(&path).map_err(|e| match e {
+        crate::script::OpenError::Io(cause) => SourceError::File {
+            path: path.clone(),
+            cause,
+        },
+        _ => SourceError::NotAFile { path: path.clone() },
+    })?;
+    // The first 64 KiB (a smaller file whole, in one read when it did not grow since
+    // it was opened): the leading comment lines are in there.
+    let want = usize::try_from(HEAD.min(len.saturating_add(1))).unwrap_or(0);
+    let whole = usize::try_from(len.min(HEAD)).unwrap_or(0);
+    let mut head = vec![0; want];
+    let mut got = 0;
+    while got < want {
+        match file.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(cause) => return Err(SourceError::File { path, cause }),
+        }
+        if got >= whole {
+            break;
+        }
+    }
+    head.truncate(got);
+    let text = String::from_utf8_lossy(&head).into_owned();
+    if let Some((what, layout)) = other_tool(&text) {
+        return Err(SourceError::OtherTool {
+            path,
+            what: what.to_string(),
+            layout,
+        });
+    }
+    let rules = Layout::Native.rules(&path, &text)?;
+    let script = Script::from_head(&path, head, file, root, vars);
+    let script = match include_root {
+        Some(include_root) => script.with_include_root(include_root)?,
+        None => script,
+    };
+    let summary = script.summarize_rest()?;
+    if summary.written == 0 {
+        return Err(SourceError::Empty { path });
+    }
+    Ok(Migration {
+        version,
+        path,
+        checksum: summary.checksum,
+        no_transaction: rules.no_transaction,
+        controls_transaction: summary.controls_transaction,
+        statements: summary.statements,
+        repeatable: rules.repeatable,
+        section: None,
+    })
 }
 
 /// SHA-256 (lower-case hex) of `sql` with CRLF turned into LF and a leading BOM dropped:
@@ -709,6 +807,58 @@ mod tests {
         assert_eq!(
             err,
             "C.sql and c.sql: file names differ only in case, so they collide on case-insensitive file systems and in review; rename one"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn many_files_read_in_parallel_as_one_by_one_and_the_first_error_in_order_wins() {
+        let dir = std::env::temp_dir().join(format!("km-source-many-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("lib")).unwrap();
+        std::fs::write(dir.join("lib/x.sql"), "select 'included';\n").unwrap();
+        let big = "-- padding\n".repeat(7000) + "-- kubemigrate:no-transaction\nselect 1;\n";
+        for i in 0..300 {
+            let body = match i % 6 {
+                0 => format!("create table t{i} (id int);\n"),
+                1 => format!("\u{feff}select {i};\r\nselect 2;\r\n"),
+                2 => format!("\\ir lib/x.sql\nselect {i};\n"),
+                3 => format!(
+                    "-- kubemigrate:no-transaction\ncreate index concurrently i{i} on t (a);\n"
+                ),
+                4 => format!("begin;\nselect {i};\ncommit;\n"),
+                _ => format!("{big}-- {i}\n"),
+            };
+            std::fs::write(dir.join(format!("{i:04}.sql")), body).unwrap();
+        }
+        let vars = Variables::new();
+        let s = Source::read_dir(&dir, &vars).unwrap();
+        assert_eq!(s.migrations.len(), 300);
+        for (i, m) in s.migrations.iter().enumerate() {
+            assert_eq!(m.version, format!("{i:04}.sql"));
+            let one = Script::summarize(&m.path, &dir, &vars).unwrap();
+            let text = std::fs::read(&m.path).unwrap();
+            let head = &text[..text.len().min(64 * 1024)];
+            assert_eq!(m.checksum, one.checksum, "{}", m.version);
+            assert_eq!(m.statements, one.statements, "{}", m.version);
+            assert_eq!(m.controls_transaction, one.controls_transaction);
+            assert_eq!(
+                m.no_transaction,
+                has_no_transaction_directive(&String::from_utf8_lossy(head)),
+                "{}",
+                m.version
+            );
+        }
+        // The directive past the first 64 KiB does not count.
+        assert!(!s.migrations[5].no_transaction);
+        assert!(s.migrations[3].no_transaction);
+        // Errors in two files, in two threads' shares: the first one in order is reported.
+        std::fs::write(dir.join("0250.sql"), "select 'unterminated;\n").unwrap();
+        std::fs::write(dir.join("0120.sql"), "-- only a comment\n").unwrap();
+        let err = Source::read_dir(&dir, &vars).unwrap_err();
+        assert!(
+            matches!(&err, SourceError::Empty { path } if path.ends_with("0120.sql")),
+            "{err}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -47,7 +47,7 @@ pub use baseline::baseline;
 pub use command::CommandSession;
 use error::*;
 pub use error::{MigrateError, Problem, SqlFailure, describe, is_connection_error};
-pub use reconcile::{FileState, Reconciled, reconcile};
+pub use reconcile::{FileState, Reconciled, reconcile, reconcile_rows};
 pub use repair::{RepairAction, repair};
 pub use report::status;
 
@@ -185,10 +185,10 @@ async fn migrate_inner(
         // one sees everything it applied.
         let rows = options
             .history
-            .load(&conn.client)
+            .load_existing(&conn.client)
             .await
             .map_err(|e| MigrateError::history("reading the history", e))?;
-        let rec = reconcile(source, &rows);
+        let rec = reconcile_rows(source, rows);
         let session = Session {
             lock: &lock,
             check_interval,
