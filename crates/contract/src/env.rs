@@ -65,6 +65,8 @@ pub const PGSSLMODE: &str = "PGSSLMODE";
 pub const PGSSLROOTCERT: &str = "PGSSLROOTCERT";
 /// libpq's application_name.
 pub const PGAPPNAME: &str = "PGAPPNAME";
+/// libpq's server options sent at connection start (`-c search_path=app,public`).
+pub const PGOPTIONS: &str = "PGOPTIONS";
 /// libpq's connect timeout, in seconds.
 pub const PGCONNECT_TIMEOUT: &str = "PGCONNECT_TIMEOUT";
 
@@ -77,7 +79,7 @@ pub const PG_OTHER_VARS: &[&str] = &[
     "PGSERVICEFILE",
     "PGHOSTADDR",
     "PGPASSFILE",
-    "PGOPTIONS",
+    PGOPTIONS,
     "PGSSLCERT",
     "PGSSLKEY",
     "PGTARGETSESSIONATTRS",

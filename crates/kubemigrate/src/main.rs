@@ -48,7 +48,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Plain-SQL migrations: migrate, status, baseline, repair, lint.
+    /// Plain-SQL migrations: migrate, status, baseline, adopt, repair, lint.
     #[command(subcommand)]
     Sql(SqlCommand),
     WaitForDb(commands::wait_for_db::Args),
@@ -78,6 +78,7 @@ enum SqlCommand {
     Migrate(commands::sql::migrate::Args),
     Status(commands::sql::status::Args),
     Baseline(commands::sql::baseline::Args),
+    Adopt(commands::sql::adopt::Args),
     Repair(commands::sql::repair::Args),
     Lint(commands::sql::lint::Args),
 }
@@ -99,6 +100,7 @@ fn main() -> ExitCode {
         Command::Sql(SqlCommand::Migrate(_)) => "sql migrate",
         Command::Sql(SqlCommand::Status(_)) => "sql status",
         Command::Sql(SqlCommand::Baseline(_)) => "sql baseline",
+        Command::Sql(SqlCommand::Adopt(_)) => "sql adopt",
         Command::Sql(SqlCommand::Repair(_)) => "sql repair",
         Command::Sql(SqlCommand::Lint(_)) => "sql lint",
         Command::WaitForDb(_) => "wait-for-db",
@@ -138,6 +140,9 @@ fn main() -> ExitCode {
                     RECORDED,
                 )
                 .await
+            }
+            Command::Sql(SqlCommand::Adopt(a)) => {
+                until_signal(commands::sql::adopt::run(a, reporter), reporter, RECORDED).await
             }
             Command::Sql(SqlCommand::Repair(a)) => {
                 until_signal(commands::sql::repair::run(a, reporter), reporter, RECORDED).await

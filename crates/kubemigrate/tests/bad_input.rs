@@ -41,6 +41,14 @@ fn case(name: &'static str, files: &[(&'static str, &str)]) -> Case {
     }
 }
 
+/// A case read with `--layout NAME`.
+fn layout(name: &'static str, what: &'static str, files: &[(&'static str, &str)]) -> Case {
+    Case {
+        args: vec!["--layout", name],
+        ..case(what, files)
+    }
+}
+
 /// A case that runs `command` (with `{DIR}` for the case's directory).
 fn command(name: &'static str, files: &[(&'static str, &str)], command: &[&'static str]) -> Case {
     Case {
@@ -168,8 +176,107 @@ fn corpus() -> Vec<Case> {
             "mixed-width numbers (warning only)",
             &[("10_a.sql", "SELECT 1;"), ("9_b.sql", "SELECT 1;")],
         ),
-        case("empty directory (nothing to do)", &[]),
+        case("empty directory", &[]),
+        case(
+            "a dbmate file read as native",
+            &[(
+                "1_a.sql",
+                "-- migrate:up\nSELECT 1;\n-- migrate:down\nSELECT 2;\n",
+            )],
+        ),
+        layout(
+            "flyway",
+            "a Flyway name with a bad version",
+            &[("V1.a__x.sql", "SELECT 1;")],
+        ),
+        layout(
+            "flyway",
+            "two Flyway files with one version",
+            &[("V1__a.sql", "SELECT 1;"), ("V1.0__b.sql", "SELECT 1;")],
+        ),
+        layout(
+            "golang-migrate",
+            "a golang-migrate name without a title",
+            &[("1.up.sql", "SELECT 1;")],
+        ),
+        layout(
+            "dbmate",
+            "a dbmate file without -- migrate:up",
+            &[("1_a.sql", "SELECT 1;\n")],
+        ),
+        layout(
+            "dbmate",
+            "a dbmate down block before the up block",
+            &[(
+                "1_a.sql",
+                "-- migrate:down\nSELECT 2;\n-- migrate:up\nSELECT 1;\n",
+            )],
+        ),
+        layout(
+            "dbmate",
+            "a dbmate option it does not know",
+            &[("1_a.sql", "-- migrate:up transaction:maybe\nSELECT 1;\n")],
+        ),
+        layout(
+            "goose",
+            "a goose file without -- +goose Up",
+            &[("1_a.sql", "-- +goose Down\nSELECT 1;\n")],
+        ),
+        layout(
+            "goose",
+            "a goose StatementBegin without StatementEnd",
+            &[(
+                "1_a.sql",
+                "-- +goose Up\n-- +goose StatementBegin\nSELECT 1;\n",
+            )],
+        ),
+        layout(
+            "goose",
+            "goose ENVSUB",
+            &[("1_a.sql", "-- +goose ENVSUB ON\n-- +goose Up\nSELECT 1;\n")],
+        ),
+        layout(
+            "goose",
+            "a goose migration written in Go",
+            &[("2_b.go", "package migrations\n")],
+        ),
+        layout(
+            "sqlx",
+            "a sqlx name without a version",
+            &[("init.sql", "SELECT 1;")],
+        ),
+        layout(
+            "postgres-migrations",
+            "a postgres-migrations name without an id",
+            &[("create.sql", "SELECT 1;")],
+        ),
+        layout(
+            "postgres-migrations",
+            "a postgres-migrations file in JavaScript",
+            &[("1-a.js", "module.exports = {}\n")],
+        ),
+        layout(
+            "supabase",
+            "a Supabase project without migrations",
+            &[("seed.sql", "SELECT 1;")],
+        ),
+        layout("nope", "an unknown layout", &[("1_a.sql", "SELECT 1;")]),
     ];
+    cases.push(layout(
+        "diesel",
+        "an empty diesel up.sql",
+        &[("2024-01-01-000000_a/up.sql", "-- nothing\n")],
+    ));
+    cases.push(layout(
+        "diesel",
+        "a diesel folder without a version",
+        &[("create_users/up.sql", "SELECT 1;\n")],
+    ));
+    cases.push(layout(
+        "diesel",
+        "a diesel migration in Rust",
+        &[("2024-01-01-000000_a/up.rs", "fn up() {}\n")],
+    ));
     let bytes = |name: &'static str, body: Vec<u8>| Case {
         files: vec![("001.sql", body)],
         ..case(name, &[])

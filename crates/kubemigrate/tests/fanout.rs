@@ -1,6 +1,10 @@
 //! Fan-out: `sql migrate` and `sql status` over many databases of one real
 //! PostgreSQL (docs/fan-out.md).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is the failure the test reports"
+)]
 
 mod common;
 

@@ -723,3 +723,77 @@ fn a_statement_that_cannot_run_in_a_transaction_gets_a_hint() {
     migrate(&db, &dir).expect(0);
     assert_eq!(db.history(), ["001.sql|sql|true|"]);
 }
+
+/// A transactional file's statements are sent without waiting for each reply
+/// (pipelined): the first failing statement is still the file's error, nothing after
+/// it takes effect, notices and `\echo` keep their order, and a file longer than one
+/// pipeline window (256 statements) fails at the right statement too.
+#[test]
+fn pipelined_statements_fail_at_the_first_error_and_keep_notices_and_echo_in_order() {
+    let db = Db::new();
+    let mut long = String::from("CREATE TABLE many (n int PRIMARY KEY);\n");
+    for n in 1..=600 {
+        // Statement 402 inserts n = 400 a second time.
+        let v = if n == 401 { 400 } else { n };
+        long.push_str(&format!("INSERT INTO many VALUES ({v});\n"));
+    }
+    let dir = Dir::new(&[
+        (
+            "001_ok.sql",
+            "CREATE TABLE ok (id int);\n\
+             DO $$ BEGIN RAISE NOTICE 'first notice'; END $$;\n\
+             \\echo between the notices\n\
+             DO $$ BEGIN RAISE NOTICE 'second notice'; END $$;\n\
+             INSERT INTO ok VALUES (1);\n",
+        ),
+        ("002_many.sql", &long),
+    ]);
+    let run = migrate(&db, &dir).expect(3);
+    let first = run
+        .stdout
+        .find("001_ok.sql: NOTICE: first notice")
+        .expect(&run.stdout);
+    let echo = run
+        .stdout
+        .find("001_ok.sql: between the notices")
+        .expect(&run.stdout);
+    let second = run
+        .stdout
+        .find("001_ok.sql: NOTICE: second notice")
+        .expect(&run.stdout);
+    assert!(first < echo && echo < second, "{}", run.stdout);
+    let path = dir.file("002_many.sql").display().to_string();
+    assert!(
+        run.stderr.contains(&format!(
+            "error: {path}:402:1: duplicate key value violates unique constraint \"many_pkey\""
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("statement 402)"), "{}", run.stderr);
+    // The first file committed; the second left nothing, not even the rows after 400.
+    assert_eq!(db.sql("SELECT count(*) FROM ok"), "1");
+    assert_eq!(db.sql("SELECT to_regclass('many') IS NULL"), "t");
+    assert_eq!(
+        db.history(),
+        ["001_ok.sql|sql|true|", "002_many.sql|sql|false|402"]
+    );
+    // Fixed, the file runs whole (three pipeline windows) and commits with its row.
+    let fixed = long.replace(
+        "VALUES (400);\nINSERT INTO many VALUES (400)",
+        "VALUES (400);\nINSERT INTO many VALUES (401)",
+    );
+    let dir = Dir::new(&[
+        (
+            "001_ok.sql",
+            &std::fs::read_to_string(dir.file("001_ok.sql")).unwrap(),
+        ),
+        ("002_many.sql", &fixed),
+    ]);
+    migrate(&db, &dir).expect(0);
+    assert_eq!(db.sql("SELECT count(*), max(n) FROM many"), "600|600");
+    assert_eq!(
+        db.history(),
+        ["001_ok.sql|sql|true|", "002_many.sql|sql|true|"]
+    );
+}

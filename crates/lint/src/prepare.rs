@@ -80,6 +80,7 @@ impl<'p> Prepared<'p> {
                     at,
                     edits,
                     original,
+                    ..
                 } => (text, at, edits, original),
                 Item::Copy { text, at } => (text, at, Vec::new(), None),
                 Item::Echo(_) => continue,

@@ -773,6 +773,54 @@ pub struct Sql {
     /// and run again, 1 s, 2 s, 4 s… apart (native engine; default 0).
     #[serde(default)]
     pub lock_retries: u32,
+    /// How the files are named, ordered and split: `native` (default), or another
+    /// tool's layout (`flyway`, `golang-migrate`, `dbmate`, `goose`, `sqlx`,
+    /// `diesel`, `postgres-migrations`, `supabase`), read by the native engine as
+    /// `sql migrate --layout` reads it.
+    #[serde(default)]
+    pub layout: Layout,
+}
+
+/// How a target's SQL files are named, ordered and split (see docs/adopting.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layout {
+    /// kubemigrate's own: the `*.sql` files of the directory in byte-wise order.
+    #[default]
+    Native,
+    /// Flyway: `V<version>__<desc>.sql`, `R__<desc>.sql`.
+    Flyway,
+    /// golang-migrate: `<version>_<title>.up.sql`.
+    GolangMigrate,
+    /// dbmate: `-- migrate:up` / `-- migrate:down` sections.
+    Dbmate,
+    /// goose: `-- +goose Up` / `-- +goose Down`.
+    Goose,
+    /// sqlx: `<version>_<desc>.sql` or `.up.sql`.
+    Sqlx,
+    /// diesel: `<version>_<name>/up.sql` folders.
+    Diesel,
+    /// postgres-migrations: `<id>-<name>.sql`.
+    PostgresMigrations,
+    /// Supabase: `supabase/migrations/<timestamp>_<name>.sql`.
+    Supabase,
+}
+
+impl Layout {
+    /// The name `sql migrate --layout` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::Native => "native",
+            Layout::Flyway => "flyway",
+            Layout::GolangMigrate => "golang-migrate",
+            Layout::Dbmate => "dbmate",
+            Layout::Goose => "goose",
+            Layout::Sqlx => "sqlx",
+            Layout::Diesel => "diesel",
+            Layout::PostgresMigrations => "postgres-migrations",
+            Layout::Supabase => "supabase",
+        }
+    }
 }
 
 /// What runs the SQL files.

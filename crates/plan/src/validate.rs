@@ -456,6 +456,15 @@ fn target(f: &mut Findings, p: &FieldPath, t: &Target) {
                     }
                 }
             }
+            if sql.layout != crate::model::Layout::Native && sql.engine == Engine::Psql {
+                f.error(
+                    sp.key("layout"),
+                    format!(
+                        "layout {} is read by kubemigrate's engine; engine psql runs every *.sql file as it is (leave engine out)",
+                        sql.layout.name()
+                    ),
+                );
+            }
             if sql.lock_retries > 0 {
                 if sql.engine == Engine::Psql {
                     f.error(

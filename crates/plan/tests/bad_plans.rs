@@ -49,6 +49,8 @@ fn cases() -> Vec<(&'static str, String)> {
         ("databases with engine psql", edit("        image: shop/orders-migrations:1.0", "        image: shop/orders-migrations:1.0\n        engine: psql\n      databases: [tenant_1]")),
         ("not YAML", "apiVersion: [kubemigrate\n".into()),
         ("tab indentation", GOOD.replace("    - name", "\t- name")),
+        ("an unknown layout", edit("        image: shop/orders-migrations:1.0", "        image: shop/orders-migrations:1.0\n        layout: liquibase")),
+        ("a layout with engine psql", edit("        image: shop/orders-migrations:1.0", "        image: shop/orders-migrations:1.0\n        engine: psql\n        layout: flyway")),
         ("lockRetries without lockTimeout", edit("        image: shop/orders-migrations:1.0", "        image: shop/orders-migrations:1.0\n        lockRetries: 3")),
         ("lockRetries with engine psql", edit("        image: shop/orders-migrations:1.0", "        image: shop/orders-migrations:1.0\n        engine: psql\n        lockTimeout: 5s\n        lockRetries: 3")),
         ("a lockTimeout that is not a duration", edit("        image: shop/orders-migrations:1.0", "        image: shop/orders-migrations:1.0\n        lockTimeout: soon")),

@@ -153,7 +153,8 @@ pub fn gather(
                 // The same rule as in the plan: files stay in the plan's directory
                 // unless the target opts out.
                 let root = (!sql.allow_outside_plan_dir).then(|| loaded.plan_dir());
-                match read_local_dir(&loaded.resolve_path(dir), root.as_deref()) {
+                let native = sql.layout == kubemigrate_plan::Layout::Native;
+                match read_local_dir(&loaded.resolve_path(dir), root.as_deref(), native) {
                     Ok(files) => Some(files),
                     Err(message) => {
                         errors.push(loaded.error_at(path, message));
@@ -225,7 +226,14 @@ fn resolve(
 /// The directory cannot be read, a file or directory is outside `root`, a symbolic
 /// link loops back to a directory being read, two paths map to the same key, or the
 /// files are more than 1 MiB in all (the message gives the size).
-pub fn read_local_dir(dir: &Path, root: Option<&Path>) -> Result<Vec<LocalFile>, String> {
+///
+/// With `native`, the directory must hold a `*.sql` file directly; else (another
+/// layout, whose files may sit in subfolders) anywhere below it.
+pub fn read_local_dir(
+    dir: &Path,
+    root: Option<&Path>,
+    native: bool,
+) -> Result<Vec<LocalFile>, String> {
     let mut files = Vec::new();
     let mut walker = Walker {
         root,
@@ -235,7 +243,7 @@ pub fn read_local_dir(dir: &Path, root: Option<&Path>) -> Result<Vec<LocalFile>,
     files.sort_by(|a, b| a.path.cmp(&b.path));
     if !files
         .iter()
-        .any(|f| !f.path.contains('/') && f.path.ends_with(".sql"))
+        .any(|f| (!native || !f.path.contains('/')) && f.path.ends_with(".sql"))
     {
         return Err(format!("{} holds no *.sql file", dir.display()));
     }
@@ -1137,7 +1145,7 @@ fn fanout_flags(d: &kubemigrate_plan::Databases) -> Vec<String> {
     ]
 }
 
-/// `sql migrate`'s flags for the target's timeouts and retries.
+/// `sql migrate`'s flags for the target's timeouts, retries and layout.
 fn timeout_flags(sql: &kubemigrate_plan::Sql) -> Vec<String> {
     let ms = |d: &kubemigrate_plan::values::Duration| format!("{}ms", d.value().as_millis().max(1));
     let mut flags = Vec::new();
@@ -1149,6 +1157,10 @@ fn timeout_flags(sql: &kubemigrate_plan::Sql) -> Vec<String> {
     }
     if sql.lock_retries > 0 {
         flags.extend(["--lock-retries".to_string(), sql.lock_retries.to_string()]);
+    }
+    // The Job reads the files as the plan says: the same layout as `sql migrate --layout`.
+    if sql.layout != kubemigrate_plan::Layout::Native {
+        flags.extend(["--layout".to_string(), sql.layout.name().to_string()]);
     }
     flags
 }

@@ -326,6 +326,35 @@ fn timeouts_and_retries_reach_the_runner_and_psql() {
 }
 
 #[test]
+fn the_layout_reaches_the_runner() {
+    let text = std::fs::read_to_string(repo().join("examples/ananta/plan.yaml"))
+        .unwrap()
+        .replace(
+            "        image: ananta/supabase-migrations:1.0.0\n",
+            "        image: ananta/supabase-migrations:1.0.0\n        layout: supabase\n",
+        );
+    let loaded = parse(&text, &repo().join("examples/ananta/plan.yaml")).unwrap();
+    let rendered = render_plan(&loaded, None, false);
+    let all = jobs(&rendered);
+    let supabase = all
+        .iter()
+        .find(|j| j["metadata"]["name"] == "supabase-migrations-r1")
+        .unwrap();
+    assert_eq!(
+        supabase["spec"]["template"]["spec"]["containers"][0]["command"],
+        serde_json::json!([
+            "/kubemigrate/kubemigrate",
+            "sql",
+            "migrate",
+            "--dir",
+            "/migrations",
+            "--layout",
+            "supabase"
+        ])
+    );
+}
+
+#[test]
 fn secrets_appear_only_in_the_secret() {
     for loaded in [ananta(), everything(), tenants()] {
         let rendered = render_plan(&loaded, None, false);
@@ -557,5 +586,55 @@ fn a_fan_out_target_is_an_indexed_job_whose_pods_run_their_shard() {
     assert_eq!(
         from["valueFrom"]["secretKeyRef"],
         serde_json::json!({"name": "tenant-list", "key": "names"})
+    );
+}
+
+#[test]
+fn a_local_dir_of_diesel_folders_ships_with_its_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("sql/2024-01-01-000000_users")).unwrap();
+    std::fs::write(
+        dir.path().join("sql/2024-01-01-000000_users/up.sql"),
+        "CREATE TABLE users (id int);\n",
+    )
+    .unwrap();
+    let plan = |layout: &str| {
+        format!(
+            "apiVersion: kubemigrate.io/v1alpha1\nkind: MigrationPlan\nmetadata: {{name: x}}\nspec:\n  targets:\n    - name: a\n      database: {{host: db, name: a, user: u, password: {{fromEnv: P}}}}\n      sql: {{localDir: sql{layout}}}\n"
+        )
+    };
+    let file = dir.path().join("plan.yaml");
+    // Native files are the *.sql directly in the directory: there are none.
+    std::fs::write(&file, plan("")).unwrap();
+    let loaded = kubemigrate_plan::load(&file).unwrap();
+    let errors = gather(&loaded, &env, false).unwrap_err();
+    assert!(
+        errors[0].to_string().contains("holds no *.sql file"),
+        "{}",
+        errors[0]
+    );
+    std::fs::write(&file, plan(", layout: diesel")).unwrap();
+    let loaded = kubemigrate_plan::load(&file).unwrap();
+    let rendered = render_plan(&loaded, None, false);
+    let job = serde_json::to_value(&rendered.jobs[0].job).unwrap();
+    let spec = &job["spec"]["template"]["spec"];
+    let command = spec["containers"][0]["command"].as_array().unwrap();
+    assert_eq!(
+        command[command.len() - 2..],
+        [serde_json::json!("--layout"), serde_json::json!("diesel")]
+    );
+    let volume = spec["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "migrations")
+        .unwrap();
+    assert!(
+        volume["configMap"]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["path"] == "2024-01-01-000000_users/up.sql"),
+        "{volume}"
     );
 }

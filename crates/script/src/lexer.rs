@@ -605,6 +605,29 @@ struct StatementEnd {
     terminated: bool,
     /// Whether it is `COPY … FROM STDIN`.
     copy_from_stdin: bool,
+    /// Where a `\g` or `\gset` that ends it starts (the chunk then runs to the end
+    /// of that line).
+    gset_at: Option<usize>,
+}
+
+/// Whether `bytes[i..]` is psql's `\g` or `\gset` (then a space, a line break or
+/// the end): the meta-commands that end a statement and send it.
+fn is_send_meta(bytes: &[u8], i: usize) -> bool {
+    let rest = &bytes[i..];
+    let word = if rest.starts_with(b"\\gset") {
+        5
+    } else if rest.starts_with(b"\\g") {
+        2
+    } else {
+        return false;
+    };
+    rest.get(word).is_none_or(|&b| is_space(b))
+}
+
+/// Where the `\g` or `\gset` that ends a statement starts, if one does (the
+/// statement as [`split`] gives it: the meta-command is part of its chunk).
+pub fn send_meta_at(statement: &str) -> Option<usize> {
+    scan_statement(statement.as_bytes(), 0).ok()?.gset_at
 }
 
 /// Per-statement state, mirroring psql's lexer state.
@@ -751,6 +774,7 @@ fn scan_statement(bytes: &[u8], start: usize) -> Result<StatementEnd, Fail> {
                         end: i + 1,
                         terminated: true,
                         copy_from_stdin: st.copy_from_stdin,
+                        gset_at: None,
                     });
                 }
                 i += 1;
@@ -809,6 +833,21 @@ fn scan_statement(bytes: &[u8], start: usize) -> Result<StatementEnd, Fail> {
                 st.token(i);
             }
             b'\\' => {
+                if is_send_meta(bytes, i) {
+                    // `SELECT … \gset [prefix]`: the statement ends here; the
+                    // meta-command runs to the end of its line, in the same chunk.
+                    let (end, terminated) = match bytes[i..].iter().position(|&b| b == b'\n') {
+                        Some(p) if p > 0 && bytes[i + p - 1] == b'\r' => (i + p - 1, true),
+                        Some(p) => (i + p, true),
+                        None => (len, false),
+                    };
+                    return Ok(StatementEnd {
+                        end,
+                        terminated,
+                        copy_from_stdin: false,
+                        gset_at: Some(i),
+                    });
+                }
                 if is_line_leading(bytes, i) {
                     return Err((LexErrorKind::MetaCommandInStatement, i));
                 }
@@ -825,6 +864,7 @@ fn scan_statement(bytes: &[u8], start: usize) -> Result<StatementEnd, Fail> {
         end: st.last_end,
         terminated: false,
         copy_from_stdin: st.copy_from_stdin,
+        gset_at: None,
     })
 }
 
@@ -1586,13 +1626,37 @@ mod tests {
     #[test]
     fn error_meta_command_in_statement() {
         assert_eq!(
-            err("select 1\n  \\gset\n"),
+            err("select 1\n  \\gexec\n"),
             (LexErrorKind::MetaCommandInStatement, 2, 3)
         );
         assert_eq!(
             err("select 1;\nselect\n\\x\n;"),
             (LexErrorKind::MetaCommandInStatement, 3, 1)
         );
+    }
+
+    #[test]
+    fn gset_and_g_end_a_statement_with_their_line() {
+        let sql = "select 1 as x \\gset p_\nselect 2\n\\g\nselect 3 \\gexec_not;";
+        let chunks = split(sql).unwrap();
+        let texts: Vec<&str> = chunks
+            .iter()
+            .filter(|c| c.kind == ChunkKind::Sql)
+            .map(|c| c.text(sql))
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                "select 1 as x \\gset p_",
+                "select 2\n\\g",
+                "select 3 \\gexec_not;"
+            ]
+        );
+        assert_eq!(send_meta_at(texts[0]), Some(14));
+        assert_eq!(send_meta_at(texts[1]), Some(9));
+        assert_eq!(send_meta_at(texts[2]), None);
+        // Inside a string it is text.
+        assert_eq!(send_meta_at("select '\\gset' \\g"), Some(15));
     }
 
     #[test]

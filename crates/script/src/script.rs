@@ -149,6 +149,10 @@ pub enum Item {
         edits: Vec<Edit>,
         /// The statement as written, when interpolation changed it.
         original: Option<String>,
+        /// Ended by `\gset [PREFIX]`: run it, and set a variable named PREFIX plus
+        /// the column name from each column of its one row (`Some("")` without a
+        /// prefix).
+        gset: Option<String>,
     },
     /// `COPY … FROM STDIN`: send `text`, then the blocks of [`Script::copy_block`].
     Copy {
@@ -208,13 +212,15 @@ pub struct Summary {
 pub const MAX_STATEMENT: usize = 256 * 1024 * 1024;
 const COPY_LINE_TOO_LONG: &str =
     "a line of COPY data longer than 256 MiB (a missing line break, or a value too large to load)";
-const BLOCK: usize = 256 * 1024;
+pub(crate) const BLOCK: usize = 256 * 1024;
 
 /// A file read in blocks.
 struct Reader {
     path: PathBuf,
     dir: PathBuf,
-    file: File,
+    /// The file, or (see [`Script::from_head`]) its first bytes, already read, and then
+    /// the file.
+    file: Box<dyn Read + Send>,
     buf: Vec<u8>,
     /// Bytes before `start` are consumed.
     start: usize,
@@ -238,6 +244,12 @@ struct Reader {
     else_seen: Vec<bool>,
     /// Read size.
     block: usize,
+    /// Only these lines run; the others are read (and checksummed) as blank.
+    section: Option<crate::layout::Section>,
+    /// Bytes of `buf` before this were checked against `section`.
+    masked: usize,
+    /// The line number at `masked`.
+    masked_line: u32,
 }
 
 /// Feeds the checksum: CRLF as LF, across block boundaries.
@@ -316,6 +328,11 @@ impl fmt::Display for OpenError {
 /// opened file, so it cannot be swapped between a check and the open. For a regular
 /// file `O_NONBLOCK` changes nothing.
 pub(crate) fn open_regular(path: &Path) -> Result<File, OpenError> {
+    open_regular_len(path).map(|(file, _)| file)
+}
+
+/// [`open_regular`], and the file's length when it was opened (from the same `fstat`).
+pub(crate) fn open_regular_len(path: &Path) -> Result<(File, u64), OpenError> {
     use std::os::unix::fs::OpenOptionsExt as _;
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -329,7 +346,7 @@ pub(crate) fn open_regular(path: &Path) -> Result<File, OpenError> {
     if !meta.is_file() {
         return Err(OpenError::NotRegular);
     }
-    Ok(file)
+    Ok((file, meta.len()))
 }
 
 impl Reader {
@@ -340,7 +357,11 @@ impl Reader {
             column: None,
             message: e.to_string(),
         })?;
-        Ok(Reader {
+        Ok(Reader::new(path, Box::new(file), block))
+    }
+
+    fn new(path: &Path, file: Box<dyn Read + Send>, block: usize) -> Reader {
+        Reader {
             path: path.to_path_buf(),
             dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
             file,
@@ -356,7 +377,34 @@ impl Reader {
             copy_file: None,
             else_seen: Vec::new(),
             block,
-        })
+            section: None,
+            masked: 0,
+            masked_line: 1,
+        }
+    }
+
+    /// Blanks the bytes outside `section` that were read (and checksummed) since the
+    /// last call: every byte but line breaks becomes a space, so lines and columns
+    /// stay where they are in the file.
+    fn mask(&mut self) {
+        let Some(section) = self.section else {
+            return;
+        };
+        if !self.started {
+            return;
+        }
+        let mut line = self.masked_line;
+        let mut inside = section.contains(line);
+        for b in &mut self.buf[self.masked..] {
+            if *b == b'\n' {
+                line = line.saturating_add(1);
+                inside = section.contains(line);
+            } else if !inside {
+                *b = b' ';
+            }
+        }
+        self.masked_line = line;
+        self.masked = self.buf.len();
     }
 
     fn err(&self, line: u32, message: impl Into<String>) -> ScriptError {
@@ -383,6 +431,7 @@ impl Reader {
             let keep = line_start.max(self.start.saturating_sub(4096));
             self.buf.drain(..keep);
             self.start -= keep;
+            self.masked = self.masked.saturating_sub(keep);
         }
         let target = self.buf.len() + want;
         while self.buf.len() < target && !self.eof {
@@ -413,6 +462,7 @@ impl Reader {
                 sum.update(&self.buf[old..]);
             }
         }
+        self.mask();
         Ok(())
     }
 
@@ -687,6 +737,26 @@ impl Reader {
     }
 }
 
+/// The `\g` or `\gset [PREFIX]` that ends a statement: `None` for `\g` (send it,
+/// as `;` does), the prefix for `\gset`.
+fn send_meta(meta: &str, at: &Location) -> Result<Option<String>, ScriptError> {
+    let mut words = meta.split_whitespace();
+    let command = words.next().unwrap_or("");
+    let args: Vec<&str> = words.collect();
+    match (command, args.as_slice()) {
+        ("\\g", []) => Ok(None),
+        ("\\g", _) => Err(at.error(
+            "\\g with a file or options is not supported in migrations (end the statement with ; or \\g alone)",
+        )),
+        ("\\gset", []) => Ok(Some(String::new())),
+        ("\\gset", [prefix]) if valid_name(prefix) => Ok(Some((*prefix).to_string())),
+        ("\\gset", _) => Err(at.error(
+            "\\gset takes at most one argument, a prefix of letters, digits and _",
+        )),
+        _ => Err(at.error(format!("unexpected {command}"))),
+    }
+}
+
 fn statement_too_long(hint: &str) -> String {
     format!(
         "a statement longer than {} MiB ({hint})",
@@ -710,19 +780,41 @@ impl fmt::Debug for Reader {
 #[derive(Debug)]
 pub struct Script {
     stack: Vec<Reader>,
+    /// Where includes must stay (canonical).
     root: PathBuf,
+    /// What `\i` is relative to (canonical): the migration directory.
+    base: PathBuf,
     vars: Variables,
     sum: Option<Checksum>,
     statements: usize,
     written: usize,
     controls_transaction: bool,
     skipping_copy: bool,
+    /// Read without a database ([`Script::summarize_rest`]): after a `\gset`, a
+    /// variable it would set is unknown, so an unset variable reads as `true`.
+    summarizing: bool,
+    /// A `\gset` was read.
+    gset_seen: bool,
 }
 
 impl fmt::Debug for Checksum {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Checksum")
     }
+}
+
+/// The migration directory as [`Script::open`] resolves it: canonical, so that
+/// includes can be checked to stay inside it.
+///
+/// # Errors
+/// The directory cannot be resolved.
+pub fn canonical_root(root: &Path) -> Result<PathBuf, ScriptError> {
+    root.canonicalize().map_err(|e| ScriptError {
+        path: root.to_path_buf(),
+        line: 0,
+        column: None,
+        message: format!("cannot read migration directory: {e}"),
+    })
 }
 
 /// Keywords that make a statement top-level transaction control.
@@ -773,15 +865,58 @@ impl Script {
         vars: &Variables,
         block: usize,
     ) -> Result<Script, ScriptError> {
-        let reader = Reader::open(path, block.max(1))?;
-        let root = root.canonicalize().map_err(|e| ScriptError {
-            path: root.to_path_buf(),
-            line: 0,
-            column: None,
-            message: format!("cannot read migration directory: {e}"),
-        })?;
-        Ok(Script {
+        Self::open_section(path, root, vars, block, None)
+    }
+
+    /// [`Script::open_with_block`] that runs only the lines of `section` of the file
+    /// (a dbmate or goose "up" block). The checksum still covers the whole file, and
+    /// errors name the file's own line numbers.
+    ///
+    /// # Errors
+    /// The file cannot be opened.
+    pub fn open_section(
+        path: &Path,
+        root: &Path,
+        vars: &Variables,
+        block: usize,
+        section: Option<crate::layout::Section>,
+    ) -> Result<Script, ScriptError> {
+        let mut reader = Reader::open(path, block.max(1))?;
+        reader.section = section;
+        let root = canonical_root(root)?;
+        Ok(Script::with_reader(reader, root, vars))
+    }
+
+    /// [`Script::open`] with the migration directory already made canonical (by
+    /// [`canonical_root`]): a caller that opens many files of one directory resolves
+    /// it once.
+    ///
+    /// # Errors
+    /// The file cannot be opened.
+    pub fn open_in(path: &Path, root: &Path, vars: &Variables) -> Result<Script, ScriptError> {
+        let reader = Reader::open(path, BLOCK)?;
+        Ok(Script::with_reader(reader, root.to_path_buf(), vars))
+    }
+
+    /// A script over a file of which the caller already read the first bytes, `head`
+    /// (`file` is positioned right after them). It reads exactly what [`Script::open`]
+    /// would, in the same blocks, so its checksum is the same. `root` is canonical
+    /// (see [`Script::open_in`]).
+    pub fn from_head(
+        path: &Path,
+        head: Vec<u8>,
+        file: File,
+        root: &Path,
+        vars: &Variables,
+    ) -> Script {
+        let file = Box::new(std::io::Cursor::new(head).chain(file));
+        Script::with_reader(Reader::new(path, file, BLOCK), root.to_path_buf(), vars)
+    }
+
+    fn with_reader(reader: Reader, root: PathBuf, vars: &Variables) -> Script {
+        Script {
             stack: vec![reader],
+            base: root.clone(),
             root,
             vars: vars.clone(),
             sum: Some(Checksum::new()),
@@ -789,7 +924,25 @@ impl Script {
             written: 0,
             controls_transaction: false,
             skipping_copy: false,
-        })
+            summarizing: false,
+            gset_seen: false,
+        }
+    }
+
+    /// Lets includes reach anywhere below `root` (which holds the migration
+    /// directory), not only below the directory; `\i` stays relative to the
+    /// directory.
+    ///
+    /// # Errors
+    /// `root` cannot be resolved.
+    pub fn with_include_root(mut self, root: &Path) -> Result<Script, ScriptError> {
+        self.root = root.canonicalize().map_err(|e| ScriptError {
+            path: root.to_path_buf(),
+            line: 0,
+            column: None,
+            message: format!("cannot read the include root: {e}"),
+        })?;
+        Ok(self)
     }
 
     /// Reads a whole file without running it: checks everything that can be checked
@@ -798,13 +951,47 @@ impl Script {
     /// # Errors
     /// Anything [`Script::next_item`] reports.
     pub fn summarize(path: &Path, root: &Path, vars: &Variables) -> Result<Summary, ScriptError> {
-        let mut script = Script::open(path, root, vars)?;
+        Self::summarize_section(path, root, vars, None)
+    }
+
+    /// [`Script::summarize`] of the lines of `section` (see [`Script::open_section`]).
+    ///
+    /// # Errors
+    /// Anything [`Script::next_item`] reports.
+    pub fn summarize_section(
+        path: &Path,
+        root: &Path,
+        vars: &Variables,
+        section: Option<crate::layout::Section>,
+    ) -> Result<Summary, ScriptError> {
+        let script = Script::open_section(path, root, vars, BLOCK, section)?;
+        script.summarize_rest()
+    }
+
+    /// Reads the rest of an opened script without running it (see [`Script::summarize`]).
+    ///
+    /// # Errors
+    /// Anything [`Script::next_item`] reports.
+    pub fn summarize_rest(mut self) -> Result<Summary, ScriptError> {
+        let script = &mut self;
+        script.summarizing = true;
         while let Some(item) = script.next_item()? {
             if let Item::Copy { .. } = item {
                 while script.copy_block()?.is_some() {}
             }
         }
-        Ok(script.finish())
+        Ok(self.finish())
+    }
+
+    /// Sets (or, with `None`, unsets) a variable from here on: what `\gset` does
+    /// with the row its query returned.
+    pub fn set_variable(&mut self, name: &str, value: Option<&str>) {
+        match value {
+            Some(v) => self.vars.set(name, v),
+            None => {
+                self.vars.0.remove(name);
+            }
+        }
     }
 
     /// The checksum, statement count and transaction control seen, once the script is read.
@@ -863,13 +1050,35 @@ impl Script {
                         continue;
                     }
                     self.statements += 1;
-                    let (sent, edits) = interpolate(&text, &self.vars).map_err(|(offset, name)| {
+                    let (text, gset) = match lexer::send_meta_at(&text) {
+                        Some(p) => {
+                            let gset = send_meta(&text[p..], &at)?;
+                            self.gset_seen |= gset.is_some();
+                            (text[..p].trim_end().to_string(), gset)
+                        }
+                        None => (text, None),
+                    };
+                    let mut interpolated = interpolate(&text, &self.vars);
+                    // Without a database, what a \gset sets is unknown: any value will do.
+                    let mut guesses = 0;
+                    while let Err((_, name)) = &interpolated
+                        && self.summarizing
+                        && self.gset_seen
+                        && guesses < 10_000
+                    {
+                        self.vars.set(name.clone(), "true");
+                        guesses += 1;
+                        interpolated = interpolate(&text, &self.vars);
+                    }
+                    let (sent, edits) = interpolated.map_err(|(offset, name)| {
                         let line = at.line + count_lines(&text.as_bytes()[..offset]);
                         ScriptError {
                             path: at.path.clone(),
                             line,
                             column: None,
-                            message: format!("variable :{name} is not set (\\set it, or pass --set {name}=VALUE)"),
+                            message: format!(
+                                "variable :{name} is not set (\\set it, or pass --set {name}=VALUE)"
+                            ),
                         }
                     })?;
                     if sent.len() > MAX_STATEMENT {
@@ -892,6 +1101,7 @@ impl Script {
                         at,
                         edits,
                         original,
+                        gset,
                     }));
                 }
             }
@@ -1010,6 +1220,9 @@ impl Script {
             }
             "\\copy" => self.copy_meta(rest, at).map(Some),
             "\\restrict" | "\\unrestrict" => Ok(None),
+            "\\g" | "\\gset" => Err(err(format!(
+                "{command} after a statement that already ended with ;: write the query without the ; (SELECT … {command})"
+            ))),
             other => Err(err(format!(
                 "psql meta-command {other} is not supported in migrations (supported: \\set, \\unset, \\echo, \\i, \\ir, \\include, \\include_relative, \\if, \\elif, \\else, \\endif, \\copy … from, \\restrict, \\unrestrict)"
             ))),
@@ -1080,10 +1293,12 @@ impl Script {
                 {
                     return Err(err(format!("bad variable reference :{q}{name}")));
                 }
-                let value = self
-                    .vars
-                    .get(&name)
-                    .ok_or_else(|| err(format!("variable :{name} is not set")))?;
+                let value = match self.vars.get(&name) {
+                    Some(v) => v,
+                    // Without a database, what a \gset sets is unknown.
+                    None if self.summarizing && self.gset_seen => "true",
+                    None => return Err(err(format!("variable :{name} is not set"))),
+                };
                 arg.push_str(value);
             } else {
                 while let Some(&n) = chars.peek() {
@@ -1192,7 +1407,7 @@ impl Script {
         let base = if relative {
             self.stack.last().map(|r| r.dir.clone()).unwrap_or_default()
         } else {
-            self.root.clone()
+            self.base.clone()
         };
         let path = base.join(file);
         let canonical = path

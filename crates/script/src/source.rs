@@ -1,14 +1,17 @@
 //! Migration sources: the `*.sql` files of a directory, in the order they run.
 //!
-//! A migration's *version* is its file name. Files run in byte-wise order of
-//! their names, which is the order of the module's `for f in /migrations/*.sql`
-//! loop under the C locale. The checksum is the SHA-256 of the content with
+//! In the native [`Layout`], a migration's *version* is its file name. Files run in
+//! byte-wise order of their names, which is the order of the module's
+//! `for f in /migrations/*.sql` loop under the C locale. Other layouts name, order
+//! and split files as their tools do (see [`crate::layout`]). The checksum is the SHA-256 of the content with
 //! CRLF line ends turned into LF and a leading byte-order mark dropped, so a
 //! change of line endings alone is not drift.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use crate::layout::Layout;
+use crate::layout::{EntryKind, Section};
 use crate::script::{Checksum, Script, ScriptError, Variables};
 
 /// The directive that makes a file run without a wrapping transaction.
@@ -55,12 +58,36 @@ pub struct Migration {
     pub controls_transaction: bool,
     /// How many statements it runs (with the variables given).
     pub statements: usize,
+    /// Runs again, after the versioned files, whenever its checksum changed
+    /// (`-- kubemigrate:repeatable`, Flyway's `R__` files).
+    pub repeatable: bool,
+    /// Only these lines of the file run (dbmate's and goose's "up" block).
+    pub section: Option<Section>,
 }
 
 impl Migration {
     /// Whether the engine wraps the file in a transaction.
     pub fn transactional(&self) -> bool {
         !self.no_transaction && !self.controls_transaction
+    }
+
+    /// Opens the file to run it: its section only, `\i` relative to `dir`,
+    /// includes kept inside `include_root` (else inside `dir`).
+    ///
+    /// # Errors
+    /// The file cannot be opened.
+    pub fn open(
+        &self,
+        dir: &Path,
+        include_root: Option<&Path>,
+        vars: &Variables,
+    ) -> Result<Script, ScriptError> {
+        let script =
+            Script::open_section(&self.path, dir, vars, crate::script::BLOCK, self.section)?;
+        match include_root {
+            Some(root) => script.with_include_root(root),
+            None => Ok(script),
+        }
     }
 }
 
@@ -121,6 +148,54 @@ pub enum SourceError {
         /// The file.
         path: PathBuf,
     },
+    /// A file breaks its tool's rules (a dbmate file without `-- migrate:up`, a
+    /// malformed Flyway name…).
+    #[error("{}{}: {}", printable_path(.path), if *.line > 0 { format!(":{line}") } else { String::new() }, printable(.message))]
+    Layout {
+        /// The file (or folder).
+        path: PathBuf,
+        /// 1-based line, 0 for the name itself.
+        line: u32,
+        /// What is wrong.
+        message: String,
+    },
+    /// Two files of a layout have one version.
+    #[error("{first} and {second} have the same version; the tool refuses them too: renumber one")]
+    DuplicateVersion {
+        /// The first file.
+        first: String,
+        /// The second file.
+        second: String,
+    },
+    /// The directory holds no migration for its layout (and `--allow-empty` was not given).
+    #[error("{}: no migration for layout {layout}{}", printable_path(.dir), found_words(.found, *.layout))]
+    NoMigrations {
+        /// The directory.
+        dir: PathBuf,
+        /// The layout used.
+        layout: Layout,
+        /// What the directory holds instead, and the layout that reads it.
+        found: Vec<(String, Layout)>,
+    },
+    /// A native directory whose files belong to another tool: running them as
+    /// native files would run their "down" parts too.
+    #[error("{}: {what}: these are {layout} migrations; pass --layout {layout} (native would run every line of them, the down parts too)", printable_path(.path))]
+    OtherTool {
+        /// The file.
+        path: PathBuf,
+        /// What gave it away.
+        what: String,
+        /// The layout that reads it.
+        layout: Layout,
+    },
+    /// `--include-root` does not hold the migration directory.
+    #[error("{}: the include root must hold the migration directory {}", printable_path(.root), printable_path(.dir))]
+    IncludeRoot {
+        /// The include root.
+        root: PathBuf,
+        /// The migration directory.
+        dir: PathBuf,
+    },
     /// Two names differ only in case.
     #[error(
         "{first} and {second}: file names differ only in case, so they collide on case-insensitive file systems and in review; rename one"
@@ -131,6 +206,39 @@ pub enum SourceError {
         /// The second name.
         second: String,
     },
+}
+
+fn found_words(found: &[(String, Layout)], layout: Layout) -> String {
+    if found.is_empty() {
+        return "; the directory is empty (pass --allow-empty if that is meant)".to_string();
+    }
+    let what: Vec<&str> = found.iter().map(|(w, _)| w.as_str()).collect();
+    let mut hint: Vec<String> = found
+        .iter()
+        .map(|(_, l)| *l)
+        .filter(|l| *l != layout)
+        .map(|l| format!("--layout {l}"))
+        .collect();
+    hint.dedup();
+    let hint = if hint.is_empty() {
+        "check the names against the layout (see docs/adopting.md), or pass --allow-empty"
+            .to_string()
+    } else {
+        format!("use {}", hint.join(" or "))
+    };
+    format!("; found {}: {hint}", what.join(", "))
+}
+
+/// How to read a directory: [`Source::read`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceOptions {
+    /// How the files are named, ordered and split.
+    pub layout: Layout,
+    /// A directory with no migration is fine (else it is an error).
+    pub allow_empty: bool,
+    /// Where `\i` and `\ir` may reach (default: the migration directory). It must
+    /// hold the migration directory; included files are still checksummed.
+    pub include_root: Option<PathBuf>,
 }
 
 /// A warning found while reading a source; the run goes on.
@@ -148,13 +256,128 @@ impl fmt::Display for SourceWarning {
 pub struct Source {
     /// The directory.
     pub dir: PathBuf,
-    /// The files, sorted byte-wise by name.
+    /// The files, in run order: versioned files as the layout orders them, then
+    /// repeatable ones.
     pub migrations: Vec<Migration>,
     /// Things worth telling the user (numeric prefixes that sort against their numbers).
     pub warnings: Vec<SourceWarning>,
+    /// How the files were named, ordered and split.
+    pub layout: Layout,
+    /// Where includes may reach, when wider than `dir` (`--include-root`).
+    pub include_root: Option<PathBuf>,
 }
 
 impl Source {
+    /// Opens a migration of this source to run it (see [`Migration::open`]).
+    ///
+    /// # Errors
+    /// The file cannot be opened.
+    pub fn open(&self, m: &Migration, vars: &Variables) -> Result<Script, ScriptError> {
+        m.open(&self.dir, self.include_root.as_deref(), vars)
+    }
+
+    /// Orders two versions as this source's layout runs them.
+    pub fn compare(&self, a: &str, b: &str) -> std::cmp::Ordering {
+        self.layout.compare(a, b)
+    }
+
+    /// Reads a directory with these options: [`Source::read_dir`] for the native
+    /// layout, else the files of the layout (see [`crate::layout`]).
+    ///
+    /// # Errors
+    /// As [`Source::read_dir`]; a file that breaks its tool's rules; a directory
+    /// with no migration for its layout (unless `allow_empty`), naming what it holds.
+    pub fn read(
+        dir: &Path,
+        vars: &Variables,
+        options: &SourceOptions,
+    ) -> Result<Source, SourceError> {
+        if let Some(root) = &options.include_root {
+            let (r, d) = (root.canonicalize(), dir.canonicalize());
+            match (r, d) {
+                (Ok(r), Ok(d)) if d.starts_with(&r) => {}
+                (Err(cause), _) => {
+                    return Err(SourceError::Dir {
+                        path: root.clone(),
+                        cause,
+                    });
+                }
+                _ => {
+                    return Err(SourceError::IncludeRoot {
+                        root: root.clone(),
+                        dir: dir.to_path_buf(),
+                    });
+                }
+            }
+        }
+        let mut source = if options.layout == Layout::Native {
+            Self::read_native(dir, vars, options.include_root.as_deref())?
+        } else {
+            Self::read_layout(dir, vars, options)?
+        };
+        source.include_root.clone_from(&options.include_root);
+        if source.migrations.is_empty() && !options.allow_empty {
+            return Err(SourceError::NoMigrations {
+                dir: dir.to_path_buf(),
+                layout: options.layout,
+                found: crate::layout::survey(dir),
+            });
+        }
+        Ok(source)
+    }
+
+    fn read_layout(
+        dir: &Path,
+        vars: &Variables,
+        options: &SourceOptions,
+    ) -> Result<Source, SourceError> {
+        let layout = options.layout;
+        let listing = layout.list(dir)?;
+        let mut migrations = Vec::with_capacity(listing.entries.len());
+        for entry in listing.entries {
+            let text = if layout.reads_whole_file() {
+                let bytes = std::fs::read(&entry.path).map_err(|cause| SourceError::File {
+                    path: entry.path.clone(),
+                    cause,
+                })?;
+                String::from_utf8_lossy(&bytes).into_owned()
+            } else {
+                read_head(&entry.path)?
+            };
+            let rules = layout.rules(&entry.path, &text)?;
+            if rules.ignore {
+                continue;
+            }
+            let summary = summarize(
+                &entry.path,
+                &listing.dir,
+                options.include_root.as_deref(),
+                vars,
+                rules.section,
+            )?;
+            if summary.written == 0 && !layout.allows_empty() {
+                return Err(SourceError::Empty { path: entry.path });
+            }
+            migrations.push(Migration {
+                version: entry.version,
+                path: entry.path,
+                checksum: summary.checksum,
+                no_transaction: rules.no_transaction || entry.side_no_transaction,
+                controls_transaction: summary.controls_transaction,
+                statements: summary.statements,
+                repeatable: entry.kind == EntryKind::Repeatable || rules.repeatable,
+                section: rules.section,
+            });
+        }
+        Ok(Source {
+            dir: listing.dir,
+            migrations,
+            warnings: listing.warnings.into_iter().map(SourceWarning).collect(),
+            layout,
+            include_root: None,
+        })
+    }
+
     /// Reads every `*.sql` file directly in `dir` (not in subdirectories; symlinks to
     /// files are followed) as a [`Script`] with these variables: checks that it can
     /// run as written and computes its checksum. Other names are ignored (with a
@@ -164,6 +387,14 @@ impl Source {
     /// The directory or a file cannot be read, a `*.sql` entry is not a file, a file
     /// is not UTF-8, does not lex, or uses something the engine cannot run.
     pub fn read_dir(dir: &Path, vars: &Variables) -> Result<Source, SourceError> {
+        Self::read_native(dir, vars, None)
+    }
+
+    fn read_native(
+        dir: &Path,
+        vars: &Variables,
+        include_root: Option<&Path>,
+    ) -> Result<Source, SourceError> {
         let dir_err = |cause| SourceError::Dir {
             path: dir.to_path_buf(),
             cause,
@@ -207,40 +438,16 @@ impl Source {
                 second: w[1].1.to_string(),
             });
         }
-        let mut migrations = Vec::with_capacity(entries.len());
-        for (version, path) in entries {
-            let meta = std::fs::metadata(&path).map_err(|cause| SourceError::File {
-                path: path.clone(),
-                cause,
-            })?;
-            if !meta.is_file() {
-                return Err(SourceError::NotAFile { path });
-            }
-            let no_transaction = has_no_transaction_directive(&read_head(&path)?);
-            let summary = Script::summarize(&path, dir, vars)?;
-            if summary.written == 0 {
-                return Err(SourceError::Empty { path });
-            }
-            migrations.push(Migration {
-                version,
-                path,
-                checksum: summary.checksum,
-                no_transaction,
-                controls_transaction: summary.controls_transaction,
-                statements: summary.statements,
-            });
-        }
+        let mut migrations = read_migrations(entries, dir, include_root, vars)?;
         warnings.extend(numeric_order_warnings(&migrations));
-        if migrations.is_empty() {
-            warnings.push(SourceWarning(format!(
-                "{} holds no *.sql files: nothing to migrate",
-                dir.display()
-            )));
-        }
+        // Repeatable files run after every versioned one (the sort is stable).
+        migrations.sort_by_key(|m| m.repeatable);
         Ok(Source {
             dir: dir.to_path_buf(),
             migrations,
             warnings,
+            layout: Layout::Native,
+            include_root: None,
         })
     }
 
@@ -249,6 +456,49 @@ impl Source {
         self.migrations.iter().find(|m| m.version == version)
     }
 }
+
+/// Reads a file through once (see [`Script::summarize`]).
+fn summarize(
+    path: &Path,
+    dir: &Path,
+    include_root: Option<&Path>,
+    vars: &Variables,
+    section: Option<Section>,
+) -> Result<crate::script::Summary, ScriptError> {
+    let script = Script::open_section(path, dir, vars, crate::script::BLOCK, section)?;
+    let script = match include_root {
+        Some(root) => script.with_include_root(root)?,
+        None => script,
+    };
+    script.summarize_rest()
+}
+
+/// A native file that is another tool's: a dbmate or goose marker line before any
+/// statement (the leading comment lines).
+fn other_tool(head: &str) -> Option<(&'static str, Layout)> {
+    let head = head.strip_prefix('\u{feff}').unwrap_or(head);
+    for line in head.lines() {
+        let t = line.trim();
+        if t.is_empty() {
+            continue;
+        }
+        if !t.starts_with("--") {
+            return None;
+        }
+        if t.strip_prefix("--")
+            .is_some_and(|r| r.trim_start().starts_with("migrate:up"))
+        {
+            return Some(("a '-- migrate:up' line", Layout::Dbmate));
+        }
+        if t.eq_ignore_ascii_case("-- +goose up") {
+            return Some(("a '-- +goose Up' line", Layout::Goose));
+        }
+    }
+    None
+}
+
+/// How many bytes at the start of a file are searched for directives.
+const HEAD: u64 = 64 * 1024;
 
 /// The first 64 KiB of a file, as text, for the leading comment lines.
 fn read_head(path: &Path) -> Result<String, SourceError> {
@@ -263,13 +513,140 @@ fn read_head(path: &Path) -> Result<String, SourceError> {
             path: path.to_path_buf(),
         },
     })?;
-    file.take(64 * 1024)
+    file.take(HEAD)
         .read_to_end(&mut head)
         .map_err(|cause| SourceError::File {
             path: path.to_path_buf(),
             cause,
         })?;
     Ok(String::from_utf8_lossy(&head).into_owned())
+}
+
+/// Reads the native files, in parallel when there are many, each once: one open, one
+/// read of its head (the whole of a small file), the rest as the [`Script`] streams
+/// it. The result is in the order of `entries`; on errors, the error of the first
+/// file that has one (the one a file-by-file read would stop at).
+fn read_migrations(
+    entries: Vec<(String, PathBuf)>,
+    dir: &Path,
+    include_root: Option<&Path>,
+    vars: &Variables,
+) -> Result<Vec<Migration>, SourceError> {
+    if entries.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Includes are checked against the canonical directory: resolved once, not per file.
+    let root = crate::script::canonical_root(dir)?;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(8)
+        .min(entries.len().div_ceil(64));
+    if threads <= 1 {
+        return entries
+            .into_iter()
+            .map(|(version, path)| read_migration(version, path, &root, include_root, vars))
+            .collect();
+    }
+    // Contiguous slices, one per thread; each stops at its first error.
+    let per = entries.len().div_ceil(threads);
+    let mut slices = Vec::with_capacity(threads);
+    let mut rest = entries;
+    while !rest.is_empty() {
+        let tail = rest.split_off(per.min(rest.len()));
+        slices.push(std::mem::replace(&mut rest, tail));
+    }
+    let results: Vec<Result<Vec<Migration>, SourceError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = slices
+            .into_iter()
+            .map(|slice| {
+                let root = &root;
+                s.spawn(move || {
+                    slice
+                        .into_iter()
+                        .map(|(version, path)| {
+                            read_migration(version, path, root, include_root, vars)
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    let mut migrations = Vec::new();
+    for slice in results {
+        migrations.extend(slice?);
+    }
+    Ok(migrations)
+}
+
+/// Reads one native migration file: its directives, checksum and statements.
+fn read_migration(
+    version: String,
+    path: PathBuf,
+    root: &Path,
+    include_root: Option<&Path>,
+    vars: &Variables,
+) -> Result<Migration, SourceError> {
+    use std::io::Read;
+    let (mut file, len) = crate::script::open_regular_len(&path).map_err(|e| match e {
+        crate::script::OpenError::Io(cause) => SourceError::File {
+            path: path.clone(),
+            cause,
+        },
+        _ => SourceError::NotAFile { path: path.clone() },
+    })?;
+    // The first 64 KiB (a smaller file whole, in one read when it did not grow since
+    // it was opened): the leading comment lines are in there.
+    let want = usize::try_from(HEAD.min(len.saturating_add(1))).unwrap_or(0);
+    let whole = usize::try_from(len.min(HEAD)).unwrap_or(0);
+    let mut head = vec![0; want];
+    let mut got = 0;
+    while got < want {
+        match file.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(cause) => return Err(SourceError::File { path, cause }),
+        }
+        if got >= whole {
+            break;
+        }
+    }
+    head.truncate(got);
+    let text = String::from_utf8_lossy(&head).into_owned();
+    if let Some((what, layout)) = other_tool(&text) {
+        return Err(SourceError::OtherTool {
+            path,
+            what: what.to_string(),
+            layout,
+        });
+    }
+    let rules = Layout::Native.rules(&path, &text)?;
+    let script = Script::from_head(&path, head, file, root, vars);
+    let script = match include_root {
+        Some(include_root) => script.with_include_root(include_root)?,
+        None => script,
+    };
+    let summary = script.summarize_rest()?;
+    if summary.written == 0 {
+        return Err(SourceError::Empty { path });
+    }
+    Ok(Migration {
+        version,
+        path,
+        checksum: summary.checksum,
+        no_transaction: rules.no_transaction,
+        controls_transaction: summary.controls_transaction,
+        statements: summary.statements,
+        repeatable: rules.repeatable,
+        section: None,
+    })
 }
 
 /// SHA-256 (lower-case hex) of `sql` with CRLF turned into LF and a leading BOM dropped:
@@ -348,6 +725,8 @@ mod tests {
             no_transaction: false,
             controls_transaction: false,
             statements: 1,
+            repeatable: false,
+            section: None,
         }
     }
 
@@ -431,6 +810,58 @@ mod tests {
         assert_eq!(
             err,
             "C.sql and c.sql: file names differ only in case, so they collide on case-insensitive file systems and in review; rename one"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn many_files_read_in_parallel_as_one_by_one_and_the_first_error_in_order_wins() {
+        let dir = std::env::temp_dir().join(format!("km-source-many-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("lib")).unwrap();
+        std::fs::write(dir.join("lib/x.sql"), "select 'included';\n").unwrap();
+        let big = "-- padding\n".repeat(7000) + "-- kubemigrate:no-transaction\nselect 1;\n";
+        for i in 0..300 {
+            let body = match i % 6 {
+                0 => format!("create table t{i} (id int);\n"),
+                1 => format!("\u{feff}select {i};\r\nselect 2;\r\n"),
+                2 => format!("\\ir lib/x.sql\nselect {i};\n"),
+                3 => format!(
+                    "-- kubemigrate:no-transaction\ncreate index concurrently i{i} on t (a);\n"
+                ),
+                4 => format!("begin;\nselect {i};\ncommit;\n"),
+                _ => format!("{big}-- {i}\n"),
+            };
+            std::fs::write(dir.join(format!("{i:04}.sql")), body).unwrap();
+        }
+        let vars = Variables::new();
+        let s = Source::read_dir(&dir, &vars).unwrap();
+        assert_eq!(s.migrations.len(), 300);
+        for (i, m) in s.migrations.iter().enumerate() {
+            assert_eq!(m.version, format!("{i:04}.sql"));
+            let one = Script::summarize(&m.path, &dir, &vars).unwrap();
+            let text = std::fs::read(&m.path).unwrap();
+            let head = &text[..text.len().min(64 * 1024)];
+            assert_eq!(m.checksum, one.checksum, "{}", m.version);
+            assert_eq!(m.statements, one.statements, "{}", m.version);
+            assert_eq!(m.controls_transaction, one.controls_transaction);
+            assert_eq!(
+                m.no_transaction,
+                has_no_transaction_directive(&String::from_utf8_lossy(head)),
+                "{}",
+                m.version
+            );
+        }
+        // The directive past the first 64 KiB does not count.
+        assert!(!s.migrations[5].no_transaction);
+        assert!(s.migrations[3].no_transaction);
+        // Errors in two files, in two threads' shares: the first one in order is reported.
+        std::fs::write(dir.join("0250.sql"), "select 'unterminated;\n").unwrap();
+        std::fs::write(dir.join("0120.sql"), "-- only a comment\n").unwrap();
+        let err = Source::read_dir(&dir, &vars).unwrap_err();
+        assert!(
+            matches!(&err, SourceError::Empty { path } if path.ends_with("0120.sql")),
+            "{err}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }

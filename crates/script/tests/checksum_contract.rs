@@ -10,6 +10,7 @@
 use std::path::Path;
 
 use kubemigrate_script::script::{Script, Variables};
+use kubemigrate_script::source::Source;
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) {
     let path = dir.join(name);
@@ -53,7 +54,19 @@ fn checksums_of_a_fixed_corpus_never_change() {
         let summary = Script::summarize(&dir.join(name), &dir, &Variables::new()).unwrap();
         got.push(format!("{name} {}", summary.checksum));
     }
+    // A directory is read another way (each file opened once, its head read first,
+    // in parallel): the checksums are the same.
+    let source = Source::read_dir(&dir, &Variables::new()).unwrap();
+    let mut read = source
+        .migrations
+        .iter()
+        .map(|m| format!("{} {}", m.version, m.checksum))
+        .collect::<Vec<_>>();
     std::fs::remove_dir_all(&dir).unwrap();
+    let mut each = got.clone();
+    each.sort();
+    read.sort();
+    assert_eq!(read, each);
     let expected = [
         "plain.sql 12c83f983b0c94b9c7010dcc92149589d5fb01a3d32af8f6d699545d95db9040",
         "bom_crlf.sql 82efb67f3010c6eb7ead02e4f6d9550633dbc1407f99aa487468e7b2567aebbc",

@@ -5,7 +5,7 @@
 //! Each field is taken from the first source that sets it:
 //! 1. the URL (`--database-url`, or `DATABASE_URL`);
 //! 2. the libpq variables (`PGHOST`, `PGPORT`, `PGDATABASE`, `PGUSER`, `PGPASSWORD`,
-//!    `PGSSLMODE`, `PGSSLROOTCERT`, `PGAPPNAME`, `PGCONNECT_TIMEOUT`);
+//!    `PGSSLMODE`, `PGSSLROOTCERT`, `PGAPPNAME`, `PGOPTIONS`, `PGCONNECT_TIMEOUT`);
 //! 3. the variables the Terraform module gives its control-plane job (`DB_HOST`,
 //!    `DB_PORT`, `DB_DATABASE`, `DB_USER`, `DB_PASSWORD`; `DB_SCHEMA` is passed on to
 //!    commands, not used to connect);
@@ -156,6 +156,11 @@ pub struct ConnectOptions {
     pub ssl_root_cert: Option<PathBuf>,
     /// `application_name`, shown in `pg_stat_activity`.
     pub application_name: String,
+    /// Server options sent at connection start, as libpq's `options` (URL
+    /// parameter) or `PGOPTIONS`: e.g. `-c search_path=storage,public`. They are the
+    /// session's defaults, so they hold for every file (`RESET ALL` between files
+    /// returns to them).
+    pub options: Option<String>,
     /// The schema the application uses (`DB_SCHEMA`), passed on to commands; the SQL
     /// engine does not change `search_path`.
     pub schema: Option<String>,
@@ -173,6 +178,7 @@ struct Partial {
     ssl_mode: Option<String>,
     ssl_root_cert: Option<String>,
     application_name: Option<String>,
+    options: Option<String>,
     schema: Option<String>,
     connect_timeout: Option<String>,
 }
@@ -188,6 +194,7 @@ impl Partial {
             ssl_mode: self.ssl_mode.or(other.ssl_mode),
             ssl_root_cert: self.ssl_root_cert.or(other.ssl_root_cert),
             application_name: self.application_name.or(other.application_name),
+            options: self.options.or(other.options),
             schema: self.schema.or(other.schema),
             connect_timeout: self.connect_timeout.or(other.connect_timeout),
         }
@@ -245,6 +252,7 @@ impl ConnectOptions {
             ssl_mode: get(env::PGSSLMODE),
             ssl_root_cert: get(env::PGSSLROOTCERT),
             application_name: get(env::PGAPPNAME),
+            options: get(env::PGOPTIONS),
             schema: None,
             connect_timeout: get(env::PGCONNECT_TIMEOUT),
         };
@@ -292,6 +300,7 @@ impl ConnectOptions {
             application_name: p
                 .application_name
                 .unwrap_or_else(|| DEFAULT_APPLICATION_NAME.to_string()),
+            options: p.options,
             schema: p.schema,
             connect_timeout,
         })
@@ -345,6 +354,11 @@ impl ConnectOptions {
             s.push(if s.contains('?') { '&' } else { '?' });
             s.push_str("sslmode=");
             s.push_str(self.ssl_mode.as_str());
+        }
+        if let Some(options) = &self.options {
+            s.push(if s.contains('?') { '&' } else { '?' });
+            s.push_str("options=");
+            s.push_str(&encode(options));
         }
         s
     }
@@ -412,12 +426,15 @@ impl ConnectOptions {
         config
             .user(&self.user)
             .dbname(&self.dbname)
-            .application_name(&self.application_name)
-            .ssl_mode(match self.ssl_mode {
-                SslMode::Disable => tokio_postgres::config::SslMode::Disable,
-                SslMode::Allow | SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
-                _ => tokio_postgres::config::SslMode::Require,
-            });
+            .application_name(&self.application_name);
+        if let Some(options) = &self.options {
+            config.options(options);
+        }
+        config.ssl_mode(match self.ssl_mode {
+            SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+            SslMode::Allow | SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+            _ => tokio_postgres::config::SslMode::Require,
+        });
         if let Some(pw) = &self.password {
             config.password(pw.expose());
         }
@@ -841,6 +858,7 @@ fn parse_url(url: &str) -> Result<Partial, ConfigError> {
             "sslmode" => &mut p.ssl_mode,
             "sslrootcert" => &mut p.ssl_root_cert,
             "application_name" => &mut p.application_name,
+            "options" => &mut p.options,
             "connect_timeout" => &mut p.connect_timeout,
             "host" => &mut p.host,
             "port" => &mut p.port,
@@ -933,6 +951,23 @@ mod tests {
         );
         assert_eq!(o.ssl_mode, SslMode::VerifyFull);
         assert_eq!(o.application_name, "job");
+    }
+
+    #[test]
+    fn options_from_the_url_win_over_pgoptions_and_are_kept_in_the_url() {
+        let e = env(&[("PGOPTIONS", "-c search_path=env")]);
+        let o = ConnectOptions::resolve(
+            Some("postgres://u@h/d?options=-c%20search_path%3Dstorage%2Cpublic"),
+            &e,
+        )
+        .unwrap();
+        assert_eq!(o.options.as_deref(), Some("-c search_path=storage,public"));
+        assert_eq!(
+            o.masked_url(),
+            "postgres://u@h:5432/d?options=-c%20search_path%3Dstorage%2Cpublic"
+        );
+        let o = ConnectOptions::resolve(Some("postgres://u@h/d"), &e).unwrap();
+        assert_eq!(o.options.as_deref(), Some("-c search_path=env"));
     }
 
     #[test]

@@ -169,6 +169,9 @@ pub struct FileReport {
     /// A pending file that sorts before the newest applied one.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub out_of_order: bool,
+    /// A repeatable file: runs again whenever it changed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub repeatable: bool,
     /// The error of a failure (for a pending file: of its last, rolled back, attempt).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -197,6 +200,12 @@ pub struct Report {
     pub history_table: String,
     /// True for `--dry-run`.
     pub dry_run: bool,
+    /// The layout the files were read with (`native`, `flyway`, …).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub layout: String,
+    /// The order they run in, in words.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub order: String,
     /// One entry per file, in run order.
     pub files: Vec<FileReport>,
     /// History rows whose files are gone.

@@ -369,16 +369,30 @@ COMMIT;"
         if !self.exists(client).await? {
             return Ok(Vec::new());
         }
+        self.load_existing(client).await
+    }
+
+    /// [`HistoryTable::load`] of a table known to exist (just made sure of by
+    /// [`HistoryTable::ensure`]): one query, its rows read as they arrive.
+    ///
+    /// # Errors
+    /// As [`HistoryTable::load`]; a table that is gone is a database error.
+    pub async fn load_existing(
+        &self,
+        client: &impl GenericClient,
+    ) -> Result<Vec<HistoryRow>, HistoryError> {
+        use futures_util::TryStreamExt as _;
         let sql = format!(
             "SELECT {COLUMNS} FROM {} WHERE kind <> 'command' ORDER BY id",
             self.qualified()
         );
-        client
-            .query(&sql, &[])
-            .await?
-            .iter()
-            .map(|r| row_from(r, self))
-            .collect()
+        let rows = client.query_raw(&sql, NO_PARAMS).await?;
+        futures_util::pin_mut!(rows);
+        let mut out = Vec::new();
+        while let Some(row) = rows.try_next().await? {
+            out.push(row_from(&row, self)?);
+        }
+        Ok(out)
     }
 
     /// The `INSERT … RETURNING id` statement behind [`HistoryTable::insert`], to prepare once
@@ -544,6 +558,9 @@ COMMIT;"
         client.execute(&sql, &[&version]).await
     }
 }
+
+/// No bind parameters.
+const NO_PARAMS: [&(dyn tokio_postgres::types::ToSql + Sync); 0] = [];
 
 /// The names of the columns [`COLUMNS`] selects, for messages.
 const COLUMN_NAMES: [&str; 12] = [

@@ -8,7 +8,7 @@ use kubemigrate_sql::connect::ConnectOptions;
 use kubemigrate_sql::history::HistoryTable;
 use kubemigrate_sql::migrator::MigrateOptions;
 use kubemigrate_sql::script::Variables;
-use kubemigrate_sql::source::Source;
+use kubemigrate_sql::source::{Layout, Source, SourceOptions};
 
 use crate::exit::{Exit, Failure};
 
@@ -20,7 +20,7 @@ pub struct ConnArgs {
     ///
     /// Each setting comes from the URL if it has it, else from the libpq variables
     /// (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD, PGSSLMODE, PGSSLROOTCERT,
-    /// PGAPPNAME, PGCONNECT_TIMEOUT), else from DB_HOST, DB_PORT, DB_DATABASE, DB_USER,
+    /// PGAPPNAME, PGOPTIONS, PGCONNECT_TIMEOUT), else from DB_HOST, DB_PORT, DB_DATABASE, DB_USER,
     /// DB_PASSWORD, else the defaults (localhost, 5432, user postgres, database = user,
     /// sslmode prefer). So PGPASSWORD fills in a URL without a password.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
@@ -143,14 +143,33 @@ pub fn default_applied_by() -> String {
 /// The migration directory argument, and the psql variables its files use.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DirArgs {
-    /// Directory holding the migrations: the *.sql files directly in it, run in
-    /// byte-wise order of their names.
+    /// Directory holding the migrations: with the native layout, the *.sql files
+    /// directly in it, run in byte-wise order of their names.
     #[arg(long, short = 'd', value_name = "DIR")]
     pub dir: PathBuf,
+    /// How the directory's files are named, ordered and split: native (the
+    /// default), flyway, golang-migrate, dbmate, goose, sqlx, diesel,
+    /// postgres-migrations or supabase (see docs/adopting.md). E.g.
+    /// `--layout diesel` runs the up.sql of each <version>_<name>/ folder.
+    #[arg(long, default_value = "native", value_name = "NAME", value_parser = parse_layout)]
+    pub layout: Layout,
+    /// A directory with no migration for its layout is fine (exit 0, nothing to
+    /// do) instead of an error (exit 2).
+    #[arg(long)]
+    pub allow_empty: bool,
+    /// Let `\i` and `\ir` include files anywhere below DIR (which must hold --dir),
+    /// not only below --dir; `\i` paths stay relative to DIR. Included files are
+    /// checksummed with the file that includes them.
+    #[arg(long, value_name = "DIR")]
+    pub include_root: Option<PathBuf>,
     /// Set a psql variable for the files (`:NAME`, `:'NAME'`, `:"NAME"`, `\if :NAME`);
     /// repeatable. A `\set` in a file overrides it from there on.
     #[arg(long = "set", short = 'v', value_name = "NAME=VALUE", value_parser = parse_variable)]
     pub set: Vec<(String, String)>,
+}
+
+pub(crate) fn parse_layout(text: &str) -> Result<Layout, String> {
+    Layout::parse(text)
 }
 
 pub(crate) fn parse_variable(text: &str) -> Result<(String, String), String> {
@@ -167,10 +186,72 @@ impl DirArgs {
         vars
     }
 
+    /// The variables with psql's automatic ones for this connection: `DBNAME`,
+    /// `USER`, `HOST`, `PORT` (set as psql sets them when it connects); a --set of
+    /// the same name wins.
+    pub fn variables_with(&self, conn: Option<&ConnectOptions>) -> Variables {
+        let mut vars = Variables::new();
+        if let Some(c) = conn {
+            vars.set("DBNAME", c.dbname.clone());
+            vars.set("USER", c.user.clone());
+            vars.set("HOST", c.host.clone());
+            vars.set("PORT", c.port.to_string());
+        }
+        for (name, value) in &self.set {
+            vars.set(name.clone(), value.clone());
+        }
+        vars
+    }
+
     /// Reads the directory: every file is read through once, so a file that cannot
     /// run as written stops the command before it touches the database.
     pub fn source(&self) -> Result<Source, Failure> {
-        Source::read_dir(&self.dir, &self.variables()).map_err(|e| Failure::new(Exit::Usage, e))
+        self.source_with(None)
+    }
+
+    /// [`DirArgs::source`] with psql's automatic variables of this connection (see
+    /// [`DirArgs::variables_with`]).
+    pub fn source_with(&self, conn: Option<&ConnectOptions>) -> Result<Source, Failure> {
+        let options = SourceOptions {
+            layout: self.layout,
+            allow_empty: self.allow_empty,
+            include_root: self.include_root.clone(),
+        };
+        Source::read(&self.dir, &self.variables_with(conn), &options)
+            .map_err(|e| Failure::new(Exit::Usage, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        reason = "test code: a failed unwrap is the failure the test reports"
+    )]
+
+    /// The plan's `layout:` values are the names `--layout` takes: a rendered Job
+    /// passes them on as they are.
+    #[test]
+    fn plan_layouts_are_engine_layouts() {
+        use kubemigrate_plan::Layout as P;
+        let plan = [
+            P::Native,
+            P::Flyway,
+            P::GolangMigrate,
+            P::Dbmate,
+            P::Goose,
+            P::Sqlx,
+            P::Diesel,
+            P::PostgresMigrations,
+            P::Supabase,
+        ];
+        let engine = kubemigrate_sql::source::Layout::ALL;
+        assert_eq!(plan.len(), engine.len());
+        for (p, e) in plan.iter().zip(engine) {
+            assert_eq!(super::parse_layout(p.name()).unwrap(), e);
+            let yaml: P = serde_json::from_value(serde_json::json!(e.name())).unwrap();
+            assert_eq!(yaml, *p);
+        }
     }
 }
 

@@ -109,7 +109,12 @@ pub fn run_summary(report: &Report) -> String {
             let label = match status {
                 FileStatus::Skipped => "already applied",
                 FileStatus::NotRun => "not run",
-                FileStatus::Pending if report.dry_run => "would apply",
+                // `sql adopt --dry-run` never applies: its pending files stay pending.
+                FileStatus::Pending
+                    if report.dry_run && report.count(FileStatus::Baselined) == 0 =>
+                {
+                    "would apply"
+                }
                 other => other.as_str(),
             };
             parts.push(format!("{n} {label}"));
@@ -147,6 +152,9 @@ pub fn status_table(report: &Report) -> Vec<String> {
             f.version,
             f.applied_at.as_deref().unwrap_or("-")
         );
+        if f.repeatable {
+            line.push_str("  (repeatable)");
+        }
         if let Some(e) = &f.error {
             line.push_str(&format!("  ({e})"));
         }
@@ -160,6 +168,9 @@ pub fn status_table(report: &Report) -> Vec<String> {
     }
     if report.files.iter().any(|f| f.out_of_order) {
         lines.push("* pending, but sorts before files already applied".into());
+    }
+    if !report.layout.is_empty() {
+        lines.push(format!("layout {}: {}", report.layout, report.order));
     }
     lines.push(format!(
         "{} applied, {} pending, {} drifted, {} failed, {} missing",

@@ -57,7 +57,8 @@ pub(super) async fn baseline_inner(
         for (m, (state, ooo)) in source.migrations.iter().zip(&rec.files) {
             let mut f = state_report(m, state, *ooo);
             f.out_of_order = false;
-            if m.version.as_bytes() <= version.as_bytes() {
+            // In the layout's order (byte-wise for native files).
+            if !m.repeatable && source.compare(&m.version, version).is_le() {
                 match state {
                     FileState::Pending { previous_failure: None } => {
                         f.status = FileStatus::Baselined;

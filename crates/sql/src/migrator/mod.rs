@@ -30,9 +30,11 @@ use crate::lock::{LockError, MigrationLock};
 use crate::script::{Item, Location, Script, ScriptError, Variables, unmap_offset};
 use crate::source::{Migration, Source, SourceError};
 
+mod adopt;
 mod baseline;
 mod command;
 mod error;
+mod gset;
 mod reconcile;
 mod repair;
 mod report;
@@ -40,11 +42,12 @@ mod run;
 #[cfg(test)]
 mod tests;
 
+pub use adopt::{Tool, adopt};
 pub use baseline::baseline;
 pub use command::CommandSession;
 use error::*;
 pub use error::{MigrateError, Problem, SqlFailure, describe, is_connection_error};
-pub use reconcile::{FileState, Reconciled, reconcile};
+pub use reconcile::{FileState, Reconciled, reconcile, reconcile_rows};
 pub use repair::{RepairAction, repair};
 pub use report::status;
 
@@ -123,6 +126,8 @@ pub async fn migrate(
 ) -> Outcome {
     let started = Instant::now();
     let mut report = base_report(connect, &options.history, options.dry_run);
+    report.layout = source.layout.name().to_string();
+    report.order = source.layout.order().to_string();
     report.files = source
         .migrations
         .iter()
@@ -180,10 +185,10 @@ async fn migrate_inner(
         // one sees everything it applied.
         let rows = options
             .history
-            .load(&conn.client)
+            .load_existing(&conn.client)
             .await
             .map_err(|e| MigrateError::history("reading the history", e))?;
-        let rec = reconcile(source, &rows);
+        let rec = reconcile_rows(source, rows);
         let session = Session {
             lock: &lock,
             check_interval,

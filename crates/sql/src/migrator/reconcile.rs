@@ -30,49 +30,73 @@ pub struct Reconciled {
 
 /// Matches files with history rows. Pure: no I/O.
 pub fn reconcile(source: &Source, history: &[HistoryRow]) -> Reconciled {
-    let newest_applied = history
-        .iter()
-        .filter(|r| r.success)
-        .map(|r| r.version.as_str())
-        .max_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-    // The newest row of each version (later rows replace earlier ones).
-    let by_version: std::collections::HashMap<&str, &HistoryRow> =
-        history.iter().map(|r| (r.version.as_str(), r)).collect();
-    let versions: std::collections::HashSet<&str> = source
+    reconcile_rows(source, history.to_vec())
+}
+
+/// [`reconcile`], keeping the rows it is given instead of copies of them.
+pub fn reconcile_rows(source: &Source, history: Vec<HistoryRow>) -> Reconciled {
+    let files_by_version: std::collections::HashMap<&str, usize> = source
         .migrations
         .iter()
-        .map(|m| m.version.as_str())
+        .enumerate()
+        .map(|(i, m)| (m.version.as_str(), i))
         .collect();
+    // Versions compare as the source's layout orders them (byte-wise for native
+    // files); repeatable files have no place in that order.
+    let repeatable = |version: &str| {
+        files_by_version
+            .get(version)
+            .is_some_and(|&i| source.migrations[i].repeatable)
+    };
+    let newest_applied = history
+        .iter()
+        .filter(|r| r.success && !repeatable(&r.version))
+        .map(|r| r.version.as_str())
+        .max_by(|a, b| source.compare(a, b))
+        .map(str::to_string);
+    // The newest row of each file (later rows replace earlier ones), and the rows
+    // whose files are gone.
+    let mut rows: Vec<Option<HistoryRow>> = vec![None; source.migrations.len()];
+    let mut missing = Vec::new();
+    for r in history {
+        match files_by_version.get(r.version.as_str()) {
+            Some(&i) => rows[i] = Some(r),
+            None => missing.push(r),
+        }
+    }
     let files = source
         .migrations
         .iter()
-        .map(|m| {
-            let row = by_version.get(m.version.as_str()).copied();
+        .zip(rows)
+        .map(|(m, row)| {
             let state = match row {
                 Some(r) if r.success => {
                     if r.checksum.as_deref() == Some(m.checksum.as_str()) {
-                        FileState::Applied(r.clone())
+                        FileState::Applied(r)
+                    } else if m.repeatable {
+                        // Changed since its last run: it runs again.
+                        FileState::Pending {
+                            previous_failure: None,
+                        }
                     } else {
-                        FileState::Drifted(r.clone())
+                        FileState::Drifted(r)
                     }
                 }
-                Some(r) if !r.transactional => FileState::Failed(r.clone()),
+                Some(r) if !r.transactional => FileState::Failed(r),
                 Some(r) => FileState::Pending {
-                    previous_failure: Some(r.clone()),
+                    previous_failure: Some(r),
                 },
                 None => FileState::Pending {
                     previous_failure: None,
                 },
             };
             let out_of_order = matches!(state, FileState::Pending { .. })
-                && newest_applied.is_some_and(|n| m.version.as_bytes() < n.as_bytes());
+                && !m.repeatable
+                && newest_applied
+                    .as_deref()
+                    .is_some_and(|n| source.compare(&m.version, n).is_lt());
             (state, out_of_order)
         })
-        .collect();
-    let missing = history
-        .iter()
-        .filter(|r| !versions.contains(r.version.as_str()))
-        .cloned()
         .collect();
     Reconciled { files, missing }
 }

@@ -20,6 +20,8 @@ pub async fn status(
         .map_err(|e| MigrateError::history("reading the history", e))?;
     let rec = reconcile(source, &rows);
     let mut report = base_report(connect, history, false);
+    report.layout = source.layout.name().to_string();
+    report.order = source.layout.order().to_string();
     report.files = source
         .migrations
         .iter()
@@ -108,6 +110,7 @@ pub(super) fn file_report(m: &Migration, status: FileStatus) -> FileReport {
         applied_at: None,
         transactional: m.transactional(),
         out_of_order: false,
+        repeatable: m.repeatable,
         error: None,
         statement: None,
     }

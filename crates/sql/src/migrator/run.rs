@@ -71,6 +71,10 @@ pub(super) async fn plan_and_run(
         }
         return Ok(());
     };
+    if pending.is_empty() {
+        // Nothing to run: the session needs no setting up.
+        return Ok(());
+    }
     let runner = Runner::new(conn, session.lock.client(), options, session.check_interval).await?;
     runner.drain_own_notices(
         &format!("preparing {}", options.history.display_name()),
@@ -170,6 +174,8 @@ pub(super) struct Runner<'a> {
     /// Only drained between statements, by the one task that runs them.
     notices: std::sync::Mutex<&'a mut tokio::sync::mpsc::UnboundedReceiver<crate::connect::Notice>>,
     options: &'a MigrateOptions,
+    /// The migration directory, canonical (for the scripts' includes), once resolved.
+    root: std::sync::OnceLock<std::path::PathBuf>,
     insert: tokio_postgres::Statement,
     /// Restores the session after a file (a file may `SET` anything, as pg_dump
     /// output does): what psql's fresh session per file gives.
@@ -250,6 +256,7 @@ impl<'a> Runner<'a> {
             keeper,
             notices: std::sync::Mutex::new(notices),
             options,
+            root: std::sync::OnceLock::new(),
             insert,
             reset,
         })
@@ -329,12 +336,23 @@ impl<'a> Runner<'a> {
         let t0 = Instant::now();
         let db = |what: String| move |e: tokio_postgres::Error| MigrateError::database(what, &e);
         let mut progress = None;
-        if mode == Mode::Transaction {
+        let mut begin = None;
+        if mode == Mode::Transaction && !previous_failure && !m.repeatable {
+            // Sent together with the file's first statements (see `run_pipelined`).
+            begin = Some(Sent::send(self.client().batch_execute("BEGIN")).await);
+        } else if mode == Mode::Transaction {
             self.client()
                 .batch_execute("BEGIN")
                 .await
                 .map_err(db("starting a transaction".into()))?;
-            if previous_failure {
+            if m.repeatable {
+                // A repeatable file's earlier run (or failed attempt) is replaced by
+                // this one, in the same transaction.
+                history
+                    .delete_version(self.client(), &m.version)
+                    .await
+                    .map_err(db(format!("replacing the earlier run of {}", m.version)))?;
+            } else {
                 // A failed attempt of a transactional file left nothing behind but its
                 // row; it goes in the same transaction as the retry's own row.
                 history
@@ -346,7 +364,12 @@ impl<'a> Runner<'a> {
             // Outside a wrapping transaction the row is written first, so an
             // interrupted run leaves a record of where it stopped.
             let what = || format!("recording the start of {}", m.version);
-            if previous_failure {
+            if m.repeatable {
+                history
+                    .delete_version(self.keeper, &m.version)
+                    .await
+                    .map_err(|e| self.keeper_error(m, mode, what(), &e))?;
+            } else if previous_failure {
                 history
                     .delete_failed(self.keeper, &m.version)
                     .await
@@ -358,9 +381,19 @@ impl<'a> Runner<'a> {
                 .map_err(|e| self.keeper_error(m, mode, what(), &e))?;
             progress = Some(Progress { id, statement: 0 });
         }
-        let result = self
-            .run_statements(source, m, mode, &mut progress, events)
-            .await;
+        let result = match mode {
+            Mode::Transaction => {
+                match self.run_pipelined(source, m, begin, events).await {
+                    Ok(result) => result,
+                    // As when `BEGIN` was awaited alone: nothing to roll back or record.
+                    Err(Begin(e)) => return Err(e),
+                }
+            }
+            _ => {
+                self.run_statements(source, m, mode, &mut progress, events)
+                    .await
+            }
+        };
         let result = match result {
             Ok(()) => {
                 self.finish_file(m, mode, progress.as_ref(), t0, events)
@@ -490,11 +523,15 @@ impl<'a> Runner<'a> {
                             )
                         })
                 };
-                tokio::try_join!(reset, record)?;
-                self.client()
-                    .batch_execute("COMMIT")
-                    .await
-                    .map_err(|e| commit_error(m, e))
+                // COMMIT goes with them: if the reset or the insert fails, the
+                // transaction is aborted and the server ends it with a rollback
+                // (the error below is the one reported; nothing is committed).
+                let reset = Sent::send(reset).await;
+                let record = Sent::send(record).await;
+                let commit = Sent::send(self.client().batch_execute("COMMIT")).await;
+                reset.reply().await?;
+                record.reply().await?;
+                commit.reply().await.map_err(|e| commit_error(m, e))
             }
             Some(p) => {
                 let record = async {
@@ -556,7 +593,7 @@ impl<'a> Runner<'a> {
         events: &mut dyn FnMut(Event),
     ) -> Result<(), MigrateError> {
         let history = &self.options.history;
-        let mut script = Script::open(&m.path, &source.dir, &self.options.variables)?;
+        let mut script = self.open_script(source, m)?;
         let mut number = 0usize;
         while let Some(item) = script.next_item()? {
             let (text, at) = match &item {
@@ -592,6 +629,9 @@ impl<'a> Runner<'a> {
             }
             let result = match &item {
                 Item::Copy { .. } => self.copy_in(text, &mut script).await,
+                Item::Sql {
+                    gset: Some(prefix), ..
+                } => self.gset(text, prefix, at, &mut script).await,
                 _ => self
                     .client()
                     .batch_execute(text)
@@ -607,10 +647,174 @@ impl<'a> Runner<'a> {
         }
         let summary = script.finish();
         if summary.checksum != m.checksum {
-            return Err(MigrateError::Usage(format!(
-                "{}: the file (or a file it includes) changed while kubemigrate was running; run again",
-                m.path.display()
-            )));
+            return Err(changed_while_running(m));
+        }
+        Ok(())
+    }
+
+    /// Opens a file's script, resolving the migration directory once per run.
+    pub(super) fn open_script(
+        &self,
+        source: &Source,
+        m: &Migration,
+    ) -> Result<Script, MigrateError> {
+        if m.section.is_some() || source.include_root.is_some() {
+            // Another tool's up section, or includes reaching beyond the directory.
+            return Ok(source.open(m, &self.options.variables)?);
+        }
+        let root = match self.root.get() {
+            Some(root) => root,
+            None => {
+                let root = crate::script::canonical_root(&source.dir)?;
+                self.root.get_or_init(|| root)
+            }
+        };
+        Ok(Script::open_in(&m.path, root, &self.options.variables)?)
+    }
+
+    /// Runs a transactional file's statements inside the transaction that `begin`
+    /// (already sent) opens, pipelined: each statement is sent without waiting for
+    /// the reply of the one before, at most [`PIPELINE_STATEMENTS`] statements (or
+    /// [`PIPELINE_BYTES`] of text) ahead; the replies are then read in order, the
+    /// server's notices drained after each as before, and the first error is the
+    /// file's, with its statement number and place. Inside the transaction this
+    /// changes nothing the file sees: the server runs the statements one after the
+    /// other, and after an error it refuses the ones already sent (the transaction
+    /// is aborted) until the `ROLLBACK`. A COPY, and an `\echo` (so its event keeps
+    /// its place among the notices), first wait for every reply.
+    pub(super) async fn run_pipelined(
+        &self,
+        source: &Source,
+        m: &Migration,
+        begin: Option<Sent<'_, Result<(), tokio_postgres::Error>>>,
+        events: &mut dyn FnMut(Event),
+    ) -> Result<Result<(), MigrateError>, Begin> {
+        // `BEGIN` outside a transaction block fails only when the session does (a
+        // lost connection, a terminated backend): then nothing sent after it runs.
+        if let Some(begin) = begin {
+            begin
+                .reply()
+                .await
+                .map_err(|e| Begin(MigrateError::database("starting a transaction", &e)))?;
+        }
+        Ok(self.run_pipelined_statements(source, m, events).await)
+    }
+
+    async fn run_pipelined_statements(
+        &self,
+        source: &Source,
+        m: &Migration,
+        events: &mut dyn FnMut(Event),
+    ) -> Result<(), MigrateError> {
+        let mut script = self.open_script(source, m)?;
+        let mut number = 0usize;
+        let mut pending: std::collections::VecDeque<PendingStatement<'_>> = Default::default();
+        let mut bytes = 0usize;
+        loop {
+            let item = match script.next_item() {
+                Ok(item) => item,
+                Err(e) => {
+                    // A statement already sent that failed comes first, as it would
+                    // have stopped the file before this point was read.
+                    self.await_pending(m, &mut pending, events).await?;
+                    return Err(e.into());
+                }
+            };
+            let Some(item) = item else { break };
+            match item {
+                Item::Echo(text) => {
+                    self.await_pending(m, &mut pending, events).await?;
+                    bytes = 0;
+                    events(Event::Echo {
+                        version: m.version.clone(),
+                        text,
+                    });
+                }
+                Item::Copy { ref text, ref at } => {
+                    self.await_pending(m, &mut pending, events).await?;
+                    bytes = 0;
+                    number += 1;
+                    let result = self.copy_in(text, &mut script).await;
+                    self.drain_notices(m, events);
+                    match result {
+                        Ok(()) => {}
+                        Err(CopyError::Script(e)) => return Err(e.into()),
+                        Err(CopyError::Db(e)) => {
+                            return Err(statement_error(m, number, &item, at, e));
+                        }
+                    }
+                }
+                Item::Sql {
+                    ref text,
+                    gset: Some(ref prefix),
+                    ref at,
+                    ..
+                } => {
+                    // Its row sets variables that the statements after it may use:
+                    // it runs alone, once the statements before it are done.
+                    self.await_pending(m, &mut pending, events).await?;
+                    bytes = 0;
+                    number += 1;
+                    let result = self.gset(text, prefix, at, &mut script).await;
+                    self.drain_notices(m, events);
+                    match result {
+                        Ok(()) => {}
+                        Err(CopyError::Script(e)) => return Err(e.into()),
+                        Err(CopyError::Db(e)) => {
+                            return Err(statement_error(m, number, &item, at, e));
+                        }
+                    }
+                }
+                Item::Sql { ref text, .. } => {
+                    number += 1;
+                    bytes += text.len();
+                    let client = self.client();
+                    let sent = Sent::send(async move {
+                        let result = match &item {
+                            Item::Sql { text, .. } => client.batch_execute(text).await,
+                            _ => Ok(()),
+                        };
+                        (result, item)
+                    })
+                    .await;
+                    pending.push_back((number, sent));
+                    if pending.len() >= PIPELINE_STATEMENTS || bytes >= PIPELINE_BYTES {
+                        self.await_pending(m, &mut pending, events).await?;
+                        bytes = 0;
+                    }
+                }
+            }
+        }
+        self.await_pending(m, &mut pending, events).await?;
+        let summary = script.finish();
+        if summary.checksum != m.checksum {
+            return Err(changed_while_running(m));
+        }
+        Ok(())
+    }
+
+    /// Reads the replies of the statements sent, in order, draining notices after
+    /// each; stops at the first error. The requests left are dropped: the server
+    /// refuses them (the transaction is aborted) and their replies are discarded.
+    async fn await_pending(
+        &self,
+        m: &Migration,
+        pending: &mut std::collections::VecDeque<PendingStatement<'_>>,
+        events: &mut dyn FnMut(Event),
+    ) -> Result<(), MigrateError> {
+        while let Some((number, sent)) = pending.pop_front() {
+            let (result, item) = sent.reply().await;
+            self.drain_notices(m, events);
+            if let Err(e) = result {
+                pending.clear();
+                let Item::Sql { at, .. } = &item else {
+                    return Err(MigrateError::database(
+                        format!("running {} (statement {number})", m.version),
+                        &e,
+                    ));
+                };
+                return Err(statement_error(m, number, &item, at, e));
+            }
         }
         Ok(())
     }
@@ -678,4 +882,56 @@ impl<'a> Runner<'a> {
 pub(super) enum CopyError {
     Db(tokio_postgres::Error),
     Script(ScriptError),
+}
+
+/// `BEGIN` failed: the file did not start.
+pub(super) struct Begin(MigrateError);
+
+/// At most this many statements of a file are sent ahead of the replies read.
+pub(super) const PIPELINE_STATEMENTS: usize = 256;
+/// At most about this much statement text is sent ahead of the replies read.
+pub(super) const PIPELINE_BYTES: usize = 1 << 20;
+
+/// A statement sent and not yet answered: its number, and its request (which gives
+/// back the statement, for the error's place).
+type PendingStatement<'c> = (usize, Sent<'c, (Result<(), tokio_postgres::Error>, Item)>);
+
+/// A request sent to the server whose reply is read later (pipelining).
+///
+/// tokio-postgres sends a request when its future is first polled and pairs
+/// replies with requests in the order sent: polling each future once, in order,
+/// sends the requests in that order without waiting for a reply.
+pub(super) struct Sent<'c, T> {
+    future: futures_util::future::BoxFuture<'c, T>,
+    done: Option<T>,
+}
+
+impl<'c, T> Sent<'c, T> {
+    /// Polls `future` once: its request goes out now.
+    pub(super) async fn send(future: impl std::future::Future<Output = T> + Send + 'c) -> Self {
+        let mut future: futures_util::future::BoxFuture<'c, T> = Box::pin(future);
+        let done = std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(match future.as_mut().poll(cx) {
+                std::task::Poll::Ready(v) => Some(v),
+                std::task::Poll::Pending => None,
+            })
+        })
+        .await;
+        Sent { future, done }
+    }
+
+    /// The reply.
+    pub(super) async fn reply(self) -> T {
+        match self.done {
+            Some(v) => v,
+            None => self.future.await,
+        }
+    }
+}
+
+fn changed_while_running(m: &Migration) -> MigrateError {
+    MigrateError::Usage(format!(
+        "{}: the file (or a file it includes) changed while kubemigrate was running; run again",
+        m.path.display()
+    ))
 }

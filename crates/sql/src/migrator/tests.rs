@@ -17,9 +17,13 @@ fn src(files: &[(&str, &str)]) -> Source {
                 no_transaction: false,
                 controls_transaction: false,
                 statements: 1,
+                repeatable: false,
+                section: None,
             })
             .collect(),
         warnings: vec![],
+        layout: crate::source::Layout::Native,
+        include_root: None,
     }
 }
 
@@ -102,4 +106,40 @@ fn reconcile_classifies_every_state() {
         .map(|p| p.version)
         .collect();
     assert_eq!(names, ["4.sql", "9.sql"]);
+}
+
+#[test]
+fn reconcile_orders_versions_by_layout_and_reruns_changed_repeatables() {
+    let mut s = src(&[
+        ("0009-a.sql", "a;"),
+        ("00010-b.sql", "b;"),
+        ("00011-c.sql", "c;"),
+        ("views.sql", "v2;"),
+    ]);
+    s.layout = crate::source::Layout::PostgresMigrations;
+    s.migrations[3].repeatable = true;
+    let c = |i: usize| s.migrations[i].checksum.clone();
+    let history = vec![
+        row("0009-a.sql", &c(0), true, true),
+        row("00010-b.sql", &c(1), true, true),
+        row("views.sql", "v1", true, true),
+    ];
+    let r = reconcile(&s, &history);
+    // 00011 comes after 00010 by number (byte-wise it sorts before 0009): not out of order.
+    assert!(matches!(r.files[2], (FileState::Pending { .. }, false)));
+    // A changed repeatable file is pending, not drifted, and never out of order.
+    assert!(matches!(
+        r.files[3],
+        (
+            FileState::Pending {
+                previous_failure: None
+            },
+            false
+        )
+    ));
+    assert!(r.problems(&s, &MigrateOptions::default()).is_empty());
+    // Byte-wise (native), the same history makes 00011 out of order.
+    s.layout = crate::source::Layout::Native;
+    let r = reconcile(&s, &history);
+    assert!(matches!(r.files[2], (FileState::Pending { .. }, true)));
 }

@@ -31,10 +31,13 @@ pub struct Args {
 
 /// Runs the command.
 pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
-    let source = args.dir.source()?;
+    // psql's :DBNAME, :USER, :HOST and :PORT, when the connection settings resolve
+    // (a bad URL is reported below, after the files).
+    let auto = args.conn.options().ok();
+    let source = args.dir.source_with(auto.as_ref())?;
     let conn = args.conn.options()?;
     let mut options = args.run.migrate_options(&args.history);
-    options.variables = args.dir.variables();
+    options.variables = args.dir.variables_with(Some(&conn));
     let outcome = migrator::baseline(&conn, &source, &options, &args.version, &mut |e| {
         reporter.event(e)
     })

@@ -147,6 +147,9 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
     let dir_args = DirArgs {
         dir,
         set: args.set.clone(),
+        layout: kubemigrate_sql::source::Layout::Native,
+        allow_empty: true,
+        include_root: None,
     };
     let mut policy = Policy::new();
     for (rule, level) in &args.rules {
@@ -560,7 +563,13 @@ pub fn lint_plan(loaded: &kubemigrate_plan::LoadedPlan) -> Result<(), Failure> {
         policy.set_kubemigrate_sets_lock_timeout(sql.lock_timeout.is_some());
         let dir = loaded.resolve_path(dir);
         let vars = kubemigrate_sql::script::Variables::new();
-        let source = Source::read_dir(&dir, &vars).map_err(|e| {
+        // The plan's layout names are the engine's (a test pins that).
+        let options = kubemigrate_sql::source::SourceOptions {
+            layout: kubemigrate_sql::source::Layout::parse(sql.layout.name())
+                .map_err(|e| Failure::new(Exit::Usage, anyhow!(e)))?,
+            ..Default::default()
+        };
+        let source = Source::read(&dir, &vars, &options).map_err(|e| {
             Failure::new(
                 Exit::Usage,
                 anyhow!(e).context(format!("target {}", t.name)),

@@ -1,5 +1,6 @@
 //! `kubemigrate sql …`: the engine's commands over a directory of migrations.
 
+pub mod adopt;
 pub mod baseline;
 pub mod lint;
 pub mod lint_trace;

@@ -39,8 +39,15 @@ pub struct Args {
 
 /// Runs the command.
 pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
-    let source = args.dir.source()?;
-    let databases = args.conn.databases().await?;
+    // psql's :DBNAME, :USER, :HOST and :PORT, for one database (with several, the
+    // files are read once, without them). A bad URL is reported after the files.
+    let databases = args.conn.databases().await;
+    let one = match &databases {
+        Ok(Databases::One(conn)) => Some(conn),
+        _ => None,
+    };
+    let source = args.dir.source_with(one)?;
+    let databases = databases?;
     let options = kubemigrate_sql::migrator::MigrateOptions {
         history: args.history.table(),
         strict: args.strict,
