@@ -440,3 +440,30 @@ fn include_root_lets_files_include_a_wider_tree() {
         run.stderr
     );
 }
+
+#[test]
+fn lint_reads_only_the_part_that_runs() {
+    let dir = Dir::new(&[(
+        "00001_users.sql",
+        "-- +goose Up\nCREATE TABLE users (id int);\n-- +goose Down\nDROP TABLE users;\n",
+    )]);
+    let run = common::km(
+        &["sql", "lint", "--dir", &dir.arg(), "--layout", "goose"],
+        &[],
+    );
+    assert!(!run.stdout.contains("ban-drop-table"), "{}", run.stdout);
+    assert!(!run.stderr.contains("ban-drop-table"), "{}", run.stderr);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    // The same statement in the Up part is found, at its own line.
+    dir.write(
+        "00002_drop.sql",
+        "-- +goose Up\nDROP TABLE users;\n-- +goose Down\nCREATE TABLE users (id int);\n",
+    );
+    let run = common::km(
+        &["sql", "lint", "--dir", &dir.arg(), "--layout", "goose"],
+        &[],
+    );
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(all.contains("00002_drop.sql:2:"), "{all}");
+    assert!(all.contains("ban-drop-table"), "{all}");
+}

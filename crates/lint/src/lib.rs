@@ -33,7 +33,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use kubemigrate_sql::script::{Edit, Item, Location, Script, ScriptError, Variables, unmap_offset};
+use kubemigrate_sql::script::{Edit, Item, Location, ScriptError, Variables, unmap_offset};
 use kubemigrate_sql::source::{Migration, Source, printable_path};
 use serde::Serialize;
 use squawk_linter::{Linter, Version};
@@ -502,7 +502,8 @@ impl<'p> Prepared<'p> {
         vars: &Variables,
     ) -> Result<FileLint, LintError> {
         let mode = TxMode::of(m);
-        let mut script = Script::open(&m.path, dir, vars)?;
+        // Only the lines that run (a dbmate or goose file's up part).
+        let mut script = m.open(dir, None, vars)?;
         let mut text = String::new();
         let mut sent: Vec<Sent> = Vec::new();
         let mut sent_bytes = 0;
