@@ -421,6 +421,61 @@ fn include_root_lets_files_include_a_wider_tree() {
     ])
     .expect(0);
     assert_eq!(db.sql("SELECT count(*) FROM t"), "1");
+    // Still no further than the root, and an edit of the included file is drift.
+    std::fs::write(
+        dir.path().join("common/t.sql"),
+        "CREATE TABLE t (n bigint);",
+    )
+    .unwrap();
+    let run = db
+        .km(&[
+            "sql",
+            "status",
+            "--dir",
+            &tenant,
+            "--include-root",
+            &dir.arg(),
+        ])
+        .expect(4);
+    assert!(run.stdout.contains("drifted"), "{}", run.stdout);
+    let tenant_root = dir.path().join("tenant").display().to_string();
+    let run = db
+        .km(&[
+            "sql",
+            "status",
+            "--dir",
+            &tenant,
+            "--include-root",
+            &tenant_root,
+        ])
+        .expect(2);
+    assert!(
+        run.stderr.contains("outside the migration directory"),
+        "{}",
+        run.stderr
+    );
+    std::fs::create_dir_all(dir.path().join("tenant/sub")).unwrap();
+    std::fs::write(
+        dir.path().join("tenant/sub/1_x.sql"),
+        "\\i ../../common/t.sql\n",
+    )
+    .unwrap();
+    let sub = dir.path().join("tenant/sub").display().to_string();
+    let run = db
+        .km(&[
+            "sql",
+            "status",
+            "--dir",
+            &sub,
+            "--include-root",
+            &tenant_root,
+        ])
+        .expect(2);
+    assert!(
+        run.stderr.contains("it is outside the include root"),
+        "{}",
+        run.stderr
+    );
     // The include root must hold the directory.
     let other = Dir::new(&[]);
     let run = db

@@ -1364,8 +1364,13 @@ impl Script {
             .canonicalize()
             .map_err(|e| err(format!("cannot include {file}: {e}")))?;
         if !canonical.starts_with(&self.root) {
+            let what = if self.root == self.base {
+                "the migration directory"
+            } else {
+                "the include root"
+            };
             return Err(err(format!(
-                "cannot include {file}: it is outside the migration directory {}",
+                "cannot include {file}: it is outside {what} {}",
                 self.root.display()
             )));
         }
