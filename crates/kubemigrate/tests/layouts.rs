@@ -75,6 +75,11 @@ fn flyway_versions_run_in_version_order_and_repeatables_last() {
             "CREATE OR REPLACE VIEW v AS SELECT count(*) AS c FROM log;",
         ),
         ("notes.sql", "DROP TABLE log;"),
+        (
+            "V3__index.sql",
+            "CREATE INDEX CONCURRENTLY log_name ON log (name);",
+        ),
+        ("V3__index.sql.conf", "executeInTransaction=false\n"),
     ]);
     let run = migrate(&db, &dir, "flyway").expect(0);
     assert!(
@@ -98,8 +103,13 @@ fn flyway_versions_run_in_version_order_and_repeatables_last() {
             "V1.9__nine.sql",
             "V1.10__ten.sql",
             "sub/V2__two.sql",
+            "V3__index.sql",
             "R__view.sql"
         ]
+    );
+    assert_eq!(
+        db.sql("SELECT transactional FROM kubemigrate_history WHERE version = 'V3__index.sql'"),
+        "f"
     );
     // A changed repeatable file runs again, and only it.
     dir.write(
@@ -107,7 +117,7 @@ fn flyway_versions_run_in_version_order_and_repeatables_last() {
         "CREATE OR REPLACE VIEW v AS SELECT count(*) + 100 AS c FROM log;",
     );
     let (_, files) = status(&db, &dir, "flyway");
-    assert_eq!(files[4].1, "pending");
+    assert_eq!(files[5].1, "pending");
     let run = migrate(&db, &dir, "flyway").expect(0);
     assert!(run.stdout.contains("1 to apply"), "{}", run.stdout);
     assert_eq!(db.sql("SELECT c FROM v"), "103");
