@@ -10,7 +10,9 @@
 //!   including file), with cycle detection; included files stay inside the directory;
 //! - `\if`, `\elif`, `\else`, `\endif` on a variable or a literal boolean;
 //! - `\echo`, `\copy … FROM 'file'|stdin`, and `\restrict`/`\unrestrict` (written by
-//!   recent pg_dump; they only matter to psql itself).
+//!   recent pg_dump; they only matter to psql itself);
+//! - `QUERY \gset [PREFIX]` and `QUERY \g`, which end a query: the engine runs a
+//!   `\gset` query and sets variables from its row ([`Script::set_variable`]).
 //!
 //! Any other meta-command is an error naming it, the file and the line. Nothing is
 //! ever held whole in memory: COPY data streams through, and a statement is kept only
@@ -600,7 +602,7 @@ impl Reader {
                 .unwrap_or("")
                 .to_string();
             message = format!(
-                "psql meta-command {word} inside an unfinished SQL statement (end the statement with ; first; \\g and \\gexec are not supported)"
+                "psql meta-command {word} inside an unfinished SQL statement (end the statement with ; or \\gset first; \\gexec is not supported)"
             );
         }
         let mut err = self.err(self.line + e.line - 1, message);
