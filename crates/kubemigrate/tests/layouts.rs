@@ -532,3 +532,36 @@ fn lint_reads_only_the_part_that_runs() {
     assert!(all.contains("00002_drop.sql:2:"), "{all}");
     assert!(all.contains("ban-drop-table"), "{all}");
 }
+
+/// A plan's `layout:` reaches the runner: `apply --local` runs the Job's own
+/// command, `sql migrate --layout diesel`, on the target's folders.
+#[test]
+fn a_plan_layout_reaches_the_runner_of_apply_local() {
+    let db = Db::new();
+    let dir = tree(&[
+        (
+            "sql/2024-01-01-000000_users/up.sql",
+            "CREATE TABLE users (id int);",
+        ),
+        ("sql/2024-01-01-000000_users/down.sql", "DROP TABLE users;"),
+        (
+            "sql/2024-01-02-000000_posts/up.sql",
+            "CREATE TABLE posts (id int);",
+        ),
+        (
+            "plan.yaml",
+            "apiVersion: kubemigrate.io/v1alpha1\nkind: MigrationPlan\nmetadata: {name: shop}\nspec:\n  targets:\n    - name: a\n      database: {host: a-db, name: a, user: app, password: {fromEnv: UNUSED}}\n      sql: {localDir: sql, layout: diesel}\n",
+        ),
+    ]);
+    let file = dir.path().join("plan.yaml").display().to_string();
+    let target = format!("a={}", db.url);
+    common::km(&["apply", "-f", &file, "--local", "--db", &target], &[]).expect(0);
+    assert_eq!(
+        db.history(),
+        [
+            "2024-01-01-000000_users|sql|true|",
+            "2024-01-02-000000_posts|sql|true|"
+        ]
+    );
+    assert_eq!(db.sql("SELECT to_regclass('users') IS NOT NULL"), "t");
+}
