@@ -79,6 +79,11 @@ fn flyway_versions_run_in_version_order_and_repeatables_last() {
             "CREATE OR REPLACE VIEW v AS SELECT count(*) AS c FROM log;",
         ),
         ("notes.sql", "DROP TABLE log;"),
+        (
+            "V3__index.sql",
+            "CREATE INDEX CONCURRENTLY log_name ON log (name);",
+        ),
+        ("V3__index.sql.conf", "executeInTransaction=false\n"),
     ]);
     let run = migrate(&db, &dir, "flyway").expect(0);
     assert!(
@@ -102,8 +107,13 @@ fn flyway_versions_run_in_version_order_and_repeatables_last() {
             "V1.9__nine.sql",
             "V1.10__ten.sql",
             "sub/V2__two.sql",
+            "V3__index.sql",
             "R__view.sql"
         ]
+    );
+    assert_eq!(
+        db.sql("SELECT transactional FROM kubemigrate_history WHERE version = 'V3__index.sql'"),
+        "f"
     );
     // A changed repeatable file runs again, and only it.
     dir.write(
@@ -111,7 +121,7 @@ fn flyway_versions_run_in_version_order_and_repeatables_last() {
         "CREATE OR REPLACE VIEW v AS SELECT count(*) + 100 AS c FROM log;",
     );
     let (_, files) = status(&db, &dir, "flyway");
-    assert_eq!(files[4].1, "pending");
+    assert_eq!(files[5].1, "pending");
     let run = migrate(&db, &dir, "flyway").expect(0);
     assert!(run.stdout.contains("1 to apply"), "{}", run.stdout);
     assert_eq!(db.sql("SELECT c FROM v"), "103");
@@ -329,8 +339,15 @@ fn an_empty_directory_is_an_error_unless_allowed() {
         "{}",
         run.stderr
     );
-    db.km(&["sql", "migrate", "--dir", &dir.arg(), "--allow-empty"])
+    let run = db
+        .km(&["sql", "migrate", "--dir", &dir.arg(), "--allow-empty"])
         .expect(0);
+    assert!(
+        run.stderr
+            .contains("holds no migration for layout native: nothing to do"),
+        "{}",
+        run.stderr
+    );
     // *.up.sql files under the Flyway layout point to golang-migrate.
     let dir = Dir::new(&[("1_a.up.sql", "SELECT 1;"), ("1_a.down.sql", "SELECT 1;")]);
     let run = db
@@ -425,6 +442,61 @@ fn include_root_lets_files_include_a_wider_tree() {
     ])
     .expect(0);
     assert_eq!(db.sql("SELECT count(*) FROM t"), "1");
+    // Still no further than the root, and an edit of the included file is drift.
+    std::fs::write(
+        dir.path().join("common/t.sql"),
+        "CREATE TABLE t (n bigint);",
+    )
+    .unwrap();
+    let run = db
+        .km(&[
+            "sql",
+            "status",
+            "--dir",
+            &tenant,
+            "--include-root",
+            &dir.arg(),
+        ])
+        .expect(4);
+    assert!(run.stdout.contains("drifted"), "{}", run.stdout);
+    let tenant_root = dir.path().join("tenant").display().to_string();
+    let run = db
+        .km(&[
+            "sql",
+            "status",
+            "--dir",
+            &tenant,
+            "--include-root",
+            &tenant_root,
+        ])
+        .expect(2);
+    assert!(
+        run.stderr.contains("outside the migration directory"),
+        "{}",
+        run.stderr
+    );
+    std::fs::create_dir_all(dir.path().join("tenant/sub")).unwrap();
+    std::fs::write(
+        dir.path().join("tenant/sub/1_x.sql"),
+        "\\i ../../common/t.sql\n",
+    )
+    .unwrap();
+    let sub = dir.path().join("tenant/sub").display().to_string();
+    let run = db
+        .km(&[
+            "sql",
+            "status",
+            "--dir",
+            &sub,
+            "--include-root",
+            &tenant_root,
+        ])
+        .expect(2);
+    assert!(
+        run.stderr.contains("it is outside the include root"),
+        "{}",
+        run.stderr
+    );
     // The include root must hold the directory.
     let other = Dir::new(&[]);
     let run = db
@@ -443,4 +515,64 @@ fn include_root_lets_files_include_a_wider_tree() {
         "{}",
         run.stderr
     );
+}
+
+#[test]
+fn lint_reads_only_the_part_that_runs() {
+    let dir = Dir::new(&[(
+        "00001_users.sql",
+        "-- +goose Up\nCREATE TABLE users (id int);\n-- +goose Down\nDROP TABLE users;\n",
+    )]);
+    let run = common::km(
+        &["sql", "lint", "--dir", &dir.arg(), "--layout", "goose"],
+        &[],
+    );
+    assert!(!run.stdout.contains("ban-drop-table"), "{}", run.stdout);
+    assert!(!run.stderr.contains("ban-drop-table"), "{}", run.stderr);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    // The same statement in the Up part is found, at its own line.
+    dir.write(
+        "00002_drop.sql",
+        "-- +goose Up\nDROP TABLE users;\n-- +goose Down\nCREATE TABLE users (id int);\n",
+    );
+    let run = common::km(
+        &["sql", "lint", "--dir", &dir.arg(), "--layout", "goose"],
+        &[],
+    );
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(all.contains("00002_drop.sql:2:"), "{all}");
+    assert!(all.contains("ban-drop-table"), "{all}");
+}
+
+/// A plan's `layout:` reaches the runner: `apply --local` runs the Job's own
+/// command, `sql migrate --layout diesel`, on the target's folders.
+#[test]
+fn a_plan_layout_reaches_the_runner_of_apply_local() {
+    let db = Db::new();
+    let dir = tree(&[
+        (
+            "sql/2024-01-01-000000_users/up.sql",
+            "CREATE TABLE users (id int);",
+        ),
+        ("sql/2024-01-01-000000_users/down.sql", "DROP TABLE users;"),
+        (
+            "sql/2024-01-02-000000_posts/up.sql",
+            "CREATE TABLE posts (id int);",
+        ),
+        (
+            "plan.yaml",
+            "apiVersion: kubemigrate.io/v1alpha1\nkind: MigrationPlan\nmetadata: {name: shop}\nspec:\n  targets:\n    - name: a\n      database: {host: a-db, name: a, user: app, password: {fromEnv: UNUSED}}\n      sql: {localDir: sql, layout: diesel}\n",
+        ),
+    ]);
+    let file = dir.path().join("plan.yaml").display().to_string();
+    let target = format!("a={}", db.url);
+    common::km(&["apply", "-f", &file, "--local", "--db", &target], &[]).expect(0);
+    assert_eq!(
+        db.history(),
+        [
+            "2024-01-01-000000_users|sql|true|",
+            "2024-01-02-000000_posts|sql|true|"
+        ]
+    );
+    assert_eq!(db.sql("SELECT to_regclass('users') IS NOT NULL"), "t");
 }

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use kubemigrate_sql::script::{Edit, Item, Location, Script, Variables, unmap_offset};
+use kubemigrate_sql::script::{Edit, Item, Location, Variables, unmap_offset};
 use kubemigrate_sql::source::Migration;
 use squawk_linter::{Linter, Version};
 use squawk_syntax::SourceFile;
@@ -65,7 +65,8 @@ impl<'p> Prepared<'p> {
         vars: &Variables,
     ) -> Result<FileLint, LintError> {
         let mode = TxMode::of(m);
-        let mut script = Script::open(&m.path, dir, vars)?;
+        // Only the lines that run (a dbmate or goose file's up part).
+        let mut script = m.open(dir, None, vars)?;
         let mut text = String::new();
         let mut sent: Vec<Sent> = Vec::new();
         let mut sent_bytes = 0;

@@ -995,6 +995,28 @@ mod tests {
         assert!(e.contains(":2: '-- +goose StatementBegin' without"), "{e}");
     }
 
+    proptest::proptest! {
+        /// Any text: rules are read or refused with a line inside the file, never a panic.
+        #[test]
+        fn rules_never_panic_and_name_a_line_of_the_file(text in "(-- migrate:(up|down)( transaction:false)?\n|-- \\+goose (Up|Down|StatementBegin|StatementEnd|NO TRANSACTION)\n|select 1;\n|\n|-- x\n){0,12}") {
+            let lines = u32::try_from(text.lines().count()).unwrap();
+            for layout in Layout::ALL {
+                match layout.rules(Path::new("f.sql"), &text) {
+                    Ok(r) => {
+                        if let Some(s) = r.section {
+                            proptest::prop_assert!(s.first_line >= 1);
+                            proptest::prop_assert!(s.end_line.is_none_or(|e| e >= s.first_line));
+                        }
+                    }
+                    Err(SourceError::Layout { line, .. }) => {
+                        proptest::prop_assert!(line <= lines.max(1), "{layout}: line {line} of {lines}");
+                    }
+                    Err(e) => proptest::prop_assert!(false, "{e}"),
+                }
+            }
+        }
+    }
+
     #[test]
     fn a_section_runs_only_its_lines_and_the_checksum_covers_the_file() {
         use crate::script::{Item, Script, Variables};

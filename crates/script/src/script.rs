@@ -10,7 +10,9 @@
 //!   including file), with cycle detection; included files stay inside the directory;
 //! - `\if`, `\elif`, `\else`, `\endif` on a variable or a literal boolean;
 //! - `\echo`, `\copy … FROM 'file'|stdin`, and `\restrict`/`\unrestrict` (written by
-//!   recent pg_dump; they only matter to psql itself).
+//!   recent pg_dump; they only matter to psql itself);
+//! - `QUERY \gset [PREFIX]` and `QUERY \g`, which end a query: the engine runs a
+//!   `\gset` query and sets variables from its row ([`Script::set_variable`]).
 //!
 //! Any other meta-command is an error naming it, the file and the line. Nothing is
 //! ever held whole in memory: COPY data streams through, and a statement is kept only
@@ -611,7 +613,7 @@ impl Reader {
                 .unwrap_or("")
                 .to_string();
             message = format!(
-                "psql meta-command {word} inside an unfinished SQL statement (end the statement with ; first; \\g and \\gexec are not supported)"
+                "psql meta-command {word} inside an unfinished SQL statement (end the statement with ; or \\gset first; \\gexec is not supported)"
             );
         }
         let mut err = self.err(self.line + e.line - 1, message);
@@ -1414,8 +1416,13 @@ impl Script {
             .canonicalize()
             .map_err(|e| err(format!("cannot include {file}: {e}")))?;
         if !canonical.starts_with(&self.root) {
+            let what = if self.root == self.base {
+                "the migration directory"
+            } else {
+                "the include root"
+            };
             return Err(err(format!(
-                "cannot include {file}: it is outside the migration directory {}",
+                "cannot include {file}: it is outside {what} {}",
                 self.root.display()
             )));
         }

@@ -316,12 +316,19 @@ impl Source {
             Self::read_layout(dir, vars, options)?
         };
         source.include_root.clone_from(&options.include_root);
-        if source.migrations.is_empty() && !options.allow_empty {
-            return Err(SourceError::NoMigrations {
-                dir: dir.to_path_buf(),
-                layout: options.layout,
-                found: crate::layout::survey(dir),
-            });
+        if source.migrations.is_empty() {
+            if !options.allow_empty {
+                return Err(SourceError::NoMigrations {
+                    dir: dir.to_path_buf(),
+                    layout: options.layout,
+                    found: crate::layout::survey(dir),
+                });
+            }
+            source.warnings.push(SourceWarning(format!(
+                "{} holds no migration for layout {}: nothing to do",
+                dir.display(),
+                options.layout
+            )));
         }
         Ok(source)
     }
@@ -387,7 +394,14 @@ impl Source {
     /// The directory or a file cannot be read, a `*.sql` entry is not a file, a file
     /// is not UTF-8, does not lex, or uses something the engine cannot run.
     pub fn read_dir(dir: &Path, vars: &Variables) -> Result<Source, SourceError> {
-        Self::read_native(dir, vars, None)
+        let mut source = Self::read_native(dir, vars, None)?;
+        if source.migrations.is_empty() {
+            source.warnings.push(SourceWarning(format!(
+                "{} holds no *.sql files: nothing to migrate",
+                dir.display()
+            )));
+        }
+        Ok(source)
     }
 
     fn read_native(

@@ -158,7 +158,7 @@ pub struct DirArgs {
     #[arg(long)]
     pub allow_empty: bool,
     /// Let `\i` and `\ir` include files anywhere below DIR (which must hold --dir),
-    /// not only below --dir; `\i` paths stay relative to DIR. Included files are
+    /// not only below --dir; `\i` paths stay relative to --dir. Included files are
     /// checksummed with the file that includes them.
     #[arg(long, value_name = "DIR")]
     pub include_root: Option<PathBuf>,

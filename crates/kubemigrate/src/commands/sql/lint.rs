@@ -55,6 +55,10 @@ pub struct Args {
     /// Set a psql variable for the files, as for `sql migrate`; repeatable.
     #[arg(long = "set", short = 'v', value_name = "NAME=VALUE", value_parser = crate::args::db::parse_variable)]
     set: Vec<(String, String)>,
+    /// How the files are named, ordered and split, as for `sql migrate` (only a
+    /// dbmate or goose file's up part is linted).
+    #[arg(long, default_value = "native", value_name = "NAME", value_parser = crate::args::db::parse_layout)]
+    layout: kubemigrate_sql::source::Layout,
     /// The output: human lines, json (as -o json), sarif (SARIF 2.1.0, for code
     /// scanning) or github (workflow annotations).
     #[arg(long, value_enum, value_name = "FORMAT")]
@@ -147,7 +151,7 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
     let dir_args = DirArgs {
         dir,
         set: args.set.clone(),
-        layout: kubemigrate_sql::source::Layout::Native,
+        layout: args.layout,
         allow_empty: true,
         include_root: None,
     };
