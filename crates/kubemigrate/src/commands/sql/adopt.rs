@@ -53,16 +53,11 @@ pub async fn run(mut args: Args, reporter: Reporter) -> CommandResult {
     if args.dir.layout == Layout::Native {
         args.dir.layout = args.from.layout();
     }
-    // psql's :DBNAME, :USER, :HOST and :PORT, when the connection settings resolve
-    // (a bad URL is reported below, after the files).
-    let auto = args.conn.options().ok();
-    let source = args.dir.source_with(auto.as_ref())?;
+    let (source, conn, mut options) =
+        super::one_database(&args.dir, &args.conn, &args.history, &args.run)?;
     for w in &source.warnings {
         reporter.warn(&w.0);
     }
-    let conn = args.conn.options()?;
-    let mut options = args.run.migrate_options(&args.history);
-    options.variables = args.dir.variables_with(Some(&conn));
     options.dry_run = args.dry_run;
     let outcome = migrator::adopt(
         &conn,

@@ -45,13 +45,8 @@ pub struct Args {
 
 /// Runs the command.
 pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
-    // psql's :DBNAME, :USER, :HOST and :PORT, when the connection settings resolve
-    // (a bad URL is reported below, after the files).
-    let auto = args.conn.options().ok();
-    let source = args.dir.source_with(auto.as_ref())?;
-    let conn = args.conn.options()?;
-    let mut options = args.run.migrate_options(&args.history);
-    options.variables = args.dir.variables_with(Some(&conn));
+    let (source, conn, options) =
+        super::one_database(&args.dir, &args.conn, &args.history, &args.run)?;
     let action = if args.mark_applied {
         RepairAction::MarkApplied
     } else if args.accept_checksum {
