@@ -313,6 +313,29 @@ fn a_bad_line_in_the_url_file_is_named_without_its_password() {
     )
     .expect(2);
     assert!(run.stderr.contains("no URL in it"), "{}", run.stderr);
+    // A pod's index beyond the shards is a mistake, not an empty shard.
+    let run = km(
+        &[
+            "sql",
+            "migrate",
+            "-d",
+            &dir.arg(),
+            "--database-url",
+            "postgres://app@localhost/postgres",
+            "--databases",
+            "t1,t2",
+            "--shards",
+            "2",
+        ],
+        &[("JOB_COMPLETION_INDEX", "2")],
+    )
+    .expect(2);
+    assert!(
+        run.stderr
+            .contains("--shard-index 2 (or JOB_COMPLETION_INDEX) is not below --shards 2"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
