@@ -532,3 +532,38 @@ spec:
         assert_eq!(r["result"], want, "{doc}");
     }
 }
+
+#[test]
+fn apply_local_says_a_secrets_list_cannot_be_read_here() {
+    let catalog = Db::new();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("sql")).unwrap();
+    std::fs::write(dir.path().join("sql/V1__a.sql"), "SELECT 1;").unwrap();
+    std::fs::write(
+        dir.path().join("plan.yaml"),
+        "apiVersion: kubemigrate.io/v1alpha1
+kind: MigrationPlan
+metadata: {name: saas}
+spec:
+  targets:
+    - name: tenants
+      database: {host: db, name: postgres, user: app, password: {fromEnv: UNUSED}}
+      databases:
+        fromSecret: {name: tenant-list, key: names}
+      sql: {localDir: sql}
+",
+    )
+    .unwrap();
+    let plan = dir.path().join("plan.yaml").display().to_string();
+    let db = format!("tenants={}", catalog.url);
+    let run = km(&["apply", "-f", &plan, "--local", "--db", &db], &[]);
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stdout.contains(
+            "KUBEMIGRATE_DATABASES: the key names of the existing Secret tenant-list cannot be read locally; to run it here, list the databases in the plan"
+        ),
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+}
