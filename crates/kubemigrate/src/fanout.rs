@@ -734,9 +734,7 @@ pub async fn finish(
             Ok(n) => {
                 let path = path.display();
                 let s = if n == 1 { "" } else { "s" };
-                reporter.line(&format!(
-                    "wrote the {n} database{s} to rerun to {path} (--database-url-file {path} reruns only them)"
-                ));
+                reporter.line(&format!("wrote the {n} database{s} to rerun to {path}"));
             }
             Err(f) => {
                 reporter.error(&f);

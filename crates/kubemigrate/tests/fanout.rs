@@ -317,6 +317,29 @@ fn a_bad_line_in_the_url_file_is_named_without_its_password() {
     )
     .expect(2);
     assert!(run.stderr.contains("no URL in it"), "{}", run.stderr);
+    // A pod's index beyond the shards is a mistake, not an empty shard.
+    let run = km(
+        &[
+            "sql",
+            "migrate",
+            "-d",
+            &dir.arg(),
+            "--database-url",
+            "postgres://app@localhost/postgres",
+            "--databases",
+            "t1,t2",
+            "--shards",
+            "2",
+        ],
+        &[("JOB_COMPLETION_INDEX", "2")],
+    )
+    .expect(2);
+    assert!(
+        run.stderr
+            .contains("--shard-index 2 (or JOB_COMPLETION_INDEX) is not below --shards 2"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -512,4 +535,39 @@ spec:
         };
         assert_eq!(r["result"], want, "{doc}");
     }
+}
+
+#[test]
+fn apply_local_says_a_secrets_list_cannot_be_read_here() {
+    let catalog = Db::new();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("sql")).unwrap();
+    std::fs::write(dir.path().join("sql/V1__a.sql"), "SELECT 1;").unwrap();
+    std::fs::write(
+        dir.path().join("plan.yaml"),
+        "apiVersion: kubemigrate.io/v1alpha1
+kind: MigrationPlan
+metadata: {name: saas}
+spec:
+  targets:
+    - name: tenants
+      database: {host: db, name: postgres, user: app, password: {fromEnv: UNUSED}}
+      databases:
+        fromSecret: {name: tenant-list, key: names}
+      sql: {localDir: sql}
+",
+    )
+    .unwrap();
+    let plan = dir.path().join("plan.yaml").display().to_string();
+    let db = format!("tenants={}", catalog.url);
+    let run = km(&["apply", "-f", &plan, "--local", "--db", &db], &[]);
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stdout.contains(
+            "KUBEMIGRATE_DATABASES: the key names of the existing Secret tenant-list cannot be read locally; to run it here, list the databases in the plan"
+        ),
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
 }

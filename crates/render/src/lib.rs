@@ -817,6 +817,9 @@ impl JobBuilder<'_> {
             command.extend(fanout_flags(d));
         }
         let mut main = container(k8s::RUN_MIGRATIONS, &image, Vec::new());
+        if let Some(e) = self.databases_env() {
+            main.env.get_or_insert_with(Vec::new).push(e);
+        }
         match runner {
             Runner::Copied => {
                 volumes.push(Volume {
@@ -1101,28 +1104,46 @@ impl JobBuilder<'_> {
                 Resolved::Existing { name, key } => from_secret(var, name, key),
             });
         }
-        if let Some(d) = &self.target.databases {
-            env.push(match &d.source {
-                DatabaseSource::List(_) => from_cm(env::DATABASES, format!("{k}_DATABASES")),
-                DatabaseSource::Query(q) => plain_env(env::DATABASE_QUERY, q),
-                DatabaseSource::ConfigMap(r) => EnvVar {
-                    name: env::DATABASES.into(),
-                    value: None,
-                    value_from: Some(EnvVarSource {
-                        config_map_key_ref: Some(ConfigMapKeySelector {
-                            name: r.name.clone(),
-                            key: r.key.clone(),
-                            optional: None,
-                        }),
-                        ..Default::default()
-                    }),
-                },
-                DatabaseSource::Secret(r) => {
-                    from_secret(env::DATABASES, r.name.clone(), r.key.clone())
-                }
-            });
-        }
         env
+    }
+
+    /// A fan-out target's names (`KUBEMIGRATE_DATABASES`, from the plan's ConfigMap
+    /// or the user's object) or query (`KUBEMIGRATE_DATABASE_QUERY`), for its
+    /// `run-migrations` container only.
+    fn databases_env(&self) -> Option<EnvVar> {
+        let d = self.target.databases.as_ref()?;
+        let k = key_prefix(self.target.name.as_str());
+        let from_cm = |name: String, key: String| EnvVar {
+            name: env::DATABASES.into(),
+            value: None,
+            value_from: Some(EnvVarSource {
+                config_map_key_ref: Some(ConfigMapKeySelector {
+                    name,
+                    key,
+                    optional: None,
+                }),
+                ..Default::default()
+            }),
+        };
+        Some(match &d.source {
+            DatabaseSource::List(_) => {
+                from_cm(config_map_name(self.plan), format!("{k}_DATABASES"))
+            }
+            DatabaseSource::Query(q) => plain_env(env::DATABASE_QUERY, q),
+            DatabaseSource::ConfigMap(r) => from_cm(r.name.clone(), r.key.clone()),
+            DatabaseSource::Secret(r) => EnvVar {
+                name: env::DATABASES.into(),
+                value: None,
+                value_from: Some(EnvVarSource {
+                    secret_key_ref: Some(SecretKeySelector {
+                        name: r.name.clone(),
+                        key: r.key.clone(),
+                        optional: None,
+                    }),
+                    ..Default::default()
+                }),
+            },
+        })
     }
 }
 

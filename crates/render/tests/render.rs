@@ -559,6 +559,16 @@ fn a_fan_out_target_is_an_indexed_job_whose_pods_run_their_shard() {
         rendered.config_map.data.as_ref().unwrap()[key],
         "tenant_1\ntenant_2\ntenant_3"
     );
+    // Only the runner reads the names; the init containers do not get them.
+    let init = &spec(0)["template"]["spec"]["initContainers"][0];
+    assert!(
+        init["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["name"] != "KUBEMIGRATE_DATABASES"),
+        "{init}"
+    );
     // A query: `shards` indexes, re-running the query in each pod; stop fails
     // the Job at the first failed index.
     assert_eq!(spec(1)["completions"], 16);

@@ -121,6 +121,9 @@ impl ContainerFailure {
     }
 }
 
+/// What a local run of a target whose databases are in a cluster object can do.
+const LIST_HINT: &str = "; to run it here, list the databases in the plan (databases: [...])";
+
 /// Runs Jobs as local processes.
 pub struct LocalRunner {
     config: BTreeMap<String, String>,
@@ -182,8 +185,8 @@ impl LocalRunner {
                         if r.name != self.config_name {
                             return Err(format!(
                                 "{}: the key {} of the existing ConfigMap {} cannot be read \
-                                 locally",
-                                v.name, r.key, r.name
+                                 locally{}",
+                                v.name, r.key, r.name, LIST_HINT
                             ));
                         }
                         self.config.get(&r.key).cloned().ok_or_else(|| {
@@ -192,6 +195,13 @@ impl LocalRunner {
                     } else if let Some(r) = &from.secret_key_ref {
                         match self.secret.get(&r.key) {
                             Some(value) => value.clone(),
+                            None if v.name == kubemigrate_contract::env::DATABASES => {
+                                return Err(format!(
+                                    "{}: the key {} of the existing Secret {} cannot be read \
+                                     locally{LIST_HINT}",
+                                    v.name, r.key, r.name
+                                ));
+                            }
                             None => {
                                 return Err(format!(
                                     "{}: the key {} of the existing Secret {} cannot be read \

@@ -278,12 +278,22 @@ pub struct ManyConnArgs {
     /// Run over these databases of the server that --database-url (or the
     /// variables) name: database names separated by spaces, commas or lines (e.g.
     /// `--databases "$(cat tenants.txt)"`).
-    #[arg(long, env = "KUBEMIGRATE_DATABASES", value_name = "NAMES")]
+    #[arg(
+        long,
+        env = "KUBEMIGRATE_DATABASES",
+        hide_env_values = true,
+        value_name = "NAMES"
+    )]
     pub databases: Option<String>,
     /// Run over the databases this query lists, run in the --database-url database:
     /// one column, the name (`SELECT datname FROM pg_database WHERE datname LIKE
     /// 'tenant_%'`), or columns named `name` and optionally `host` and `port`.
-    #[arg(long, env = "KUBEMIGRATE_DATABASE_QUERY", value_name = "SQL")]
+    #[arg(
+        long,
+        env = "KUBEMIGRATE_DATABASE_QUERY",
+        hide_env_values = true,
+        value_name = "SQL"
+    )]
     pub database_query: Option<String>,
     /// Split the databases into N shards (the `i`-th database, in list order, or in
     /// name order for a query, is in shard `i mod N`) and run the one of
@@ -303,9 +313,10 @@ pub struct ManyConnArgs {
     #[arg(long, value_enum, default_value = "continue", value_name = "WHAT")]
     pub on_failure: crate::fanout::OnFailure,
     /// With several databases: write the entries of the databases that did not end
-    /// well (failed, or not run after a stop) to FILE, one a line, as given; rerun
-    /// only those with --database-url-file FILE. Written with mode 0600 (the URLs
-    /// may hold passwords); removed when every database ended well.
+    /// well (failed, or not run after a stop) to FILE, one a line, as given (URLs,
+    /// or names with --databases and --database-query); rerun only those with
+    /// --database-url-file FILE (or --databases "$(cat FILE)"). Written with mode
+    /// 0600 (the URLs may hold passwords); removed when every database ended well.
     #[arg(long, value_name = "FILE")]
     pub failed_list: Option<PathBuf>,
 }
@@ -360,6 +371,13 @@ impl ManyConnArgs {
                 Databases::Many(entries) => entries,
             },
         };
+        if let (Some(n), Some(i)) = (self.shards, self.shard_index)
+            && i >= n
+        {
+            return Err(usage(format!(
+                "--shard-index {i} (or JOB_COMPLETION_INDEX) is not below --shards {n}"
+            )));
+        }
         Ok(Databases::Many(self.shard(crate::fanout::label(entries))))
     }
 
