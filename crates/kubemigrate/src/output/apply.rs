@@ -144,7 +144,7 @@ pub fn summary(outcome: &Outcome, reporter: Reporter) {
         reporter.line(&format!(
             "{}: {}",
             r.target,
-            crate::fanout::grouped(&r.databases)
+            super::fanout::grouped(&r.databases)
         ));
     }
     for line in human::failure_details(&outcome.results) {

@@ -17,6 +17,7 @@ use serde::Serialize;
 use crate::exit::{Exit, Failure};
 
 pub mod apply;
+pub mod fanout;
 pub mod human;
 pub mod live;
 pub mod sql;
