@@ -340,3 +340,37 @@ fn the_rendered_example_in_docs_is_current() {
         "docs/ananta.rendered.yaml is stale: run `kubemigrate render -f examples/ananta/plan.yaml --redact --run-id example > docs/ananta.rendered.yaml`"
     );
 }
+
+/// The plan spells a target's `layout:` with its own serde enum (the plan crate does
+/// not link the engine); the names must be exactly the engine's, which the runner's
+/// `--layout` parses.
+#[test]
+fn the_plans_layout_names_are_the_engines() {
+    use kubemigrate_sql::source::Layout as Engine;
+    let mut plan_names = Vec::new();
+    for engine in Engine::ALL {
+        let plan: kubemigrate_plan::Layout =
+            serde_json::from_value(serde_json::Value::String(engine.name().into()))
+                .unwrap_or_else(|e| panic!("the plan refuses layout {}: {e}", engine.name()));
+        assert_eq!(plan.name(), engine.name());
+        plan_names.push(plan.name());
+    }
+    // And the plan knows no layout the engine does not: the schema's list (kept
+    // current by the schema test above) is the engine's.
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/plan.schema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut in_schema: Vec<&str> = schema["$defs"]["Layout"]["oneOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["const"].as_str().unwrap())
+        .collect();
+    in_schema.sort_unstable();
+    plan_names.sort_unstable();
+    assert_eq!(in_schema, plan_names);
+}
