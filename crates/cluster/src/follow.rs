@@ -12,7 +12,7 @@ use kube::runtime::WatchStreamExt as _;
 use kube::runtime::watcher;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
-pub use diagnose::{Diagnosis, Terminal};
+use diagnose::{Diagnosis, Terminal};
 
 use kubemigrate_contract::k8s;
 
