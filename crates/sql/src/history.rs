@@ -26,6 +26,7 @@
 
 use sha2::{Digest, Sha256};
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Type;
 use tokio_postgres::{Client, GenericClient, Row, ToStatement};
 
 /// The longest identifier PostgreSQL keeps (`NAMEDATALEN - 1`); a longer one is cut
@@ -260,10 +261,11 @@ impl HistoryTable {
     /// a foreign table or another kind of relation.
     pub async fn exists(&self, client: &impl GenericClient) -> Result<bool, HistoryError> {
         // to_regclass of an unknown name is NULL: no row.
+        // Typed parameters: parsed, bound and run in one round trip.
         let Some(row) = client
-            .query_opt(
+            .query_typed_opt(
                 "SELECT c.relkind::text FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass($1)",
-                &[&self.qualified()],
+                &[(&self.qualified(), Type::TEXT)],
             )
             .await?
         else {
@@ -386,7 +388,8 @@ COMMIT;"
             "SELECT {COLUMNS} FROM {} WHERE kind <> 'command' ORDER BY id",
             self.qualified()
         );
-        let rows = client.query_raw(&sql, NO_PARAMS).await?;
+        // No parameters to prepare for: parsed and run in one round trip.
+        let rows = client.query_typed_raw(&sql, NO_PARAMS).await?;
         futures_util::pin_mut!(rows);
         let mut out = Vec::new();
         while let Some(row) = rows.try_next().await? {
@@ -560,7 +563,7 @@ COMMIT;"
 }
 
 /// No bind parameters.
-const NO_PARAMS: [&(dyn tokio_postgres::types::ToSql + Sync); 0] = [];
+const NO_PARAMS: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 0] = [];
 
 /// The names of the columns [`COLUMNS`] selects, for messages.
 const COLUMN_NAMES: [&str; 12] = [

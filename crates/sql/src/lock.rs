@@ -15,6 +15,7 @@
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
+use tokio_postgres::types::Type;
 
 use crate::connect::{ConnectError, ConnectOptions, Connection};
 use crate::history::HistoryTable;
@@ -113,12 +114,12 @@ pub struct MigrationLock {
     conn: Connection,
     key: i64,
     waited: Option<Duration>,
-    /// `pg_locks` query of [`MigrationLock::check`], prepared once.
-    check: tokio_postgres::Statement,
     /// When the lock was last confirmed.
     checked: std::sync::Mutex<Instant>,
 }
 
+/// The `pg_locks` query of [`MigrationLock::check`]. Its parameters are typed in the
+/// call, so it is parsed, bound and run in one round trip (no prepare before).
 const CHECK_SQL: &str = "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted \
      AND pid = pg_backend_pid() AND classid::bigint = $1 AND objid::bigint = $2 AND objsubid = 1)";
 
@@ -158,22 +159,16 @@ impl MigrationLock {
         loop {
             let got: bool = conn
                 .client
-                .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+                .query_typed_one("SELECT pg_try_advisory_lock($1)", &[(&key, Type::INT8)])
                 .await
                 .and_then(|r| r.try_get(0))
                 .map_err(|e| LockError::WaitLost(crate::migrator::describe(&e)))?;
             if got {
                 let waited = last_report.map(|_| start.elapsed());
-                let check = conn
-                    .client
-                    .prepare(CHECK_SQL)
-                    .await
-                    .map_err(|e| LockError::Lost(crate::migrator::describe(&e)))?;
                 return Ok(MigrationLock {
                     conn,
                     key,
                     waited,
-                    check,
                     checked: std::sync::Mutex::new(Instant::now()),
                 });
             }
@@ -223,7 +218,7 @@ impl MigrationLock {
         let held: bool = self
             .conn
             .client
-            .query_one(&self.check, &[&classid, &objid])
+            .query_typed_one(CHECK_SQL, &[(&classid, Type::INT8), (&objid, Type::INT8)])
             .await
             .and_then(|r| r.try_get(0))
             .map_err(|e| LockError::Lost(e.to_string()))?;
@@ -265,7 +260,7 @@ impl MigrationLock {
         let _ = self
             .conn
             .client
-            .query_one("SELECT pg_advisory_unlock($1)", &[&self.key])
+            .query_typed_one("SELECT pg_advisory_unlock($1)", &[(&self.key, Type::INT8)])
             .await;
     }
 }

@@ -168,8 +168,13 @@ async fn migrate_inner(
     // PostgreSQL 14+: notice within a second that this runner died (kill -9, lost
     // node) and roll its transaction back, instead of finishing a long statement
     // for a client that is gone. Older servers lack the setting; that is fine.
-    let check_interval = conn.client.batch_execute(CHECK_INTERVAL).await.is_ok();
-    let lock = with_lock(connect, options, events).await?;
+    // Sent while the lock's connection opens: one round trip less.
+    let (check_interval, lock) = tokio::join!(
+        conn.client.batch_execute(CHECK_INTERVAL),
+        with_lock(connect, options, events)
+    );
+    let check_interval = check_interval.is_ok();
+    let lock = lock?;
     // From here on the lock is released on every path.
     let result = async {
         options.history.ensure(&conn.client).await.map_err(|e| {
