@@ -58,13 +58,20 @@ impl Cluster {
         .boxed();
         let (lines_tx, mut lines_rx) = unbounded_channel::<(String, String, String)>();
         let (diag_tx, mut diag_rx) = unbounded_channel::<Diagnosis>();
-        // Log and event tasks: aborted when this function returns.
-        let mut logs = tokio::task::JoinSet::new();
-        let mut event_watches = tokio::task::JoinSet::new();
+        let mut tasks = Tasks {
+            pods,
+            logs: tokio::task::JoinSet::new(),
+            event_watches: tokio::task::JoinSet::new(),
+            lines_tx,
+            diag_tx,
+            events: events.clone(),
+        };
         let mut st = Follow::default();
         // The Job's own events: the controller's FailedCreate when admission
         // refuses its pods.
-        event_watches.spawn(self.watch_events(ns, "Job", name, diag_tx.clone()));
+        tasks
+            .event_watches
+            .spawn(self.watch_events(ns, "Job", name, tasks.diag_tx.clone()));
         let mut waiting = tokio::time::interval(options.report_waiting_every);
         waiting.tick().await;
 
@@ -99,7 +106,7 @@ impl Cluster {
                 },
                 ev = pod_stream.next() => match ev {
                     Some(Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p))) => {
-                        self.on_pod(ns, &p, &pods, &mut st, &mut logs, &mut event_watches, &lines_tx, &diag_tx, &events);
+                        self.on_pod(ns, &p, &mut st, &mut tasks);
                     }
                     Some(Ok(_)) => {}
                     Some(Err(e)) => {
@@ -151,17 +158,7 @@ impl Cluster {
         while let Some(Some(Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)))) =
             futures_util::FutureExt::now_or_never(pod_stream.next())
         {
-            self.on_pod(
-                ns,
-                &p,
-                &pods,
-                &mut st,
-                &mut logs,
-                &mut event_watches,
-                &lines_tx,
-                &diag_tx,
-                &events,
-            );
+            self.on_pod(ns, &p, &mut st, &mut tasks);
         }
         // Watches of different resources are not ordered: a failed Job may be seen
         // before the pod status that says which container failed with which code.
@@ -171,17 +168,7 @@ impl Cluster {
                 while st.last_failure.is_none() {
                     match pod_stream.next().await {
                         Some(Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p))) => {
-                            self.on_pod(
-                                ns,
-                                &p,
-                                &pods,
-                                &mut st,
-                                &mut logs,
-                                &mut event_watches,
-                                &lines_tx,
-                                &diag_tx,
-                                &events,
-                            );
+                            self.on_pod(ns, &p, &mut st, &mut tasks);
                         }
                         Some(_) => {}
                         None => break,
@@ -190,7 +177,7 @@ impl Cluster {
             };
             let _ = tokio::time::timeout(POD_STATUS_GRACE, wait).await;
         }
-        drop(lines_tx);
+        drop(tasks.lines_tx);
         // The log streams end when their containers have ended (a kubelet ends a
         // followed log then). Wait for that, but not for a stream that stays open
         // and silent: stop once no line has come for DRAIN_QUIET, and after DRAIN
@@ -198,7 +185,7 @@ impl Cluster {
         let drain = async {
             loop {
                 tokio::select! {
-                    next = logs.join_next() => if next.is_none() { break },
+                    next = tasks.logs.join_next() => if next.is_none() { break },
                     line = lines_rx.recv() => match line {
                         Some((pod, c, line)) => st.line(pod, c, line, &events),
                         None => break,
@@ -208,7 +195,7 @@ impl Cluster {
             }
         };
         let _ = tokio::time::timeout(DRAIN, drain).await;
-        logs.abort_all();
+        tasks.logs.abort_all();
         while let Ok((pod, c, line)) = lines_rx.try_recv() {
             st.line(pod, c, line, &events);
         }
@@ -233,22 +220,15 @@ impl Cluster {
 
     /// A pod's new status: start its event watch and its containers' logs, note a
     /// failed container, report problems, and forget problems that cleared.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the state of one follow_job, split out so the end of a Job can reuse it"
-    )]
-    fn on_pod(
-        &self,
-        ns: &str,
-        p: &Pod,
-        pods: &Api<Pod>,
-        st: &mut Follow,
-        logs: &mut tokio::task::JoinSet<()>,
-        event_watches: &mut tokio::task::JoinSet<()>,
-        lines_tx: &UnboundedSender<(String, String, String)>,
-        diag_tx: &UnboundedSender<Diagnosis>,
-        events: &UnboundedSender<ClusterEvent>,
-    ) {
+    fn on_pod(&self, ns: &str, p: &Pod, st: &mut Follow, tasks: &mut Tasks) {
+        let Tasks {
+            pods,
+            logs,
+            event_watches,
+            lines_tx,
+            diag_tx,
+            events,
+        } = tasks;
         let pod_name = p.metadata.name.clone().unwrap_or_default();
         if st.watching_events.insert(pod_name.clone()) {
             event_watches.spawn(self.watch_events(ns, "Pod", &pod_name, diag_tx.clone()));
@@ -323,6 +303,23 @@ impl Cluster {
             }
         }
     }
+}
+
+/// The tasks one [`Cluster::follow_job`] starts, and the channels they send on.
+/// Dropping it aborts the tasks (a `JoinSet` aborts its tasks when dropped).
+struct Tasks {
+    /// The Job's pods, for their logs.
+    pods: Api<Pod>,
+    /// One log stream per started container.
+    logs: tokio::task::JoinSet<()>,
+    /// One event watch for the Job and one per pod.
+    event_watches: tokio::task::JoinSet<()>,
+    /// Where the log streams send (pod, container, line).
+    lines_tx: UnboundedSender<(String, String, String)>,
+    /// Where the event watches send what they diagnose.
+    diag_tx: UnboundedSender<Diagnosis>,
+    /// The caller's events.
+    events: UnboundedSender<ClusterEvent>,
 }
 
 /// What [`Cluster::follow_job`] has seen so far.
