@@ -318,33 +318,26 @@ impl JobBuilder<'_> {
             volumes: Some(volumes),
             ..Default::default()
         };
+        // A final code of the runner fails the Job; in a fan-out (Indexed) Job it
+        // fails that index only: one bad tenant does not fail the others.
+        let runner_action = if t.databases.is_some() {
+            "FailIndex"
+        } else {
+            "FailJob"
+        };
         let mut rules = Vec::new();
         if t.runs_native_engine() {
-            rules.push(PodFailurePolicyRule {
-                action: "FailJob".into(),
-                on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement {
-                    container_name: Some(k8s::RUN_MIGRATIONS.into()),
-                    operator: "In".into(),
-                    values: exit::FINAL_RUNNER_CODES
-                        .iter()
-                        .map(|e| i32::from(e.code()))
-                        .collect(),
-                }),
-                on_pod_conditions: None,
-            });
+            rules.push(on_exit_codes(
+                runner_action,
+                k8s::RUN_MIGRATIONS,
+                exit::FINAL_RUNNER_CODES,
+            ));
         }
-        rules.push(PodFailurePolicyRule {
-            action: "FailJob".into(),
-            on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement {
-                container_name: Some(k8s::WAIT_FOR_POSTGRES.into()),
-                operator: "In".into(),
-                values: exit::FINAL_WAIT_CODES
-                    .iter()
-                    .map(|e| i32::from(e.code()))
-                    .collect(),
-            }),
-            on_pod_conditions: None,
-        });
+        rules.push(on_exit_codes(
+            "FailJob",
+            k8s::WAIT_FOR_POSTGRES,
+            exit::FINAL_WAIT_CODES,
+        ));
         rules.push(PodFailurePolicyRule {
             action: "Ignore".into(),
             on_exit_codes: None,
@@ -359,16 +352,7 @@ impl JobBuilder<'_> {
         let indexed = t.databases.as_ref().map(|d| {
             let shards = i32::try_from(d.shard_count()).unwrap_or(i32::MAX);
             // A shard's retries are its own (backoffLimitPerIndex), and a final
-            // code fails that index only: one bad tenant does not fail the others.
-            for r in &mut rules {
-                let runner_rule = r
-                    .on_exit_codes
-                    .as_ref()
-                    .is_some_and(|c| c.container_name.as_deref() == Some(k8s::RUN_MIGRATIONS));
-                if runner_rule {
-                    r.action = "FailIndex".into();
-                }
-            }
+            // code fails that index only (`runner_action` above).
             (
                 shards,
                 i32::try_from(d.concurrency).unwrap_or(i32::MAX).min(shards),
@@ -562,6 +546,19 @@ pub(crate) fn plain_env(name: &str, value: &str) -> EnvVar {
         name: name.into(),
         value: Some(value.into()),
         value_from: None,
+    }
+}
+
+/// A pod failure policy rule: `action` when `container` exits with one of `codes`.
+fn on_exit_codes(action: &str, container: &str, codes: &[exit::Exit]) -> PodFailurePolicyRule {
+    PodFailurePolicyRule {
+        action: action.into(),
+        on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement {
+            container_name: Some(container.into()),
+            operator: "In".into(),
+            values: codes.iter().map(|e| i32::from(e.code())).collect(),
+        }),
+        on_pod_conditions: None,
     }
 }
 
