@@ -12,8 +12,10 @@
 //!    `search` (or `domain`) list and its `ndots`, `timeout` and `attempts`
 //!    options. See [`search_names`] for the order in which names are tried.
 //!
-//! DNS goes over UDP, with A and AAAA queries sent together; a reply with the
-//! truncation bit set is asked again over TCP. Replies must echo the random query
+//! DNS goes over UDP, with A and AAAA queries sent together; a query without a
+//! reply is sent again after 1 s, 2 s, 4 s, … within each attempt's `timeout`, so
+//! that one lost datagram does not cost the whole timeout (glibc waits it out). A
+//! reply with the truncation bit set is asked again over TCP. Replies must echo the random query
 //! id and the question, else they are ignored. CNAME chains are followed within the
 //! answer section. IPv4 addresses come before IPv6 ones.
 //!

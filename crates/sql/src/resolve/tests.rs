@@ -587,6 +587,42 @@ async fn a_server_that_never_answers_gives_a_bounded_error() {
 }
 
 #[tokio::test]
+async fn a_lost_datagram_is_sent_again_long_before_the_timeout() {
+    // The server drops the first query of each name and type, as a lossy
+    // network would; the resend after RESEND_AFTER is answered.
+    let asked = Mutex::new(Vec::new());
+    let dns = fake_dns(move |name, qtype| {
+        let mut asked = asked.lock().unwrap();
+        if !asked.contains(&(name.to_string(), qtype)) {
+            asked.push((name.to_string(), qtype));
+            return Behave::Silent;
+        }
+        match qtype {
+            TYPE_A => Behave::Reply(0, vec![Rec::A("db.example", [10, 0, 0, 7])]),
+            _ => Behave::Reply(0, vec![]),
+        }
+    })
+    .await;
+    let mut conf = conf_for(dns.addr, &[], 1);
+    conf.timeout = Duration::from_secs(5);
+    conf.attempts = 1;
+    let start = Instant::now();
+    let addrs = resolver(conf)
+        .with_limit(Duration::from_secs(4))
+        .lookup_ip("db.example")
+        .await
+        .unwrap();
+    assert_eq!(addrs, vec!["10.0.0.7".parse::<IpAddr>().unwrap()]);
+    let took = start.elapsed();
+    assert!(
+        took >= wire::RESEND_AFTER && took < wire::RESEND_AFTER * 2,
+        "{took:?}"
+    );
+    // Each query went out twice: A and AAAA, each dropped once.
+    assert_eq!(dns.seen.lock().unwrap().len(), 4);
+}
+
+#[tokio::test]
 async fn the_limit_bounds_the_whole_lookup() {
     let dns = fake_dns(|_, _| Behave::Silent).await;
     let mut conf = conf_for(dns.addr, &[], 1);

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
+use tokio::time::Instant;
 
 use super::{DnsProblem, ResolvConf};
 
@@ -93,6 +94,17 @@ pub(super) fn network(server: SocketAddr) -> impl Fn(std::io::Error) -> DnsProbl
     }
 }
 
+/// How long [`udp_exchange`] waits for a reply before it sends the same query
+/// again; the wait doubles after each resend. UDP may lose a datagram (a busy
+/// bridge, a full socket buffer, a node's conntrack table): a resend makes such a
+/// loss cost a second instead of the whole per-query `timeout` of resolv.conf,
+/// which is 5 s by default and may be longer than the caller is willing to wait.
+/// The caller's timeout still bounds the exchange.
+pub(super) const RESEND_AFTER: Duration = Duration::from_secs(1);
+
+/// One query to one server over UDP, sent again after [`RESEND_AFTER`] (then
+/// twice as long each time) until a reply that matches `expect` arrives. Never
+/// returns on its own without a reply: the caller bounds it with a timeout.
 pub(super) async fn udp_exchange(
     server: SocketAddr,
     query: &[u8],
@@ -108,8 +120,19 @@ pub(super) async fn udp_exchange(
     socket.connect(server).await.map_err(network(server))?;
     socket.send(query).await.map_err(network(server))?;
     let mut buf = vec![0u8; 65_535];
+    let mut resend_after = RESEND_AFTER;
+    let mut resend_at = Instant::now() + resend_after;
     loop {
-        let n = socket.recv(&mut buf).await.map_err(network(server))?;
+        let n = tokio::select! {
+            received = socket.recv(&mut buf) => received.map_err(network(server))?,
+            () = tokio::time::sleep_until(resend_at) => {
+                // The same datagram again (same id): a reply to either is taken.
+                socket.send(query).await.map_err(network(server))?;
+                resend_after = resend_after.saturating_mul(2);
+                resend_at = Instant::now() + resend_after;
+                continue;
+            }
+        };
         match decode_reply(&buf[..n], expect) {
             Ok(reply) => return Ok(reply),
             // A late reply to an earlier query, or a forgery: keep waiting.
