@@ -1071,4 +1071,30 @@ spec:
             .count()
     };
     assert_eq!((per_index("0"), per_index("1"), per_index("2")), (1, 2, 1));
+    // status reads the same reports back from the pods, for people and programs.
+    let status = env.km(&["status"]).expect(0);
+    assert!(
+        status.stdout.contains(
+            "\n    3 databases: 1 up to date, 1 applied, 1 failed: tenant_2 (exit 3): V1__a.sql:1:1: boom"
+        ),
+        "{}",
+        status.stdout
+    );
+    let json = env.km(&["status", "-o", "json"]).expect(0).json();
+    let databases = &json["runs"][0]["jobs"][0]["databases"];
+    let results: Vec<String> = databases
+        .as_array()
+        .unwrap_or_else(|| panic!("{json}"))
+        .iter()
+        .map(|d| format!("{} {}", d["database"], d["result"]))
+        .collect();
+    assert_eq!(
+        results,
+        [
+            r#""tenant_1" "up_to_date""#,
+            r#""tenant_2" "failed""#,
+            r#""tenant_3" "applied""#
+        ],
+        "{json}"
+    );
 }
