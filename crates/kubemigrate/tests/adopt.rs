@@ -166,6 +166,18 @@ fn tables(db: &Db, except: &[&str]) -> String {
         .join("\n")
 }
 
+/// What a migration made in the public schema: each table's columns, the indexes
+/// and the functions; the histories of kubemigrate and of `tool_table` left out.
+fn schema(db: &Db, tool_table: &str) -> String {
+    db.sql(&format!(
+        "SELECT string_agg(x, E'\\n' ORDER BY x) FROM ( \
+           SELECT table_name || '.' || column_name || ' ' || data_type AS x FROM information_schema.columns \
+            WHERE table_schema = 'public' AND table_name NOT IN ('kubemigrate_history', '{tool_table}') \
+           UNION ALL SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename NOT IN ('kubemigrate_history', '{tool_table}') \
+           UNION ALL SELECT proname FROM pg_proc WHERE pronamespace = 'public'::regnamespace) s",
+    ))
+}
+
 #[test]
 fn every_tool_migrated_halfway_is_adopted_and_finished() {
     for case in cases() {
@@ -382,17 +394,11 @@ fn real_dbmate_halfway_then_kubemigrate() {
         "{}",
         run.stdout
     );
-    let schema = |db: &Db| {
-        db.sql(
-            "SELECT string_agg(x, E'\\n' ORDER BY x) FROM ( \
-               SELECT table_name || '.' || column_name || ' ' || data_type AS x FROM information_schema.columns \
-                WHERE table_schema = 'public' AND table_name NOT IN ('kubemigrate_history', 'schema_migrations') \
-               UNION ALL SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename NOT IN ('kubemigrate_history', 'schema_migrations') \
-               UNION ALL SELECT proname FROM pg_proc WHERE pronamespace = 'public'::regnamespace) s",
-        )
-    };
-    assert_eq!(schema(&db), schema(&alone));
-    assert!(schema(&db).contains("users_email"));
+    assert_eq!(
+        schema(&db, "schema_migrations"),
+        schema(&alone, "schema_migrations")
+    );
+    assert!(schema(&db, "schema_migrations").contains("users_email"));
 }
 
 /// The real golang-migrate (`go install -tags postgres
@@ -467,15 +473,10 @@ fn real_golang_migrate_halfway_then_kubemigrate() {
         "{}",
         run.stdout
     );
-    let schema = |db: &Db| {
-        db.sql(
-            "SELECT string_agg(x, E'\\n' ORDER BY x) FROM ( \
-               SELECT table_name || '.' || column_name || ' ' || data_type AS x FROM information_schema.columns \
-                WHERE table_schema = 'public' AND table_name NOT IN ('kubemigrate_history', 'schema_migrations') \
-               UNION ALL SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename NOT IN ('kubemigrate_history', 'schema_migrations')) s",
-        )
-    };
-    assert_eq!(schema(&db), schema(&alone));
+    assert_eq!(
+        schema(&db, "schema_migrations"),
+        schema(&alone, "schema_migrations")
+    );
     // A failing file leaves golang-migrate dirty.
     let dirty = Db::new();
     let dir = Dir::new(&[
@@ -551,17 +552,11 @@ fn real_goose_halfway_then_kubemigrate() {
         "{}",
         run.stdout
     );
-    let schema = |db: &Db| {
-        db.sql(
-            "SELECT string_agg(x, E'\\n' ORDER BY x) FROM ( \
-               SELECT table_name || '.' || column_name || ' ' || data_type AS x FROM information_schema.columns \
-                WHERE table_schema = 'public' AND table_name NOT IN ('kubemigrate_history', 'goose_db_version') \
-               UNION ALL SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename NOT IN ('kubemigrate_history', 'goose_db_version') \
-               UNION ALL SELECT proname FROM pg_proc WHERE pronamespace = 'public'::regnamespace) s",
-        )
-    };
-    assert_eq!(schema(&db), schema(&alone));
-    assert!(schema(&db).contains("post_count"));
+    assert_eq!(
+        schema(&db, "goose_db_version"),
+        schema(&alone, "goose_db_version")
+    );
+    assert!(schema(&db, "goose_db_version").contains("post_count"));
 }
 
 /// The real Flyway command line (Maven Central: org.flywaydb:flyway-commandline),
@@ -643,16 +638,11 @@ fn real_flyway_halfway_then_kubemigrate() {
         "{}",
         run.stdout
     );
-    let schema = |db: &Db| {
-        db.sql(
-            "SELECT string_agg(x, E'\\n' ORDER BY x) FROM ( \
-               SELECT table_name || '.' || column_name || ' ' || data_type AS x FROM information_schema.columns \
-                WHERE table_schema = 'public' AND table_name NOT IN ('kubemigrate_history', 'flyway_schema_history') \
-               UNION ALL SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename NOT IN ('kubemigrate_history', 'flyway_schema_history')) s",
-        )
-    };
-    assert_eq!(schema(&db), schema(&alone));
-    assert!(schema(&db).contains("tags.name"));
+    assert_eq!(
+        schema(&db, "flyway_schema_history"),
+        schema(&alone, "flyway_schema_history")
+    );
+    assert!(schema(&db, "flyway_schema_history").contains("tags.name"));
 }
 
 /// The real postgres-migrations (npm `postgres-migrations` and `pg`), driven by a
@@ -721,14 +711,172 @@ fn real_postgres_migrations_halfway_then_kubemigrate() {
         "{}",
         run.stdout
     );
-    let schema = |db: &Db| {
-        db.sql(
-            "SELECT string_agg(x, E'\\n' ORDER BY x) FROM ( \
-               SELECT table_name || '.' || column_name || ' ' || data_type AS x FROM information_schema.columns \
-                WHERE table_schema = 'public' AND table_name NOT IN ('kubemigrate_history', 'migrations') \
-               UNION ALL SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename NOT IN ('kubemigrate_history', 'migrations')) s",
-        )
+    assert_eq!(schema(&db, "migrations"), schema(&alone, "migrations"));
+    assert!(schema(&db, "migrations").contains("users_email"));
+}
+
+/// Runs a tool and fails the test with its stderr when it fails.
+fn run_tool(program: &str, args: &[&str], cwd: &std::path::Path) {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The real sqlx-cli (`cargo install sqlx-cli --version =0.9.0 --no-default-features
+/// --features postgres,rustls`), its binary in `SQLX`: `sqlx migrate run
+/// --target-version` stops halfway, then kubemigrate adopts `_sqlx_migrations` and
+/// finishes with the sqlx layout (a `-- no-transaction` file among them).
+#[test]
+#[ignore = "needs the real sqlx-cli: see scripts/install-migration-tools, then SQLX=path"]
+fn real_sqlx_halfway_then_kubemigrate() {
+    let sqlx = std::env::var("SQLX").expect("SQLX: the path of the sqlx binary");
+    let files = [
+        (
+            "20240101000000_users.sql",
+            "CREATE TABLE users (id serial PRIMARY KEY, email text NOT NULL);\nCREATE FUNCTION user_count() RETURNS bigint LANGUAGE plpgsql AS $$\nBEGIN\n  RETURN (SELECT count(*) FROM users);\nEND;\n$$;\n",
+        ),
+        (
+            "20240102000000_index.sql",
+            "-- no-transaction\nCREATE INDEX CONCURRENTLY users_email ON users (email);\n",
+        ),
+        (
+            "20240103000000_posts.sql",
+            "CREATE TABLE posts (id serial PRIMARY KEY, user_id int REFERENCES users);\n",
+        ),
+    ];
+    let run_sqlx = |db: &Db, dir: &Dir, more: &[&str]| {
+        let url = format!("{}?sslmode=disable", db.url);
+        let source = dir.arg();
+        let mut args = vec![
+            "migrate",
+            "run",
+            "--no-dotenv",
+            "--source",
+            &source,
+            "--database-url",
+            &url,
+        ];
+        args.extend_from_slice(more);
+        run_tool(&sqlx, &args, dir.path());
     };
-    assert_eq!(schema(&db), schema(&alone));
-    assert!(schema(&db).contains("users_email"));
+    let alone = Db::new();
+    run_sqlx(&alone, &Dir::new(&files), &[]);
+    let db = Db::new();
+    let dir = Dir::new(&files);
+    run_sqlx(&db, &dir, &["--target-version", "20240102000000"]);
+    assert_eq!(
+        db.sql("SELECT string_agg(version::text, ',' ORDER BY version) FROM _sqlx_migrations WHERE success"),
+        "20240101000000,20240102000000"
+    );
+    db.km(&["sql", "adopt", "--from", "sqlx", "--dir", &dir.arg()])
+        .expect(0);
+    let run = db
+        .km(&["sql", "migrate", "--layout", "sqlx", "--dir", &dir.arg()])
+        .expect(0);
+    assert!(
+        run.stdout.contains("1 to apply, 2 already applied"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        schema(&db, "_sqlx_migrations"),
+        schema(&alone, "_sqlx_migrations")
+    );
+    assert!(schema(&db, "_sqlx_migrations").contains("users_email"));
+    // sqlx's own history is left as sqlx wrote it; a second run applies nothing.
+    assert_eq!(db.sql("SELECT count(*) FROM _sqlx_migrations"), "2");
+    let rerun = db
+        .km(&["sql", "migrate", "--layout", "sqlx", "--dir", &dir.arg()])
+        .expect(0);
+    assert!(
+        rerun.stdout.contains("0 to apply, 3 already applied"),
+        "{}",
+        rerun.stdout
+    );
+}
+
+/// The real diesel_cli (`cargo install diesel_cli --version =2.3.14
+/// --no-default-features --features postgres`), its binary in `DIESEL`: `diesel
+/// migration run` over the first two folders, then kubemigrate adopts
+/// `__diesel_schema_migrations` and finishes the whole directory with the diesel
+/// layout (a folder whose `metadata.toml` turns the transaction off among them).
+#[test]
+#[ignore = "needs the real diesel_cli: see scripts/install-migration-tools, then DIESEL=path"]
+fn real_diesel_halfway_then_kubemigrate() {
+    let diesel = std::env::var("DIESEL").expect("DIESEL: the path of the diesel binary");
+    let files = [
+        (
+            "2024-01-01-000000_users/up.sql",
+            "CREATE TABLE users (id serial PRIMARY KEY, email text NOT NULL);\nCREATE FUNCTION user_count() RETURNS bigint LANGUAGE plpgsql AS $$\nBEGIN\n  RETURN (SELECT count(*) FROM users);\nEND;\n$$;\n",
+        ),
+        (
+            "2024-01-01-000000_users/down.sql",
+            "DROP FUNCTION user_count();\nDROP TABLE users;\n",
+        ),
+        (
+            "2024-01-02-000000_index/up.sql",
+            "CREATE INDEX CONCURRENTLY users_email ON users (email);\n",
+        ),
+        (
+            "2024-01-02-000000_index/down.sql",
+            "DROP INDEX users_email;\n",
+        ),
+        (
+            "2024-01-02-000000_index/metadata.toml",
+            "run_in_transaction = false\n",
+        ),
+        (
+            "2024-01-03-000000_posts/up.sql",
+            "CREATE TABLE posts (id serial PRIMARY KEY, user_id int REFERENCES users);\n",
+        ),
+        ("2024-01-03-000000_posts/down.sql", "DROP TABLE posts;\n"),
+    ];
+    let run_diesel = |db: &Db, dir: &Dir| {
+        let url = format!("{}?sslmode=disable", db.url);
+        let migrations = dir.arg();
+        run_tool(
+            &diesel,
+            &[
+                "migration",
+                "run",
+                "--migration-dir",
+                &migrations,
+                "--database-url",
+                &url,
+            ],
+            dir.path(),
+        );
+    };
+    let alone = Db::new();
+    run_diesel(&alone, &tree(&files));
+    let db = Db::new();
+    run_diesel(&db, &tree(&files[..5]));
+    assert_eq!(
+        db.sql("SELECT string_agg(version, ',' ORDER BY version) FROM __diesel_schema_migrations"),
+        "20240101000000,20240102000000"
+    );
+    let dir = tree(&files);
+    db.km(&["sql", "adopt", "--from", "diesel", "--dir", &dir.arg()])
+        .expect(0);
+    let run = db
+        .km(&["sql", "migrate", "--layout", "diesel", "--dir", &dir.arg()])
+        .expect(0);
+    assert!(
+        run.stdout.contains("1 to apply, 2 already applied"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        schema(&db, "__diesel_schema_migrations"),
+        schema(&alone, "__diesel_schema_migrations")
+    );
+    assert!(schema(&db, "__diesel_schema_migrations").contains("user_count"));
 }
