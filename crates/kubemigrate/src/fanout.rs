@@ -1,9 +1,11 @@
-//! Fan-out: one `sql migrate` or `sql status` over many databases (one database per
-//! tenant), a few at a time, with one result per database (docs/fan-out.md).
+//! Fan-out: one `sql migrate`, `sql status` or `exec` over many databases (one
+//! database per tenant), a few at a time, with one result per database
+//! (docs/fan-out.md).
 //!
 //! Each database is an independent run of the engine's migrator
-//! ([`migrator::migrate`], [`migrator::status`]) with its own connection, lock and
-//! history, so a second run over the same list applies nothing anywhere. At most
+//! ([`migrator::migrate`], [`migrator::status`]), or of the command in the engine's
+//! session ([`CommandSession`]), with its own connection, lock and history, so a
+//! second run over the same list applies nothing anywhere. At most
 //! `concurrency` runs are in flight: their futures are created one by one as others
 //! end ([`StreamExt::buffer_unordered`]), so memory stays flat in the number of
 //! databases; a finished run keeps only its [`DbResult`] (counts, and for a failure
@@ -16,7 +18,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use kubemigrate_sql::connect::{ConnectOptions, Secret};
 use kubemigrate_sql::events::{Event, FileStatus};
-use kubemigrate_sql::migrator::{self, MigrateError, MigrateOptions};
+use kubemigrate_sql::migrator::{self, CommandSession, MigrateError, MigrateOptions};
 use kubemigrate_sql::source::Source;
 use serde::Serialize;
 
@@ -108,6 +110,16 @@ pub enum Job<'a> {
         /// The history table and `strict`.
         options: &'a MigrateOptions,
     },
+    /// `exec` (or a plan's command target): the command, once per database, with
+    /// that database's variables, recorded in its history.
+    Exec {
+        /// The command and its arguments.
+        command: &'a [String],
+        /// Whether it runs under the database's migration lock.
+        lock: bool,
+        /// The history table.
+        options: &'a MigrateOptions,
+    },
 }
 
 /// How one database ended.
@@ -124,6 +136,8 @@ pub enum DbState {
     Failed,
     /// Not run: an earlier database failed with `onFailure: stop`.
     NotRun,
+    /// `exec`: the command exited 0 (what it did is its own to say).
+    Ran,
 }
 
 /// How many of a failed database's last log lines its result keeps.
@@ -206,19 +220,22 @@ impl DbState {
             DbState::Pending => "pending",
             DbState::Failed => "failed",
             DbState::NotRun => "not_run",
+            DbState::Ran => "ran",
         }
     }
 
+    /// Every state, in the order summaries count them.
+    pub const ALL: [DbState; 6] = [
+        DbState::UpToDate,
+        DbState::Applied,
+        DbState::Ran,
+        DbState::Pending,
+        DbState::Failed,
+        DbState::NotRun,
+    ];
+
     fn of_code(code: &str) -> Option<DbState> {
-        [
-            DbState::Applied,
-            DbState::UpToDate,
-            DbState::Pending,
-            DbState::Failed,
-            DbState::NotRun,
-        ]
-        .into_iter()
-        .find(|s| s.code() == code)
+        DbState::ALL.into_iter().find(|s| s.code() == code)
     }
 }
 
@@ -239,7 +256,7 @@ impl DbResult {
                 self.exit_code,
                 self.error.as_deref().unwrap_or("failed")
             ),
-            DbState::UpToDate | DbState::NotRun => String::new(),
+            DbState::UpToDate | DbState::NotRun | DbState::Ran => String::new(),
         };
         format!(
             "[{}{RESULT_MARK}{}{detail}",
@@ -310,6 +327,26 @@ impl Log<'_> {
                 None => return,
             },
         };
+        self.keep(line);
+    }
+
+    /// A line of the database's own (a command's output, `exec`'s progress).
+    fn say(&mut self, said: crate::commands::exec::Said) {
+        use crate::commands::exec::Said;
+        let line = match said {
+            Said::Line(line) => {
+                self.reporter.line(&format!("[{}] {line}", self.label));
+                line
+            }
+            Said::Warning(text) => {
+                self.reporter.warn(&format!("[{}] {text}", self.label));
+                format!("warning: {text}")
+            }
+        };
+        self.keep(line);
+    }
+
+    fn keep(&mut self, line: String) {
         if self.last.len() == LAST_LINES {
             self.last.pop_front();
         }
@@ -326,10 +363,12 @@ pub async fn run(
     reporter: Reporter,
 ) -> Fanout {
     let started = Instant::now();
-    let source = match job {
-        Job::Migrate { source, .. } | Job::Status { source, .. } => *source,
+    let shared_warnings: Vec<String> = match job {
+        Job::Migrate { source, .. } | Job::Status { source, .. } => {
+            source.warnings.iter().map(ToString::to_string).collect()
+        }
+        Job::Exec { .. } => Vec::new(),
     };
-    let shared_warnings: Vec<String> = source.warnings.iter().map(ToString::to_string).collect();
     for w in &shared_warnings {
         reporter.warn(w);
     }
@@ -384,6 +423,38 @@ pub async fn run(
 async fn run_one(entry: &Entry, job: &Job<'_>, log: &mut Log<'_>) -> DbResult {
     let result = DbResult::new(entry, DbState::UpToDate, Exit::Ok);
     match job {
+        Job::Exec {
+            command,
+            lock,
+            options,
+        } => {
+            let mut result = result;
+            result.result = DbState::Ran;
+            let session =
+                match CommandSession::open(&entry.options, options, *lock, &mut |e| log.event(e))
+                    .await
+                {
+                    Ok(s) => s,
+                    Err(e) => return result.failed(Failure::from_engine(e)),
+                };
+            let ran = crate::commands::exec::in_session(
+                session,
+                command,
+                &entry.options,
+                options,
+                &mut |said| log.say(said),
+                Some(crate::commands::exec::Captured),
+            )
+            .await;
+            match ran {
+                Ok(Exit::Child(0)) => result,
+                Ok(exit) => result.failed(Failure::new(
+                    exit,
+                    anyhow::anyhow!("the command exited with {}", exit.code()),
+                )),
+                Err(failure) => result.failed(failure),
+            }
+        }
         Job::Migrate { source, options } => {
             let outcome =
                 migrator::migrate(&entry.options, source, options, &mut |e| log.event(e)).await;

@@ -571,3 +571,131 @@ spec:
         run.stderr
     );
 }
+
+/// The script of the command tests: fails on the database named in `BAD`, else
+/// marks the database it was given, through psql and the variables exec exports.
+const MARK: &str = r#"if [ "$PGDATABASE" = "$BAD" ]; then echo "bad tenant $PGDATABASE" >&2; exit 4; fi
+psql -qX -v ON_ERROR_STOP=1 -c "CREATE TABLE IF NOT EXISTS marks (db text); INSERT INTO marks VALUES (current_database())"
+echo "marked $PGDATABASE""#;
+
+/// How many marks the command left in `db`.
+fn marks(db: &Db) -> String {
+    db.sql("SELECT count(*) FROM marks WHERE db = current_database()")
+}
+
+#[test]
+fn exec_runs_a_command_once_per_database_under_each_ones_lock() {
+    let catalog = Db::new();
+    let dbs: Vec<Db> = (0..3).map(|_| Db::new()).collect();
+    let names: Vec<&str> = dbs.iter().map(|d| d.name.as_str()).collect();
+    let list = names.join(" ");
+    let exec = |bad: &str, json: bool| {
+        let mut args = vec!["exec", "--lock", "--databases", &list, "--concurrency", "2"];
+        if json {
+            args.extend(["-o", "json"]);
+        }
+        args.extend(["--", "sh", "-c", MARK]);
+        km(
+            &args,
+            &[("DATABASE_URL", catalog.url.as_str()), ("BAD", bad)],
+        )
+    };
+    let run = exec(names[1], false).expect(4);
+    let out = &run.stdout;
+    assert!(out.contains("3 databases: 2 ran, 1 failed"), "{out}");
+    assert!(
+        out.contains(&format!("[{0}] marked {0}", names[0])),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("failed: {}: the command exited with 4", names[1])),
+        "{out}"
+    );
+    // Its last lines are the command's own output.
+    assert!(
+        out.contains(&format!("      bad tenant {}", names[1])),
+        "{out}"
+    );
+    assert!(
+        run.stderr
+            .contains(&format!("1 of 3 databases failed: {}", names[1]))
+    );
+    assert_eq!(
+        (marks(&dbs[0]), marks(&dbs[2])),
+        ("1".to_string(), "1".to_string())
+    );
+    // Each database's history records its own run of the command.
+    let rows = |db: &Db| {
+        db.sql(
+            "SELECT string_agg(kind || ' ' || exit_code, ',' ORDER BY id) FROM kubemigrate_history",
+        )
+    };
+    assert_eq!(rows(&dbs[0]), "command 0");
+    assert_eq!(rows(&dbs[1]), "command 4");
+    // Fixed, all again: every database runs it once more (a command has no
+    // history of its own for kubemigrate to skip), and each lock was released.
+    let run = exec("", true).expect(0);
+    let doc = run.json();
+    assert_eq!(doc["command"], "exec", "{doc}");
+    assert_eq!(doc["counts"]["ran"], 3, "{doc}");
+    assert_eq!(doc["databases"][1]["result"], "ran", "{doc}");
+    assert_eq!(marks(&dbs[1]), "1");
+    assert_eq!(marks(&dbs[0]), "2");
+}
+
+#[test]
+fn apply_local_runs_a_command_target_over_its_databases() {
+    let catalog = Db::new();
+    let dbs: Vec<Db> = (0..2).map(|_| Db::new()).collect();
+    let names: Vec<&str> = dbs.iter().map(|d| d.name.as_str()).collect();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("mark.sh"), MARK).unwrap();
+    std::fs::write(
+        dir.path().join("plan.yaml"),
+        format!(
+            "apiVersion: kubemigrate.io/v1alpha1
+kind: MigrationPlan
+metadata: {{name: saas}}
+spec:
+  targets:
+    - name: tenants
+      database: {{host: tenants-db, name: postgres, user: app, password: {{fromEnv: UNUSED}}}}
+      databases: [{}]
+      command:
+        image: shop/app:1
+        command: [sh, mark.sh]
+        env: [{{name: BAD, value: none}}]
+",
+            names.join(", ")
+        ),
+    )
+    .unwrap();
+    let plan = dir.path().join("plan.yaml").display().to_string();
+    let db = format!("tenants={}", catalog.url);
+    let local_dir = format!("tenants={}", dir.path().display());
+    let run = km(
+        &[
+            "apply",
+            "-f",
+            &plan,
+            "--local",
+            "--db",
+            &db,
+            "--local-dir",
+            &local_dir,
+        ],
+        &[],
+    )
+    .expect(0);
+    let out = &run.stdout;
+    assert!(
+        out.contains("tenants: 2 databases: 2 ran"),
+        "{out}\n{}",
+        run.stderr
+    );
+    assert!(
+        out.contains(&format!("[{0}] marked {0}", names[1])),
+        "{out}"
+    );
+    assert_eq!((marks(&dbs[0]), marks(&dbs[1])), ("1".into(), "1".into()));
+}

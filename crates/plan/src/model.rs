@@ -343,7 +343,8 @@ pub struct Target {
     /// Many databases migrated alike, one per tenant (docs/fan-out.md): a list of
     /// names, a query, or a key of a ConfigMap or Secret holding the names; the
     /// Job becomes an Indexed Job, one index per shard. SQL targets of the native
-    /// engine only.
+    /// engine, and command targets (the command runs once per database, with that
+    /// database's variables).
     #[serde(default)]
     pub databases: Option<Databases>,
     /// SQL files, run by kubemigrate's engine (or by psql). Exactly one of `sql` and

@@ -529,12 +529,7 @@ pub const MAX_CONCURRENCY: u32 = 256;
 
 fn databases(f: &mut Findings, p: &FieldPath, t: &Target, d: &crate::model::Databases) {
     use crate::model::DatabaseSource;
-    if t.command.is_some() {
-        f.error(
-            p.clone(),
-            "`databases` works with `sql` targets; a `command` target migrates one database",
-        );
-    } else if t.sql.as_ref().is_some_and(|s| s.engine == Engine::Psql) {
+    if t.sql.as_ref().is_some_and(|s| s.engine == Engine::Psql) {
         f.error(
             p.clone(),
             "`databases` needs the native engine (engine psql runs one database); leave `engine` out",

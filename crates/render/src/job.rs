@@ -165,7 +165,10 @@ impl JobBuilder<'_> {
                 .concat(),
             ),
             (None, Some(cmd)) => {
-                let mut c = vec![s(COPIED_BINARY), s("exec"), s("--lock"), s("--")];
+                let mut c = vec![s(COPIED_BINARY), s("exec"), s("--lock")];
+                // exec's own flags before the `--` that starts the command.
+                c.extend(t.databases.as_ref().map(fanout_flags).unwrap_or_default());
+                c.push(s("--"));
                 c.extend(cmd.command.iter().cloned());
                 c.extend(cmd.args.iter().cloned());
                 (Runner::Copied, cmd.image.clone(), c)
@@ -173,7 +176,7 @@ impl JobBuilder<'_> {
             // validate() guarantees exactly one of sql and command.
             (None, None) => (Runner::OwnImage, runner_image.clone(), vec![]),
         };
-        if let Some(d) = &t.databases {
+        if let (Some(d), Some(_)) = (&t.databases, &t.sql) {
             command.extend(fanout_flags(d));
         }
         let mut main = container(k8s::RUN_MIGRATIONS, &image, Vec::new());
@@ -491,7 +494,7 @@ impl JobBuilder<'_> {
     }
 }
 
-/// `sql migrate`'s flags for a target's databases: the shards (each pod of the
+/// `sql migrate`'s (and `exec`'s) flags for a target's databases: the shards (each pod of the
 /// Indexed Job runs the one of its `JOB_COMPLETION_INDEX`; `apply --local`, which
 /// sets no index, runs them all `--concurrency` at a time) and what a failure does.
 /// The names come from `KUBEMIGRATE_DATABASES` or `KUBEMIGRATE_DATABASE_QUERY`.

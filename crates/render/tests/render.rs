@@ -597,6 +597,32 @@ fn a_fan_out_target_is_an_indexed_job_whose_pods_run_their_shard() {
         from["valueFrom"]["secretKeyRef"],
         serde_json::json!({"name": "tenant-list", "key": "names"})
     );
+    // A command target: exec's flags before the `--` that starts the command.
+    assert_eq!(spec(3)["completionMode"], "Indexed");
+    assert_eq!(spec(3)["completions"], 2);
+    let command: Vec<&str> = spec(3)["template"]["spec"]["containers"][0]["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        command[1..],
+        [
+            "exec",
+            "--lock",
+            "--shards",
+            "2",
+            "--concurrency",
+            "4",
+            "--on-failure",
+            "continue",
+            "--",
+            "npm",
+            "run",
+            "migrate"
+        ]
+    );
 }
 
 #[test]

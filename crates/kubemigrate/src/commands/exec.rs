@@ -5,11 +5,14 @@ use std::process::Stdio;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use kubemigrate_sql::migrator::CommandSession;
+use kubemigrate_sql::connect::ConnectOptions;
+use kubemigrate_sql::migrator::{CommandSession, MigrateOptions};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::args::db::{ConnArgs, HistoryArgs, RunArgs};
+use crate::args::db::{Databases, HistoryArgs, ManyConnArgs, RunArgs};
 use crate::exit::{CommandResult, Exit, Failure};
+use crate::fanout;
 use crate::output::{Reporter, duration};
 
 /// Run a migration command with the connection exported to it, and record the run.
@@ -24,7 +27,14 @@ use crate::output::{Reporter, duration};
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   kubemigrate exec --lock -- npm run migrate
-  kubemigrate exec --lock -- npx db-migrate up --env prod")]
+  kubemigrate exec --lock -- npx db-migrate up --env prod
+  kubemigrate exec --lock --database-url-file tenants.txt --concurrency 8 -- npm run migrate
+
+With several databases (--database-url repeated, --database-url-file, --databases,
+--database-query), the command runs once per database with that database's
+variables, under that database's lock, --concurrency at a time; its output is
+prefixed with the database, the summary counts the databases (ran, failed) and the
+exit code is the first failed database's. See docs/fan-out.md.")]
 pub struct Args {
     /// Hold the migration lock for the command's whole run.
     #[arg(long)]
@@ -33,7 +43,7 @@ pub struct Args {
     #[arg(required = true, last = true, value_name = "COMMAND")]
     command: Vec<String>,
     #[command(flatten)]
-    conn: ConnArgs,
+    conn: ManyConnArgs,
     #[command(flatten)]
     history: HistoryArgs,
     #[command(flatten)]
@@ -42,37 +52,92 @@ pub struct Args {
 
 /// Runs the command.
 pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
-    let conn_opts = args.conn.options()?;
     let options = args.run.migrate_options(&args.history);
+    let conn_opts = match args.conn.databases().await? {
+        Databases::One(conn) => conn,
+        Databases::Many(entries) => {
+            let job = fanout::Job::Exec {
+                command: &args.command,
+                lock: args.lock,
+                options: &options,
+            };
+            return Ok(fanout::finish("exec", &entries, &job, &args.conn, reporter).await);
+        }
+    };
     let session = CommandSession::open(&conn_opts, &options, args.lock, &mut |e| reporter.event(e))
         .await
         .map_err(Failure::from_engine)?;
-    let result = run_child(&args.command, &conn_opts, reporter).await;
-    if let Ok((exit, elapsed)) = &result {
-        let password = conn_opts.password.as_ref().map(|p| p.expose().to_string());
-        let line = command_line(&args.command, password.as_deref());
-        let code = i32::from(exit.code());
-        if let Err(e) = session.record(&line, code, *elapsed).await {
-            reporter.warn(&format!(
-                "could not record the command in {}: {e}",
-                options.history.display_name(),
-            ));
-        }
-        reporter.line(&format!(
-            "{line} exited with {code} after {}",
-            duration(*elapsed)
-        ));
-    }
-    session.close().await;
-    let (exit, _) = result?;
+    let exit = in_session(
+        session,
+        &args.command,
+        &conn_opts,
+        &options,
+        &mut |said| match said {
+            Said::Line(line) => reporter.line(&line),
+            Said::Warning(text) => reporter.warn(&text),
+        },
+        None,
+    )
+    .await?;
     reporter.finish_bare("exec", exit, None);
     Ok(exit)
 }
 
+/// What running a command has to say: a line of progress (or of the command's
+/// output, when it is captured), or a warning.
+pub enum Said {
+    /// A line.
+    Line(String),
+    /// A warning.
+    Warning(String),
+}
+
+/// Runs `command` in an open session (its lock held, if it took one), records the
+/// run in the history, closes the session and returns the command's exit code
+/// (`Exit::Child`). With `captured`, the command's stdout and stderr come to
+/// `say` line by line (its stdin is empty) instead of going to ours.
+///
+/// # Errors
+/// The command cannot be started (127 not found, 126 not executable) or waited for.
+pub async fn in_session(
+    session: CommandSession,
+    command: &[String],
+    conn: &ConnectOptions,
+    options: &MigrateOptions,
+    say: &mut (dyn FnMut(Said) + Send),
+    captured: Option<Captured>,
+) -> Result<Exit, Failure> {
+    let password = conn.password.as_ref().map(|p| p.expose().to_string());
+    let line = command_line(command, password.as_deref());
+    say(Said::Line(format!("running {line}")));
+    let result = run_child(command, conn, say, captured).await;
+    if let Ok((exit, elapsed)) = &result {
+        let code = i32::from(exit.code());
+        if let Err(e) = session.record(&line, code, *elapsed).await {
+            say(Said::Warning(format!(
+                "could not record the command in {}: {e}",
+                options.history.display_name(),
+            )));
+        }
+        say(Said::Line(format!(
+            "{line} exited with {code} after {}",
+            duration(*elapsed)
+        )));
+    }
+    session.close().await;
+    result.map(|(exit, _)| exit)
+}
+
+/// The command's output comes back as lines (a fan-out, where many commands run
+/// at once and each line is prefixed with its database).
+#[derive(Debug, Clone, Copy)]
+pub struct Captured;
+
 async fn run_child(
     command: &[String],
-    conn: &kubemigrate_sql::connect::ConnectOptions,
-    reporter: Reporter,
+    conn: &ConnectOptions,
+    say: &mut (dyn FnMut(Said) + Send),
+    captured: Option<Captured>,
 ) -> Result<(Exit, std::time::Duration), Failure> {
     let (program, rest) = command.split_first().ok_or_else(|| {
         Failure::new(
@@ -81,10 +146,16 @@ async fn run_child(
         )
     })?;
     let mut cmd = tokio::process::Command::new(program);
-    cmd.args(rest)
-        .stdin(Stdio::inherit())
-        .stdout(Stdio::inherit())
-        .stderr(Stdio::inherit());
+    cmd.args(rest);
+    if captured.is_some() {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+    } else {
+        cmd.stdin(Stdio::inherit())
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit());
+    }
     // env_vars() leaves PGSSLMODE out at libpq's default (node-postgres reads
     // `prefer` as "TLS required"): drop an inherited one too.
     cmd.env_remove(kubemigrate_contract::env::PGSSLMODE);
@@ -97,10 +168,6 @@ async fn run_child(
     let mut interrupt = signal(SignalKind::interrupt())
         .context("installing the SIGINT handler")
         .map_err(|e| Failure::new(Exit::Internal, e))?;
-    reporter.line(&format!(
-        "running {}",
-        command_line(command, conn.password.as_ref().map(|p| p.expose()))
-    ));
     let started = Instant::now();
     let mut child = cmd.spawn().map_err(|e| {
         let exit = match e.kind() {
@@ -114,15 +181,35 @@ async fn run_child(
         )
     })?;
     let pid = child.id();
-    let status = loop {
+    let mut out = child.stdout.take().map(|o| BufReader::new(o).lines());
+    let mut err = child.stderr.take().map(|e| BufReader::new(e).lines());
+    let mut status = None;
+    // Until the command has exited and both pipes are at their end (a process it
+    // left behind may keep them open: then its exit ends the wait).
+    while status.is_none() || out.is_some() || err.is_some() {
         tokio::select! {
-            status = child.wait() => break status,
+            s = child.wait(), if status.is_none() => {
+                status = Some(s);
+                if out.is_some() || err.is_some() {
+                    drain(&mut out, &mut err, say).await;
+                }
+            }
+            line = next_line(&mut out) => match line {
+                Some(line) => say(Said::Line(line)),
+                None => out = None,
+            },
+            line = next_line(&mut err) => match line {
+                Some(line) => say(Said::Line(line)),
+                None => err = None,
+            },
             _ = terminate.recv() => forward(pid, libc::SIGTERM),
             _ = interrupt.recv() => forward(pid, libc::SIGINT),
         }
     }
-    .context("waiting for the command")
-    .map_err(|e| Failure::new(Exit::Internal, e))?;
+    let status = status
+        .unwrap_or_else(|| Err(std::io::Error::other("no exit status")))
+        .context("waiting for the command")
+        .map_err(|e| Failure::new(Exit::Internal, e))?;
     let code = match (
         status.code(),
         std::os::unix::process::ExitStatusExt::signal(&status),
@@ -132,6 +219,44 @@ async fn run_child(
         (None, None) => 1,
     };
     Ok((Exit::Child(code), started.elapsed()))
+}
+
+type Lines<R> = Option<tokio::io::Lines<BufReader<R>>>;
+
+/// The next line of a pipe; `None` at its end or on a read error. Never ready
+/// for a pipe already closed (`None`), so `select!` waits on the others.
+async fn next_line<R: tokio::io::AsyncRead + Unpin>(lines: &mut Lines<R>) -> Option<String> {
+    match lines {
+        Some(l) => l.next_line().await.ok().flatten(),
+        None => std::future::pending().await,
+    }
+}
+
+/// After the command exited: the rest of its output, for at most a second (a
+/// process it started in the background may hold the pipes open).
+async fn drain(
+    out: &mut Lines<tokio::process::ChildStdout>,
+    err: &mut Lines<tokio::process::ChildStderr>,
+    say: &mut (dyn FnMut(Said) + Send),
+) {
+    let deadline = tokio::time::sleep(std::time::Duration::from_secs(1));
+    tokio::pin!(deadline);
+    while out.is_some() || err.is_some() {
+        tokio::select! {
+            line = next_line(out) => match line {
+                Some(line) => say(Said::Line(line)),
+                None => *out = None,
+            },
+            line = next_line(err) => match line {
+                Some(line) => say(Said::Line(line)),
+                None => *err = None,
+            },
+            () = &mut deadline => {
+                *out = None;
+                *err = None;
+            }
+        }
+    }
 }
 
 /// Sends `sig` to the child.

@@ -16,6 +16,7 @@ impl DbState {
             DbState::Pending => "pending",
             DbState::Failed => "failed",
             DbState::NotRun => "not run",
+            DbState::Ran => "ran",
         }
     }
 }
@@ -29,13 +30,7 @@ fn plural(n: usize) -> &'static str {
 /// ones named (the first 5).
 pub fn grouped(lines: &[DbLine]) -> String {
     let mut parts = Vec::new();
-    for state in [
-        DbState::UpToDate,
-        DbState::Applied,
-        DbState::Pending,
-        DbState::Failed,
-        DbState::NotRun,
-    ] {
+    for state in DbState::ALL {
         let n = lines.iter().filter(|l| l.result == state).count();
         if n > 0 {
             parts.push(format!("{n} {}", state.words()));
@@ -65,13 +60,7 @@ impl Fanout {
     /// The summary line: `100 databases: 97 up to date, 2 applied, 1 failed`.
     pub fn counts_line(&self) -> String {
         let mut parts = Vec::new();
-        for state in [
-            DbState::UpToDate,
-            DbState::Applied,
-            DbState::Pending,
-            DbState::Failed,
-            DbState::NotRun,
-        ] {
+        for state in DbState::ALL {
             let n = self.count(state);
             if n > 0 {
                 let words = match state {
@@ -102,6 +91,7 @@ impl Serialize for Fanout {
             pending: usize,
             failed: usize,
             not_run: usize,
+            ran: usize,
         }
         let mut st = s.serialize_struct("Fanout", 5)?;
         st.serialize_field("databases", &self.results)?;
@@ -113,6 +103,7 @@ impl Serialize for Fanout {
                 pending: self.count(DbState::Pending),
                 failed: self.count(DbState::Failed),
                 not_run: self.count(DbState::NotRun),
+                ran: self.count(DbState::Ran),
             },
         )?;
         st.serialize_field("concurrency", &self.settings.concurrency)?;
