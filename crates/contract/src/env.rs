@@ -12,6 +12,10 @@ pub const DATABASES: &str = "KUBEMIGRATE_DATABASES";
 /// The query listing a fan-out target's databases: `sql migrate --database-query`.
 pub const DATABASE_QUERY: &str = "KUBEMIGRATE_DATABASE_QUERY";
 
+/// A fan-out target's databases as connection URLs, one a line, each with its own
+/// credentials (from a Secret): `sql migrate --database-urls`.
+pub const DATABASE_URLS: &str = "KUBEMIGRATE_DATABASE_URLS";
+
 /// The Terraform module's variables, which kubemigrate reads and sets: host, port,
 /// database, schema, user, password.
 pub const DB_VARS: &[&str] = &[

@@ -570,6 +570,22 @@ spec:
         run.stdout,
         run.stderr
     );
+    // URLs with their own credentials, from a Secret: not here either.
+    let text = std::fs::read_to_string(&plan).unwrap().replace(
+        "fromSecret: {name: tenant-list, key: names}",
+        "urlsFromSecret: {name: tenant-urls, key: urls}",
+    );
+    std::fs::write(&plan, text).unwrap();
+    let run = km(&["apply", "-f", &plan, "--local", "--db", &db], &[]);
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stdout.contains(
+            "KUBEMIGRATE_DATABASE_URLS: the key urls of the existing Secret tenant-urls cannot be read locally; to run it here, give the URLs to `kubemigrate sql migrate --database-url-file FILE`"
+        ),
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
 }
 
 /// The script of the command tests: fails on the database named in `BAD`, else
@@ -698,4 +714,65 @@ spec:
         "{out}"
     );
     assert_eq!((marks(&dbs[0]), marks(&dbs[1])), ("1".into(), "1".into()));
+}
+
+#[test]
+fn each_database_can_bring_its_own_user_and_password() {
+    // Two tenants, each owned by a role of its own; a third URL with a wrong
+    // password fails alone.
+    let dbs: Vec<Db> = (0..3).map(|_| Db::new()).collect();
+    let mut urls = String::from("# one URL a line, as a Secret's key holds them\n");
+    for (i, db) in dbs.iter().enumerate() {
+        let role = format!("{}_owner", db.name);
+        let password = format!("pw-{i}-{}", db.name);
+        db.sql(&format!(
+            "CREATE ROLE {role} LOGIN PASSWORD '{password}'; ALTER DATABASE {} OWNER TO {role}",
+            db.name
+        ));
+        let given = if i == 2 { "wrong-password" } else { &password };
+        // The server's address from the superuser's URL.
+        let server = db.url.rsplit_once('@').unwrap().1;
+        urls.push_str(&format!("postgres://{role}:{given}@{server}\n"));
+    }
+    let dir = files();
+    let run = km(
+        &["sql", "migrate", "-d", &dir.arg()],
+        &[("KUBEMIGRATE_DATABASE_URLS", urls.as_str())],
+    )
+    .expect(6);
+    let out = &run.stdout;
+    assert!(out.contains("3 databases: 2 applied, 1 failed"), "{out}");
+    assert!(out.contains(&format!("failed: {}: ", dbs[2].name)), "{out}");
+    assert!(
+        out.contains("password authentication failed"),
+        "{out}\n{}",
+        run.stderr
+    );
+    // Each database's tables belong to its own user, and no password is shown.
+    for db in &dbs[..2] {
+        assert_eq!(
+            db.sql("SELECT tableowner FROM pg_tables WHERE tablename = 'users'"),
+            format!("{}_owner", db.name)
+        );
+    }
+    for secret in ["pw-0-", "pw-1-", "wrong-password"] {
+        assert!(
+            !out.contains(secret) && !run.stderr.contains(secret),
+            "{out}"
+        );
+    }
+    // The variable's lines are the places errors name.
+    let run = km(
+        &["sql", "status", "-d", &dir.arg()],
+        &[(
+            "KUBEMIGRATE_DATABASE_URLS",
+            "postgres://a@db/x\nmysql://nope\n",
+        )],
+    )
+    .expect(2);
+    assert!(
+        run.stderr.contains("--database-urls line 2: "),
+        "{}",
+        run.stderr
+    );
 }

@@ -369,8 +369,8 @@ pub struct Target {
 /// Many databases on the target's server, migrated alike (`databases`).
 ///
 /// In YAML, a list of database names (`databases: [tenant_1, tenant_2]`), or a
-/// mapping with exactly one of `list`, `query`, `fromConfigMap`, `fromSecret`, and
-/// the settings.
+/// mapping with exactly one of `list`, `query`, `fromConfigMap`, `fromSecret`,
+/// `urlsFromSecret`, and the settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Databases {
     /// Where the names come from.
@@ -400,6 +400,9 @@ pub enum DatabaseSource {
     ConfigMap(ObjectKeyRef),
     /// A key of a Secret already in the namespace: one name a line.
     Secret(ObjectKeyRef),
+    /// A key of a Secret already in the namespace: one connection URL a line, each
+    /// with its own user and password (`postgres://tenant_1:…@db:5432/tenant_1`).
+    SecretUrls(ObjectKeyRef),
 }
 
 /// A key of a ConfigMap or Secret.
@@ -428,7 +431,7 @@ pub enum OnFailure {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct DatabasesFields {
     /// Database names on the target's server. Exactly one of `list`, `query`,
-    /// `fromConfigMap`, `fromSecret`.
+    /// `fromConfigMap`, `fromSecret`, `urlsFromSecret`.
     #[serde(default)]
     list: Option<Vec<String>>,
     /// A query run in `database.name` (e.g. `SELECT datname FROM pg_database WHERE
@@ -442,6 +445,11 @@ struct DatabasesFields {
     /// A key of a Secret in the namespace holding the names, one a line.
     #[serde(default)]
     from_secret: Option<ObjectKeyRef>,
+    /// A key of a Secret in the namespace holding one connection URL a line, each
+    /// with its own credentials (`postgres://tenant_1:…@db:5432/tenant_1`): for
+    /// databases that each have their own user and password.
+    #[serde(default)]
+    urls_from_secret: Option<ObjectKeyRef>,
     /// How many databases are migrated at once (default 4).
     #[serde(default = "default_concurrency")]
     concurrency: u32,
@@ -459,7 +467,8 @@ fn default_concurrency() -> u32 {
     4
 }
 
-const DATABASES_SOURCES: &str = "give exactly one of list, query, fromConfigMap, fromSecret";
+const DATABASES_SOURCES: &str =
+    "give exactly one of list, query, fromConfigMap, fromSecret, urlsFromSecret";
 
 impl<'de> Deserialize<'de> for Databases {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -473,7 +482,7 @@ impl<'de> Visitor<'de> for DatabasesVisitor {
     type Value = Databases;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a list of database names, or a mapping with one of list, query, fromConfigMap, fromSecret")
+        f.write_str("a list of database names, or a mapping with one of list, query, fromConfigMap, fromSecret, urlsFromSecret")
     }
 
     fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<Databases, A::Error> {
@@ -502,6 +511,9 @@ impl<'de> Visitor<'de> for DatabasesVisitor {
         if let Some(r) = f.from_secret {
             sources.push(DatabaseSource::Secret(r));
         }
+        if let Some(r) = f.urls_from_secret {
+            sources.push(DatabaseSource::SecretUrls(r));
+        }
         if sources.len() != 1 {
             return Err(de::Error::custom(DATABASES_SOURCES));
         }
@@ -523,7 +535,7 @@ impl JsonSchema for Databases {
     fn json_schema(generator: &mut SchemaGenerator) -> Schema {
         let fields = generator.subschema_for::<DatabasesFields>();
         json_schema!({
-            "description": "Many databases migrated alike: a list of names, or a mapping with exactly one of list, query, fromConfigMap, fromSecret, and concurrency, onFailure, shards.",
+            "description": "Many databases migrated alike: a list of names, or a mapping with exactly one of list, query, fromConfigMap, fromSecret, urlsFromSecret, and concurrency, onFailure, shards.",
             "oneOf": [
                 {"type": "array", "items": {"type": "string"}, "description": "Database names on the target's server."},
                 fields

@@ -601,11 +601,13 @@ fn databases(f: &mut Findings, p: &FieldPath, t: &Target, d: &crate::model::Data
                 f.error(p.key("query"), "the query must not be empty");
             }
         }
-        DatabaseSource::ConfigMap(r) | DatabaseSource::Secret(r) => {
-            let rp = p.key(if matches!(d.source, DatabaseSource::ConfigMap(_)) {
-                "fromConfigMap"
-            } else {
-                "fromSecret"
+        DatabaseSource::ConfigMap(r)
+        | DatabaseSource::Secret(r)
+        | DatabaseSource::SecretUrls(r) => {
+            let rp = p.key(match d.source {
+                DatabaseSource::ConfigMap(_) => "fromConfigMap",
+                DatabaseSource::Secret(_) => "fromSecret",
+                _ => "urlsFromSecret",
             });
             f.check(rp.key("name"), check_dns_subdomain(&r.name));
             if r.key.is_empty()

@@ -46,6 +46,7 @@ fn cases() -> Vec<(&'static str, String)> {
         ("databases: a misspelt field", edit("      sql:", "      databases:\n        query: SELECT 1\n        onFailur: stop\n      sql:")),
         ("databases: a bad onFailure", edit("      sql:", "      databases:\n        query: SELECT 1\n        onFailure: abort\n      sql:")),
         ("databases: a bad Secret key", edit("      sql:", "      databases:\n        fromSecret: {name: tenants, key: 'a b'}\n      sql:")),
+        ("databases: a bad name for the Secret of URLs", edit("      sql:", "      databases:\n        urlsFromSecret: {name: Tenant_URLs, key: urls}\n      sql:")),
         ("databases with engine psql", edit("        image: shop/orders-migrations:1.0", "        image: shop/orders-migrations:1.0\n        engine: psql\n      databases: [tenant_1]")),
         ("not YAML", "apiVersion: [kubemigrate\n".into()),
         ("tab indentation", GOOD.replace("    - name", "\t- name")),

@@ -402,30 +402,7 @@ impl JobBuilder<'_> {
     pub(crate) fn env(&self) -> Vec<EnvVar> {
         let k = key_prefix(self.target.name.as_str());
         let cm = config_map_name(self.plan);
-        let from_cm = |name: &str, key: String| EnvVar {
-            name: name.into(),
-            value: None,
-            value_from: Some(EnvVarSource {
-                config_map_key_ref: Some(ConfigMapKeySelector {
-                    name: cm.clone(),
-                    key,
-                    optional: None,
-                }),
-                ..Default::default()
-            }),
-        };
-        let from_secret = |name: &str, secret: String, key: String| EnvVar {
-            name: name.into(),
-            value: None,
-            value_from: Some(EnvVarSource {
-                secret_key_ref: Some(SecretKeySelector {
-                    name: secret,
-                    key,
-                    optional: None,
-                }),
-                ..Default::default()
-            }),
-        };
+        let from_cm = |name: &str, key: String| config_map_env(name, cm.clone(), key);
         let mut env = vec![
             from_cm(env::DB_HOST, format!("{k}_DB_HOST")),
             from_cm(env::DB_PORT, format!("{k}_DB_PORT")),
@@ -447,50 +424,64 @@ impl JobBuilder<'_> {
         };
         for (var, r) in [(env::DB_USER, user), (env::DB_PASSWORD, password)] {
             env.push(match r {
-                Resolved::Value(_) => from_secret(var, secret.clone(), format!("{k}_{var}")),
-                Resolved::Existing { name, key } => from_secret(var, name, key),
+                Resolved::Value(_) => secret_env(var, secret.clone(), format!("{k}_{var}")),
+                Resolved::Existing { name, key } => secret_env(var, name, key),
             });
         }
         env
     }
 
     /// A fan-out target's names (`KUBEMIGRATE_DATABASES`, from the plan's ConfigMap
-    /// or the user's object) or query (`KUBEMIGRATE_DATABASE_QUERY`), for its
+    /// or the user's object), query (`KUBEMIGRATE_DATABASE_QUERY`) or URLs
+    /// (`KUBEMIGRATE_DATABASE_URLS`, from the user's Secret), for its
     /// `run-migrations` container only.
     pub(crate) fn databases_env(&self) -> Option<EnvVar> {
         let d = self.target.databases.as_ref()?;
         let k = key_prefix(self.target.name.as_str());
-        let from_cm = |name: String, key: String| EnvVar {
-            name: env::DATABASES.into(),
-            value: None,
-            value_from: Some(EnvVarSource {
-                config_map_key_ref: Some(ConfigMapKeySelector {
-                    name,
-                    key,
-                    optional: None,
-                }),
-                ..Default::default()
-            }),
-        };
+        let from_cm = |name: String, key: String| config_map_env(env::DATABASES, name, key);
         Some(match &d.source {
             DatabaseSource::List(_) => {
                 from_cm(config_map_name(self.plan), format!("{k}_DATABASES"))
             }
             DatabaseSource::Query(q) => plain_env(env::DATABASE_QUERY, q),
             DatabaseSource::ConfigMap(r) => from_cm(r.name.clone(), r.key.clone()),
-            DatabaseSource::Secret(r) => EnvVar {
-                name: env::DATABASES.into(),
-                value: None,
-                value_from: Some(EnvVarSource {
-                    secret_key_ref: Some(SecretKeySelector {
-                        name: r.name.clone(),
-                        key: r.key.clone(),
-                        optional: None,
-                    }),
-                    ..Default::default()
-                }),
-            },
+            DatabaseSource::Secret(r) => secret_env(env::DATABASES, r.name.clone(), r.key.clone()),
+            DatabaseSource::SecretUrls(r) => {
+                secret_env(env::DATABASE_URLS, r.name.clone(), r.key.clone())
+            }
         })
+    }
+}
+
+/// The environment variable `name` from the key `key` of the ConfigMap `config_map`.
+fn config_map_env(name: &str, config_map: String, key: String) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            config_map_key_ref: Some(ConfigMapKeySelector {
+                name: config_map,
+                key,
+                optional: None,
+            }),
+            ..Default::default()
+        }),
+    }
+}
+
+/// The environment variable `name` from the key `key` of the Secret `secret`.
+fn secret_env(name: &str, secret: String, key: String) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret,
+                key,
+                optional: None,
+            }),
+            ..Default::default()
+        }),
     }
 }
 

@@ -623,6 +623,19 @@ fn a_fan_out_target_is_an_indexed_job_whose_pods_run_their_shard() {
             "migrate"
         ]
     );
+    // URLs with their own credentials: read by the runner from the user's Secret.
+    let env = spec(4)["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap();
+    let urls = env
+        .iter()
+        .find(|e| e["name"] == "KUBEMIGRATE_DATABASE_URLS")
+        .unwrap();
+    assert_eq!(
+        urls["valueFrom"]["secretKeyRef"],
+        serde_json::json!({"name": "tenant-urls", "key": "urls"})
+    );
+    assert_eq!(spec(4)["completions"], 4);
 }
 
 #[test]

@@ -202,6 +202,14 @@ impl LocalRunner {
                                     v.name, r.key, r.name
                                 ));
                             }
+                            None if v.name == kubemigrate_contract::env::DATABASE_URLS => {
+                                return Err(format!(
+                                    "{}: the key {} of the existing Secret {} cannot be read \
+                                     locally; to run it here, give the URLs to `kubemigrate sql \
+                                     migrate --database-url-file FILE`",
+                                    v.name, r.key, r.name
+                                ));
+                            }
                             None => {
                                 return Err(format!(
                                     "{}: the key {} of the existing Secret {} cannot be read \

@@ -275,6 +275,17 @@ pub struct ManyConnArgs {
     /// as for --database-url.
     #[arg(long, value_name = "FILE")]
     pub database_url_file: Option<PathBuf>,
+    /// Run over the databases of these URLs, one a line (blank lines and lines
+    /// starting with `#` skipped), each with its own credentials: as
+    /// --database-url-file, from a variable (a plan's `urlsFromSecret` sets it from
+    /// a Secret's key).
+    #[arg(
+        long,
+        env = "KUBEMIGRATE_DATABASE_URLS",
+        hide_env_values = true,
+        value_name = "URLS"
+    )]
+    pub database_urls: Option<String>,
     /// Run over these databases of the server that --database-url (or the
     /// variables) name: database names separated by spaces, commas or lines (e.g.
     /// `--databases "$(cat tenants.txt)"`).
@@ -327,6 +338,10 @@ impl std::fmt::Debug for ManyConnArgs {
         f.debug_struct("ManyConnArgs")
             .field("database_url", &self.database_url.len())
             .field("database_url_file", &self.database_url_file)
+            .field(
+                "database_urls",
+                &self.database_urls.as_ref().map(|_| "****"),
+            )
             .field("concurrency", &self.concurrency)
             .finish()
     }
@@ -401,7 +416,10 @@ impl ManyConnArgs {
 
     /// The connection --databases and --database-query start from.
     fn base(&self) -> Result<ConnectOptions, Failure> {
-        if self.database_url.len() > 1 || self.database_url_file.is_some() {
+        if self.database_url.len() > 1
+            || self.database_url_file.is_some()
+            || self.database_urls.is_some()
+        {
             return Err(Failure::new(
                 Exit::Usage,
                 anyhow::anyhow!(
@@ -518,6 +536,12 @@ impl ManyConnArgs {
     fn listed(&self) -> Result<Databases, Failure> {
         let usage = |msg: String| Failure::new(Exit::Usage, anyhow::anyhow!(msg));
         let flag_given = database_url_flag_given();
+        if self.database_url_file.is_some() && self.database_urls.is_some() {
+            return Err(usage(
+                "give either --database-url-file or --database-urls (KUBEMIGRATE_DATABASE_URLS), not both"
+                    .into(),
+            ));
+        }
         if let Some(path) = &self.database_url_file {
             if flag_given {
                 return Err(usage(
@@ -526,24 +550,26 @@ impl ManyConnArgs {
             }
             let text = std::fs::read_to_string(path)
                 .map_err(|e| usage(format!("--database-url-file {}: {e}", path.display())))?;
-            let mut entries = Vec::new();
-            for (n, line) in text.lines().enumerate() {
-                let url = line.trim();
-                if url.is_empty() || url.starts_with('#') {
-                    continue;
-                }
-                let place = format!("{}:{}", path.display(), n + 1);
-                let options = resolve_url(url)
-                    .map_err(|e| usage(format!("{place}: {}", redacted(&e, url))))?;
-                entries.push(crate::fanout::Entry::new(options, place, url));
+            let file = path.display().to_string();
+            return url_lines(
+                &text,
+                |n| format!("{file}:{n}"),
+                || format!("--database-url-file {file}: no URL in it (one postgres://… a line)"),
+            )
+            .map(Databases::Many);
+        }
+        if let Some(text) = &self.database_urls {
+            if flag_given {
+                return Err(usage(
+                    "give either --database-url or --database-urls (KUBEMIGRATE_DATABASE_URLS), not both"
+                        .into(),
+                ));
             }
-            if entries.is_empty() {
-                return Err(usage(format!(
-                    "--database-url-file {}: no URL in it (one postgres://… a line)",
-                    path.display()
-                )));
-            }
-            return Ok(Databases::Many(entries));
+            return url_lines(text, |n| format!("--database-urls line {n}"), || {
+                "--database-urls (KUBEMIGRATE_DATABASE_URLS): no URL in it (one postgres://… a line)"
+                    .to_string()
+            })
+            .map(Databases::Many);
         }
         if self.database_url.len() <= 1 {
             if self.failed_list.is_some() {
@@ -571,6 +597,31 @@ impl ManyConnArgs {
         }
         Ok(Databases::Many(entries))
     }
+}
+
+/// The entries of a list of URLs, one a line (blank lines and `#` comments
+/// skipped); `place` names line N (1-based), `empty` says that there is none.
+fn url_lines(
+    text: &str,
+    place: impl Fn(usize) -> String,
+    empty: impl Fn() -> String,
+) -> Result<Vec<crate::fanout::Entry>, Failure> {
+    let usage = |msg: String| Failure::new(Exit::Usage, anyhow::anyhow!(msg));
+    let mut entries = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let url = line.trim();
+        if url.is_empty() || url.starts_with('#') {
+            continue;
+        }
+        let place = place(n + 1);
+        let options =
+            resolve_url(url).map_err(|e| usage(format!("{place}: {}", redacted(&e, url))))?;
+        entries.push(crate::fanout::Entry::new(options, place, url));
+    }
+    if entries.is_empty() {
+        return Err(usage(empty()));
+    }
+    Ok(entries)
 }
 
 fn resolve_url(url: &str) -> Result<ConnectOptions, String> {
