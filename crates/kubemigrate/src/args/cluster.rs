@@ -2,7 +2,8 @@
 //! context and namespace, and the connection.
 
 use anyhow::anyhow;
-use kubemigrate_cluster::{Cluster, ClusterError};
+use k8s_openapi::api::batch::v1::Job;
+use kubemigrate_cluster::{Cluster, ClusterError, plan_selector};
 use kubemigrate_plan::LoadedPlan;
 
 use crate::args::plan::{self, PlanArgs};
@@ -41,5 +42,19 @@ impl ClusterArgs {
             .await
             .map_err(cluster_failure)?;
         Ok((loaded, ns, cluster))
+    }
+
+    /// As [`ClusterArgs::open`], and lists the plan's Jobs in the namespace (by
+    /// the plan's label), in the order the API server gives them.
+    ///
+    /// # Errors
+    /// As [`ClusterArgs::open`]; exit 10 when the Jobs cannot be listed.
+    pub async fn open_jobs(&self) -> Result<(LoadedPlan, String, Cluster, Vec<Job>), Failure> {
+        let (loaded, ns, cluster) = self.open().await?;
+        let jobs = cluster
+            .list_jobs(&ns, &plan_selector(loaded.plan.metadata.name.as_str()))
+            .await
+            .map_err(cluster_failure)?;
+        Ok((loaded, ns, cluster, jobs))
     }
 }

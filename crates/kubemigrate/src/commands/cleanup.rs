@@ -1,6 +1,6 @@
 //! `kubemigrate cleanup`: delete the plan's finished Jobs.
 
-use kubemigrate_cluster::{diagnose::job_terminal, plan_selector};
+use kubemigrate_cluster::diagnose::job_terminal;
 
 use crate::args::cluster::{ClusterArgs, cluster_failure};
 use crate::exit::{CommandResult, Exit};
@@ -18,11 +18,7 @@ pub struct Args {
 
 /// Runs the command.
 pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
-    let (loaded, ns, cluster) = args.cluster.open().await?;
-    let jobs = cluster
-        .list_jobs(&ns, &plan_selector(loaded.plan.metadata.name.as_str()))
-        .await
-        .map_err(cluster_failure)?;
+    let (_, ns, cluster, jobs) = args.cluster.open_jobs().await?;
     let mut deleted = Vec::new();
     for job in jobs.iter().filter(|j| job_terminal(j).is_some()) {
         let name = job.metadata.name.clone().unwrap_or_default();

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::Job;
-use kubemigrate_cluster::{Cluster, ClusterError, job_state, plan_selector, runs_newest_first};
+use kubemigrate_cluster::{Cluster, ClusterError, job_state, runs_newest_first};
 use kubemigrate_contract::k8s;
 
 use serde::Serialize;
@@ -30,11 +30,7 @@ pub struct Args {
 
 /// Runs the command.
 pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
-    let (loaded, ns, cluster) = args.cluster.open().await?;
-    let jobs = cluster
-        .list_jobs(&ns, &plan_selector(loaded.plan.metadata.name.as_str()))
-        .await
-        .map_err(cluster_failure)?;
+    let (loaded, ns, cluster, jobs) = args.cluster.open_jobs().await?;
     let runs = runs_newest_first(jobs);
     let label = |j: &Job, key: &str| {
         j.metadata
