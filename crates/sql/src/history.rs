@@ -26,7 +26,7 @@
 
 use sha2::{Digest, Sha256};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::Type;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, GenericClient, Row, ToStatement};
 
 /// The longest identifier PostgreSQL keeps (`NAMEDATALEN - 1`); a longer one is cut
@@ -464,11 +464,14 @@ COMMIT;"
         id: i64,
         statement: i32,
     ) -> Result<(), tokio_postgres::Error> {
-        let sql = format!(
-            "UPDATE {} SET statement = $2 WHERE id = $1",
-            self.qualified()
-        );
-        client.execute(&sql, &[&id, &statement]).await.map(drop)
+        self.change_rows(
+            client,
+            "UPDATE",
+            "SET statement = $2 WHERE id = $1",
+            &[&id, &statement],
+        )
+        .await
+        .map(drop)
     }
 
     /// Finishes a row started with `success = false`; returns how many rows changed
@@ -485,13 +488,13 @@ COMMIT;"
         error: Option<&str>,
         statement: Option<i32>,
     ) -> Result<u64, tokio_postgres::Error> {
-        let sql = format!(
-            "UPDATE {} SET success = $2, execution_ms = $3, error = $4, statement = $5, applied_at = now() WHERE id = $1",
-            self.qualified()
-        );
-        client
-            .execute(&sql, &[&id, &success, &execution_ms, &error, &statement])
-            .await
+        self.change_rows(
+            client,
+            "UPDATE",
+            "SET success = $2, execution_ms = $3, error = $4, statement = $5, applied_at = now() WHERE id = $1",
+            &[&id, &success, &execution_ms, &error, &statement],
+        )
+        .await
     }
 
     /// Deletes the failed row of a file; returns how many rows went.
@@ -503,11 +506,13 @@ COMMIT;"
         client: &impl GenericClient,
         version: &str,
     ) -> Result<u64, tokio_postgres::Error> {
-        let sql = format!(
-            "DELETE FROM {} WHERE version = $1 AND kind <> 'command' AND NOT success",
-            self.qualified()
-        );
-        client.execute(&sql, &[&version]).await
+        self.change_rows(
+            client,
+            "DELETE FROM",
+            "WHERE version = $1 AND kind <> 'command' AND NOT success",
+            &[&version],
+        )
+        .await
     }
 
     /// Marks a failed file as applied (after it was finished by hand) with this checksum.
@@ -520,12 +525,14 @@ COMMIT;"
         version: &str,
         checksum: &str,
     ) -> Result<u64, tokio_postgres::Error> {
-        let sql = format!(
-            "UPDATE {} SET success = true, error = NULL, statement = NULL, checksum = $2 \
+        self.change_rows(
+            client,
+            "UPDATE",
+            "SET success = true, error = NULL, statement = NULL, checksum = $2 \
              WHERE version = $1 AND kind <> 'command' AND NOT success",
-            self.qualified()
-        );
-        client.execute(&sql, &[&version, &checksum]).await
+            &[&version, &checksum],
+        )
+        .await
     }
 
     /// Stores a new checksum for an applied file (accepting an edit of the file).
@@ -538,11 +545,13 @@ COMMIT;"
         version: &str,
         checksum: &str,
     ) -> Result<u64, tokio_postgres::Error> {
-        let sql = format!(
-            "UPDATE {} SET checksum = $2 WHERE version = $1 AND kind <> 'command' AND success",
-            self.qualified()
-        );
-        client.execute(&sql, &[&version, &checksum]).await
+        self.change_rows(
+            client,
+            "UPDATE",
+            "SET checksum = $2 WHERE version = $1 AND kind <> 'command' AND success",
+            &[&version, &checksum],
+        )
+        .await
     }
 
     /// Deletes the row of a file whose migration file is gone.
@@ -554,16 +563,31 @@ COMMIT;"
         client: &impl GenericClient,
         version: &str,
     ) -> Result<u64, tokio_postgres::Error> {
-        let sql = format!(
-            "DELETE FROM {} WHERE version = $1 AND kind <> 'command'",
-            self.qualified()
-        );
-        client.execute(&sql, &[&version]).await
+        self.change_rows(
+            client,
+            "DELETE FROM",
+            "WHERE version = $1 AND kind <> 'command'",
+            &[&version],
+        )
+        .await
+    }
+
+    /// Runs `verb` (`UPDATE`, `DELETE FROM`) on this table, then `rest`, with these
+    /// bind parameters; returns how many rows changed.
+    async fn change_rows(
+        &self,
+        client: &impl GenericClient,
+        verb: &str,
+        rest: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, tokio_postgres::Error> {
+        let sql = format!("{verb} {} {rest}", self.qualified());
+        client.execute(&sql, params).await
     }
 }
 
 /// No bind parameters.
-const NO_PARAMS: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 0] = [];
+const NO_PARAMS: [(&(dyn ToSql + Sync), Type); 0] = [];
 
 /// The names of the columns [`COLUMNS`] selects, for messages.
 const COLUMN_NAMES: [&str; 12] = [

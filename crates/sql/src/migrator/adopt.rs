@@ -338,9 +338,7 @@ pub async fn adopt(
     events: &mut dyn FnMut(Event),
 ) -> Outcome {
     let started = Instant::now();
-    let mut report = base_report(connect, &options.history, options.dry_run);
-    report.layout = source.layout.name().to_string();
-    report.order = source.layout.order().to_string();
+    let mut report = source_report(connect, &options.history, options.dry_run, source);
     let table = tool_table.unwrap_or(tool.default_table());
     let result = adopt_inner(connect, source, options, tool, table, events, &mut report).await;
     report.duration_ms = millis(started.elapsed());
@@ -390,71 +388,11 @@ async fn adopt_inner(
                 ),
             });
         }
-        let mut problems = Vec::new();
-        let mut to_record = Vec::new();
-        for ((m, (state, ooo)), by_tool) in source.migrations.iter().zip(&rec.files).zip(applied) {
-            let mut f = state_report(m, state, *ooo);
-            f.out_of_order = false;
-            if by_tool {
-                match state {
-                    FileState::Pending {
-                        previous_failure: None,
-                    } => {
-                        f.status = FileStatus::Baselined;
-                        to_record.push(m);
-                    }
-                    FileState::Pending {
-                        previous_failure: Some(_),
-                    }
-                    | FileState::Failed(_) => problems.push(Problem {
-                        version: m.version.clone(),
-                        message: format!(
-                            "has a failed attempt in {}; run `kubemigrate sql repair --dir {} --version {}` first",
-                            history.display_name(),
-                            source.dir.display(),
-                            m.version
-                        ),
-                    }),
-                    _ => f.status = FileStatus::Skipped,
-                }
-            }
-            report.files.push(f);
-        }
-        if !problems.is_empty() {
-            return Err(MigrateError::NeedsPerson(problems));
-        }
+        let to_record = files_to_record(source, &rec, applied, &history.display_name(), report)?;
         if options.dry_run {
             return Ok(());
         }
-        conn.client
-            .batch_execute("BEGIN")
-            .await
-            .map_err(|e| MigrateError::database("starting a transaction", &e))?;
-        for m in to_record {
-            let row = NewRow {
-                version: &m.version,
-                kind: RowKind::Baseline,
-                checksum: Some(&m.checksum),
-                execution_ms: 0,
-                applied_by: &options.applied_by,
-                success: true,
-                error: None,
-                statement: None,
-                exit_code: None,
-                transactional: m.transactional(),
-            };
-            history
-                .insert(&conn.client, &row)
-                .await
-                .map_err(|e| MigrateError::database(format!("recording {}", m.version), &e))?;
-            events(Event::FileBaselined {
-                version: m.version.clone(),
-            });
-        }
-        conn.client
-            .batch_execute("COMMIT")
-            .await
-            .map_err(|e| MigrateError::database("committing the adoption", &e))
+        record_baselined(&conn.client, options, to_record, "the adoption", events).await
     }
     .await;
     if let Some(lock) = lock {

@@ -52,65 +52,110 @@ pub(super) async fn baseline_inner(
             .await
             .map_err(|e| MigrateError::history("reading the history", e))?;
         let rec = reconcile(source, &rows);
-        let mut problems = Vec::new();
-        let mut to_record = Vec::new();
-        for (m, (state, ooo)) in source.migrations.iter().zip(&rec.files) {
-            let mut f = state_report(m, state, *ooo);
-            f.out_of_order = false;
-            // In the layout's order (byte-wise for native files).
-            if !m.repeatable && source.compare(&m.version, version).is_le() {
-                match state {
-                    FileState::Pending { previous_failure: None } => {
-                        f.status = FileStatus::Baselined;
-                        to_record.push(m);
-                    }
-                    FileState::Pending { previous_failure: Some(_) } | FileState::Failed(_) => problems.push(Problem {
-                        version: m.version.clone(),
-                        message: format!(
-                            "has a failed attempt in the history; run `kubemigrate sql repair --dir {} --version {}` first",
-                            source.dir.display(),
-                            m.version
-                        ),
-                    }),
-                    _ => f.status = FileStatus::Skipped,
-                }
-            }
-            report.files.push(f);
-        }
-        if !problems.is_empty() {
-            return Err(MigrateError::NeedsPerson(problems));
-        }
-        conn.client
-            .batch_execute("BEGIN")
-            .await
-            .map_err(|e| MigrateError::database("starting a transaction", &e))?;
-        for m in to_record {
-            let row = NewRow {
-                version: &m.version,
-                kind: RowKind::Baseline,
-                checksum: Some(&m.checksum),
-                execution_ms: 0,
-                applied_by: &options.applied_by,
-                success: true,
-                error: None,
-                statement: None,
-                exit_code: None,
-                transactional: m.transactional(),
-            };
-            history
-                .insert(&conn.client, &row)
-                .await
-                .map_err(|e| MigrateError::database(format!("recording {}", m.version), &e))?;
-            events(Event::FileBaselined {
-                version: m.version.clone(),
-            });
-        }
-        conn.client
-            .batch_execute("COMMIT")
-            .await
-            .map_err(|e| MigrateError::database("committing the baseline", &e))
+        // In the layout's order (byte-wise for native files).
+        let chosen = source
+            .migrations
+            .iter()
+            .map(|m| !m.repeatable && source.compare(&m.version, version).is_le());
+        let to_record = files_to_record(source, &rec, chosen, "the history", report)?;
+        record_baselined(&conn.client, options, to_record, "the baseline", events).await
     }
     .await;
     lock.release().await;
     result
+}
+
+/// Sorts the files that `chosen` picks (one flag a file, in the source's order) for
+/// recording as applied without running them: a pending one is to be recorded
+/// (reported `baselined`), one with a failed attempt in `history` (the history as
+/// the message names it) needs a person, any other is `skipped`. Every file's
+/// report row goes onto `report`.
+///
+/// # Errors
+/// [`MigrateError::NeedsPerson`], naming each file with a failed attempt.
+pub(super) fn files_to_record<'s>(
+    source: &'s Source,
+    rec: &Reconciled,
+    chosen: impl IntoIterator<Item = bool>,
+    history: &str,
+    report: &mut Report,
+) -> Result<Vec<&'s Migration>, MigrateError> {
+    let mut problems = Vec::new();
+    let mut to_record = Vec::new();
+    for ((m, (state, ooo)), chosen) in source.migrations.iter().zip(&rec.files).zip(chosen) {
+        let mut f = state_report(m, state, *ooo);
+        f.out_of_order = false;
+        if chosen {
+            match state {
+                FileState::Pending {
+                    previous_failure: None,
+                } => {
+                    f.status = FileStatus::Baselined;
+                    to_record.push(m);
+                }
+                FileState::Pending {
+                    previous_failure: Some(_),
+                }
+                | FileState::Failed(_) => problems.push(Problem {
+                    version: m.version.clone(),
+                    message: format!(
+                        "has a failed attempt in {history}; run `kubemigrate sql repair --dir {} --version {}` first",
+                        source.dir.display(),
+                        m.version
+                    ),
+                }),
+                _ => f.status = FileStatus::Skipped,
+            }
+        }
+        report.files.push(f);
+    }
+    if !problems.is_empty() {
+        return Err(MigrateError::NeedsPerson(problems));
+    }
+    Ok(to_record)
+}
+
+/// Records `files` as applied without running them (rows of kind `baseline`, with
+/// today's checksums) in one transaction, reporting each; `what` names the whole in
+/// the error of its `COMMIT` (`the baseline`, `the adoption`).
+///
+/// # Errors
+/// Database errors; nothing is recorded then.
+pub(super) async fn record_baselined(
+    client: &Client,
+    options: &MigrateOptions,
+    files: Vec<&Migration>,
+    what: &str,
+    events: &mut dyn FnMut(Event),
+) -> Result<(), MigrateError> {
+    client
+        .batch_execute("BEGIN")
+        .await
+        .map_err(|e| MigrateError::database("starting a transaction", &e))?;
+    for m in files {
+        let row = NewRow {
+            version: &m.version,
+            kind: RowKind::Baseline,
+            checksum: Some(&m.checksum),
+            execution_ms: 0,
+            applied_by: &options.applied_by,
+            success: true,
+            error: None,
+            statement: None,
+            exit_code: None,
+            transactional: m.transactional(),
+        };
+        options
+            .history
+            .insert(client, &row)
+            .await
+            .map_err(|e| MigrateError::database(format!("recording {}", m.version), &e))?;
+        events(Event::FileBaselined {
+            version: m.version.clone(),
+        });
+    }
+    client
+        .batch_execute("COMMIT")
+        .await
+        .map_err(|e| MigrateError::database(format!("committing {what}"), &e))
 }

@@ -372,3 +372,11 @@ pub(super) fn sql_failure(
         context: db.where_().map(str::to_string),
     }
 }
+
+/// A file whose text (or an included file's) changed between its checksum and its run.
+pub(super) fn changed_while_running(m: &Migration) -> MigrateError {
+    MigrateError::Usage(format!(
+        "{}: the file (or a file it includes) changed while kubemigrate was running; run again",
+        m.path.display()
+    ))
+}

@@ -34,16 +34,19 @@ mod adopt;
 mod baseline;
 mod command;
 mod error;
+mod finish;
 mod gset;
+mod pipeline;
 mod reconcile;
 mod repair;
 mod report;
 mod run;
-#[cfg(test)]
-mod tests;
+mod runner;
+mod statements;
 
 pub use adopt::{Tool, adopt};
 pub use baseline::baseline;
+use baseline::{files_to_record, record_baselined};
 pub use command::CommandSession;
 use error::*;
 pub use error::{MigrateError, Problem, SqlFailure, describe, is_connection_error};
@@ -51,8 +54,10 @@ pub use reconcile::{FileState, Reconciled, reconcile, reconcile_rows};
 pub use repair::{RepairAction, repair};
 pub use report::status;
 
+use pipeline::*;
 use report::*;
 use run::*;
+use runner::*;
 
 /// Settings shared by the commands that change the database.
 #[derive(Debug, Clone)]
@@ -125,9 +130,7 @@ pub async fn migrate(
     events: &mut dyn FnMut(Event),
 ) -> Outcome {
     let started = Instant::now();
-    let mut report = base_report(connect, &options.history, options.dry_run);
-    report.layout = source.layout.name().to_string();
-    report.order = source.layout.order().to_string();
+    let mut report = source_report(connect, &options.history, options.dry_run, source);
     report.files = source
         .migrations
         .iter()
@@ -261,3 +264,6 @@ async fn with_lock(
     }
     Ok(lock)
 }
+
+#[cfg(test)]
+mod tests;

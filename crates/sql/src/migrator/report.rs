@@ -19,9 +19,7 @@ pub async fn status(
         .await
         .map_err(|e| MigrateError::history("reading the history", e))?;
     let rec = reconcile(source, &rows);
-    let mut report = base_report(connect, history, false);
-    report.layout = source.layout.name().to_string();
-    report.order = source.layout.order().to_string();
+    let mut report = source_report(connect, history, false, source);
     report.files = source
         .migrations
         .iter()
@@ -44,6 +42,20 @@ pub(super) fn base_report(
         dry_run,
         ..Report::default()
     }
+}
+
+/// [`base_report`] of a command over `source`: with its layout and that layout's
+/// order.
+pub(super) fn source_report(
+    connect: &ConnectOptions,
+    history: &HistoryTable,
+    dry_run: bool,
+    source: &Source,
+) -> Report {
+    let mut report = base_report(connect, history, dry_run);
+    report.layout = source.layout.name().to_string();
+    report.order = source.layout.order().to_string();
+    report
 }
 
 pub(super) fn missing_report(rows: &[HistoryRow]) -> Vec<MissingReport> {
