@@ -675,19 +675,7 @@ pub fn checksum(sql: &str) -> String {
 /// True when one of the leading lines (blank lines and `--` comments before the first
 /// other line) is `-- kubemigrate:no-transaction`.
 pub fn has_no_transaction_directive(sql: &str) -> bool {
-    for line in sql.lines() {
-        let line = line.trim();
-        if line.is_empty() {
-            continue;
-        }
-        let Some(comment) = line.strip_prefix("--") else {
-            return false;
-        };
-        if comment.trim() == NO_TRANSACTION_DIRECTIVE {
-            return true;
-        }
-    }
-    false
+    crate::layout::leading_directive(sql, NO_TRANSACTION_DIRECTIVE)
 }
 
 /// Warns when names with numeric prefixes of different widths sort against their numbers,
