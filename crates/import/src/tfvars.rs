@@ -6,8 +6,6 @@
 //! are not allowed, as in Terraform. Every value keeps the line and column where it
 //! starts, so an error about it can point there. Parsing is pure: text in, values out.
 
-use std::fmt;
-
 mod hcl;
 mod json;
 #[cfg(test)]
@@ -19,20 +17,9 @@ pub use json::parse_json;
 /// How deeply lists and objects may nest.
 pub(crate) const MAX_DEPTH: usize = 100;
 
-/// Where something starts in the file: 1-based line and column (the column counts characters).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Pos {
-    /// The line, from 1.
-    pub line: usize,
-    /// The column, from 1, in characters.
-    pub column: usize,
-}
-
-impl fmt::Display for Pos {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.line, self.column)
-    }
-}
+/// Where something starts in the file: 1-based line and column (the column counts
+/// characters), as in the plan's own YAML reader.
+pub use kubemigrate_plan::Pos;
 
 /// A value and where it starts.
 #[derive(Debug, Clone, PartialEq)]

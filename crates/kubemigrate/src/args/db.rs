@@ -209,6 +209,28 @@ impl DirArgs {
         self.source_with(None)
     }
 
+    /// The databases of `conn`, and the files read for them: with one database, with
+    /// psql's automatic variables of its connection (`:DBNAME`, `:USER`, `:HOST`,
+    /// `:PORT`); with several, read once, without them. The source and the
+    /// variables, and the databases.
+    ///
+    /// # Errors
+    /// A file that cannot be read as written (exit 2), then a bad database list or
+    /// URL (reported after the files, as they are checked first).
+    pub async fn read_for(
+        &self,
+        conn: &ManyConnArgs,
+    ) -> Result<(Source, Variables, Databases), Failure> {
+        let databases = conn.databases().await;
+        let one = match &databases {
+            Ok(Databases::One(c)) => Some(c),
+            _ => None,
+        };
+        let source = self.source_with(one)?;
+        let variables = self.variables_with(one);
+        Ok((source, variables, databases?))
+    }
+
     /// [`DirArgs::source`] with psql's automatic variables of this connection (see
     /// [`DirArgs::variables_with`]).
     pub fn source_with(&self, conn: Option<&ConnectOptions>) -> Result<Source, Failure> {

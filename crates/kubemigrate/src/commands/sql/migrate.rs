@@ -79,16 +79,7 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
 
 /// Runs the command.
 pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
-    // psql's :DBNAME, :USER, :HOST and :PORT, for one database (with several, the
-    // files are read once, without them). A bad URL is reported after the files.
-    let databases = args.conn.databases().await;
-    let one = match &databases {
-        Ok(Databases::One(conn)) => Some(conn),
-        _ => None,
-    };
-    let source = args.dir.source_with(one)?;
-    let variables = args.dir.variables_with(one);
-    let databases = databases?;
+    let (source, variables, databases) = args.dir.read_for(&args.conn).await?;
     let mut options = args.run.migrate_options(&args.history);
     options.variables = variables;
     options.dry_run = args.dry_run;

@@ -39,15 +39,7 @@ pub struct Args {
 
 /// Runs the command.
 pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
-    // psql's :DBNAME, :USER, :HOST and :PORT, for one database (with several, the
-    // files are read once, without them). A bad URL is reported after the files.
-    let databases = args.conn.databases().await;
-    let one = match &databases {
-        Ok(Databases::One(conn)) => Some(conn),
-        _ => None,
-    };
-    let source = args.dir.source_with(one)?;
-    let databases = databases?;
+    let (source, _, databases) = args.dir.read_for(&args.conn).await?;
     let options = kubemigrate_sql::migrator::MigrateOptions {
         history: args.history.table(),
         strict: args.strict,
