@@ -405,9 +405,31 @@ pub async fn run(
             }
         })
         .buffer_unordered(concurrency);
-    while let Some((i, result)) = runs.next().await {
-        if let Some(slot) = results.get_mut(i) {
-            *slot = Some(result);
+    // `exec`'s commands get SIGTERM and SIGINT passed on by their own handlers
+    // and are waited for (their runs recorded, their locks released); here a signal
+    // only stops new databases from starting. (`sql` commands are stopped whole by
+    // main's handler instead: dropping a run closes its connections.)
+    let mut signals = matches!(job, Job::Exec { .. }).then(Signals::new).flatten();
+    let mut signalled = None;
+    loop {
+        tokio::select! {
+            next = runs.next() => match next {
+                Some((i, result)) => {
+                    if let Some(slot) = results.get_mut(i) {
+                        *slot = Some(result);
+                    }
+                }
+                None => break,
+            },
+            (exit, name) = Signals::recv(&mut signals) => {
+                if signalled.is_none() {
+                    reporter.warn(&format!(
+                        "stopped by {name}: the running commands got it too; no other database starts"
+                    ));
+                }
+                signalled = Some((exit, name));
+                stopped.set(true);
+            }
         }
     }
     drop(runs);
@@ -417,6 +439,37 @@ pub async fn run(
         settings,
         dry_run: matches!(job, Job::Migrate { options, .. } if options.dry_run),
         took: started.elapsed(),
+        signalled,
+    }
+}
+
+/// SIGTERM and SIGINT, as they arrive.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Listens; `None` when the handlers cannot be installed (then signals keep
+    /// their default effect).
+    fn new() -> Option<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Some(Signals {
+            term: signal(SignalKind::terminate()).ok()?,
+            int: signal(SignalKind::interrupt()).ok()?,
+        })
+    }
+
+    /// The next signal, as the exit code it ends the run with and its name;
+    /// never, without listeners.
+    async fn recv(signals: &mut Option<Signals>) -> (Exit, &'static str) {
+        let Some(s) = signals else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = s.term.recv() => (Exit::Terminated, "SIGTERM"),
+            _ = s.int.recv() => (Exit::Interrupted, "SIGINT"),
+        }
     }
 }
 
@@ -519,12 +572,19 @@ pub struct Fanout {
     pub dry_run: bool,
     /// The wall time of the whole fan-out.
     pub took: Duration,
+    /// The signal that stopped it (`exec`: no database started after it), as the
+    /// exit code it ends with and its name.
+    pub signalled: Option<(Exit, &'static str)>,
 }
 
 impl Fanout {
     /// The worst of the databases' exit codes: a failure's (the first failed
-    /// database's, in list order) over "pending" (7) over success.
+    /// database's, in list order) over "pending" (7) over success; 143 or 130 when
+    /// a signal stopped it.
     pub fn exit(&self) -> Exit {
+        if let Some((exit, _)) = self.signalled {
+            return exit;
+        }
         let rank = |e: Exit| match e {
             Exit::Ok => 0,
             Exit::Pending => 1,
@@ -552,6 +612,17 @@ impl Fanout {
             .filter(|r| r.result == DbState::Failed)
             .map(|r| r.database.as_str())
             .collect();
+        if let Some((exit, name)) = self.signalled {
+            let not_run = self.count(DbState::NotRun);
+            return Some(Failure::new(
+                exit,
+                anyhow::anyhow!(
+                    "stopped by {name}: {} of {} databases failed, {not_run} not run",
+                    failed.len(),
+                    self.results.len()
+                ),
+            ));
+        }
         if failed.is_empty() {
             return None;
         }
@@ -749,6 +820,7 @@ mod tests {
             },
             dry_run: false,
             took: Duration::ZERO,
+            signalled: None,
         };
         let f = fanout(vec![
             result("a", DbState::Pending, Exit::Pending),

@@ -776,3 +776,81 @@ fn each_database_can_bring_its_own_user_and_password() {
         run.stderr
     );
 }
+
+#[test]
+fn sigterm_reaches_the_running_commands_and_no_other_database_starts() {
+    let catalog = Db::new();
+    let dbs: Vec<Db> = (0..3).map(|_| Db::new()).collect();
+    let list = dbs
+        .iter()
+        .map(|d| d.name.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let child = common::km_command(
+        &[
+            "exec",
+            "--lock",
+            "--databases",
+            &list,
+            "--concurrency",
+            "1",
+            "--",
+            "sh",
+            "-c",
+            "echo started; exec sleep 30",
+        ],
+        &[("DATABASE_URL", catalog.url.as_str())],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    // The first database's command starts right after its lock is taken.
+    let started = std::time::Instant::now();
+    let deadline = started + std::time::Duration::from_secs(20);
+    let locked = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
+                  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())";
+    while dbs[0].sql(locked) == "0" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first command never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let run = common::Run::from_output(child.wait_with_output().unwrap());
+    assert_eq!(run.code, 143, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "not at once"
+    );
+    let out = &run.stdout;
+    assert!(out.contains("3 databases: 1 failed, 2 not run"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "not run (stopped by SIGTERM): {}, {}",
+            dbs[1].name, dbs[2].name
+        )),
+        "{out}"
+    );
+    assert!(
+        run.stderr
+            .contains("stopped by SIGTERM: 1 of 3 databases failed, 2 not run"),
+        "{}",
+        run.stderr
+    );
+    // The command was stopped by the signal passed on to it, and recorded.
+    assert_eq!(
+        dbs[0].sql("SELECT string_agg(kind || ' ' || exit_code, ',') FROM kubemigrate_history"),
+        "command 143"
+    );
+    assert_eq!(
+        dbs[1].sql("SELECT count(*) FROM pg_tables WHERE tablename = 'kubemigrate_history'"),
+        "0"
+    );
+}

@@ -160,10 +160,11 @@ impl Fanout {
             .map(|r| r.database.as_str())
             .collect();
         if !not_run.is_empty() {
-            out.push(format!(
-                "  not run (--on-failure stop): {}",
-                not_run.join(", ")
-            ));
+            let why = match self.signalled {
+                Some((_, name)) => format!("stopped by {name}"),
+                None => "--on-failure stop".to_string(),
+            };
+            out.push(format!("  not run ({why}): {}", not_run.join(", ")));
         }
         out
     }
