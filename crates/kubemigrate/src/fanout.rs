@@ -392,7 +392,7 @@ pub async fn run(
                     last: VecDeque::new(),
                 };
                 let begun = Instant::now();
-                let mut result = run_one(entry, job, &mut log).await;
+                let mut result = run_one(entry, job, &mut log, stopped).await;
                 reporter.line(&result.result_line());
                 result.duration_ms = u64::try_from(begun.elapsed().as_millis()).unwrap_or(u64::MAX);
                 if result.result == DbState::Failed {
@@ -473,7 +473,15 @@ impl Signals {
     }
 }
 
-async fn run_one(entry: &Entry, job: &Job<'_>, log: &mut Log<'_>) -> DbResult {
+/// Runs `job` on one database. `stopped` (a signal, or a failure with `onFailure:
+/// stop`) is checked again before a command starts: a database still connecting
+/// when it was set does not start its command.
+async fn run_one(
+    entry: &Entry,
+    job: &Job<'_>,
+    log: &mut Log<'_>,
+    stopped: &Cell<bool>,
+) -> DbResult {
     let result = DbResult::new(entry, DbState::UpToDate, Exit::Ok);
     match job {
         Job::Exec {
@@ -490,6 +498,11 @@ async fn run_one(entry: &Entry, job: &Job<'_>, log: &mut Log<'_>) -> DbResult {
                     Ok(s) => s,
                     Err(e) => return result.failed(Failure::from_engine(e)),
                 };
+            // No await between this check and the command's start.
+            if stopped.get() {
+                session.close().await;
+                return DbResult::new(entry, DbState::NotRun, Exit::Ok);
+            }
             let ran = crate::commands::exec::in_session(
                 session,
                 command,
