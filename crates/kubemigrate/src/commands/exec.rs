@@ -181,8 +181,8 @@ async fn run_child(
         )
     })?;
     let pid = child.id();
-    let mut out = child.stdout.take().map(|o| BufReader::new(o).lines());
-    let mut err = child.stderr.take().map(|e| BufReader::new(e).lines());
+    let mut out = child.stdout.take().map(Pipe::new);
+    let mut err = child.stderr.take().map(Pipe::new);
     let mut status = None;
     // Until the command has exited and both pipes are at their end (a process it
     // left behind may keep them open: then its exit ends the wait).
@@ -221,13 +221,69 @@ async fn run_child(
     Ok((Exit::Child(code), started.elapsed()))
 }
 
-type Lines<R> = Option<tokio::io::Lines<BufReader<R>>>;
+/// A pipe of the command's output, read as lines.
+struct Pipe<R> {
+    reader: BufReader<R>,
+    /// The line read so far: kept when a `select!` drops a read halfway.
+    line: Vec<u8>,
+}
 
-/// The next line of a pipe; `None` at its end or on a read error. Never ready
-/// for a pipe already closed (`None`), so `select!` waits on the others.
-async fn next_line<R: tokio::io::AsyncRead + Unpin>(lines: &mut Lines<R>) -> Option<String> {
-    match lines {
-        Some(l) => l.next_line().await.ok().flatten(),
+/// A line longer than this is passed on in pieces of this size.
+const MAX_LINE: usize = 64 * 1024;
+
+impl<R: tokio::io::AsyncRead + Unpin> Pipe<R> {
+    fn new(r: R) -> Pipe<R> {
+        Pipe {
+            reader: BufReader::new(r),
+            line: Vec::new(),
+        }
+    }
+
+    /// The next line, without its `\n` (or `\r\n`), bytes that are not UTF-8
+    /// replaced; `None` at the end (or on a read error). Cancel safe: bytes are
+    /// taken from the reader only together with their copy into `line`.
+    async fn next_line(&mut self) -> Option<String> {
+        loop {
+            let Ok(chunk) = self.reader.fill_buf().await else {
+                return self.take_rest();
+            };
+            if chunk.is_empty() {
+                return self.take_rest();
+            }
+            let room = chunk.len().min(MAX_LINE.saturating_sub(self.line.len()));
+            let (used, ends) = match chunk[..room].iter().position(|&b| b == b'\n') {
+                Some(i) => (i + 1, true),
+                None => (room, false),
+            };
+            self.line.extend_from_slice(&chunk[..used]);
+            self.reader.consume(used);
+            if ends || self.line.len() >= MAX_LINE {
+                return Some(self.take());
+            }
+        }
+    }
+
+    fn take(&mut self) -> String {
+        let mut line = std::mem::take(&mut self.line);
+        if line.last() == Some(&b'\n') {
+            line.pop();
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+        }
+        String::from_utf8_lossy(&line).into_owned()
+    }
+
+    fn take_rest(&mut self) -> Option<String> {
+        (!self.line.is_empty()).then(|| self.take())
+    }
+}
+
+/// The next line of a pipe (see [`Pipe::next_line`]). Never ready for a pipe
+/// already closed (`None`), so `select!` waits on the others.
+async fn next_line<R: tokio::io::AsyncRead + Unpin>(pipe: &mut Option<Pipe<R>>) -> Option<String> {
+    match pipe {
+        Some(p) => p.next_line().await,
         None => std::future::pending().await,
     }
 }
@@ -235,8 +291,8 @@ async fn next_line<R: tokio::io::AsyncRead + Unpin>(lines: &mut Lines<R>) -> Opt
 /// After the command exited: the rest of its output, for at most a second (a
 /// process it started in the background may hold the pipes open).
 async fn drain(
-    out: &mut Lines<tokio::process::ChildStdout>,
-    err: &mut Lines<tokio::process::ChildStderr>,
+    out: &mut Option<Pipe<tokio::process::ChildStdout>>,
+    err: &mut Option<Pipe<tokio::process::ChildStderr>>,
     say: &mut (dyn FnMut(Said) + Send),
 ) {
     let deadline = tokio::time::sleep(std::time::Duration::from_secs(1));
@@ -298,6 +354,29 @@ pub fn command_line(command: &[String], password: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn output_lines_survive_bytes_that_are_not_utf8_and_very_long_lines() {
+        let mut input = b"one\r\ntw\xffo\n".to_vec();
+        input.extend(std::iter::repeat_n(b'x', MAX_LINE + 10));
+        input.extend(b"\nlast");
+        let mut pipe = Pipe::new(&input[..]);
+        let mut lines = Vec::new();
+        while let Some(line) = pipe.next_line().await {
+            lines.push(line);
+        }
+        assert_eq!(
+            lines.len(),
+            5,
+            "{:?}",
+            lines.iter().map(String::len).collect::<Vec<_>>()
+        );
+        assert_eq!(lines[0], "one");
+        assert_eq!(lines[1], "tw\u{fffd}o");
+        assert_eq!(lines[2].len(), MAX_LINE);
+        assert_eq!(lines[3], "x".repeat(10));
+        assert_eq!(lines[4], "last");
+    }
 
     #[test]
     fn command_line_quotes_and_masks() {
