@@ -166,6 +166,20 @@ fn tables(db: &Db, except: &[&str]) -> String {
         .join("\n")
 }
 
+/// `sql adopt --from TOOL`, then `sql migrate --layout TOOL`, over `dir`: both
+/// succeed, and the migrate run says `expect` (`1 to apply, 2 already applied`).
+/// Returns adopt's run.
+fn adopt_and_finish(db: &Db, tool: &str, dir: &Dir, expect: &str) -> common::Run {
+    let adopted = db
+        .km(&["sql", "adopt", "--from", tool, "--dir", &dir.arg()])
+        .expect(0);
+    let run = db
+        .km(&["sql", "migrate", "--layout", tool, "--dir", &dir.arg()])
+        .expect(0);
+    assert!(run.stdout.contains(expect), "{}", run.stdout);
+    adopted
+}
+
 /// What a migration made in the public schema: each table's columns, the indexes
 /// and the functions; the histories of kubemigrate and of `tool_table` left out.
 fn schema(db: &Db, tool_table: &str) -> String {
@@ -384,16 +398,7 @@ fn real_dbmate_halfway_then_kubemigrate() {
     let db = Db::new();
     run_dbmate(&db, &Dir::new(&files[..2]));
     let dir = Dir::new(&files);
-    db.km(&["sql", "adopt", "--from", "dbmate", "--dir", &dir.arg()])
-        .expect(0);
-    let run = db
-        .km(&["sql", "migrate", "--layout", "dbmate", "--dir", &dir.arg()])
-        .expect(0);
-    assert!(
-        run.stdout.contains("1 to apply, 2 already applied"),
-        "{}",
-        run.stdout
-    );
+    adopt_and_finish(&db, "dbmate", &dir, "1 to apply, 2 already applied");
     assert_eq!(
         schema(&db, "schema_migrations"),
         schema(&alone, "schema_migrations")
@@ -449,30 +454,7 @@ fn real_golang_migrate_halfway_then_kubemigrate() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    db.km(&[
-        "sql",
-        "adopt",
-        "--from",
-        "golang-migrate",
-        "--dir",
-        &dir.arg(),
-    ])
-    .expect(0);
-    let run = db
-        .km(&[
-            "sql",
-            "migrate",
-            "--layout",
-            "golang-migrate",
-            "--dir",
-            &dir.arg(),
-        ])
-        .expect(0);
-    assert!(
-        run.stdout.contains("1 to apply, 2 already applied"),
-        "{}",
-        run.stdout
-    );
+    adopt_and_finish(&db, "golang-migrate", &dir, "1 to apply, 2 already applied");
     assert_eq!(
         schema(&db, "schema_migrations"),
         schema(&alone, "schema_migrations")
@@ -542,16 +524,7 @@ fn real_goose_halfway_then_kubemigrate() {
     let db = Db::new();
     let dir = Dir::new(&files);
     run_goose(&db, &dir, &["up-to", "2"]);
-    db.km(&["sql", "adopt", "--from", "goose", "--dir", &dir.arg()])
-        .expect(0);
-    let run = db
-        .km(&["sql", "migrate", "--layout", "goose", "--dir", &dir.arg()])
-        .expect(0);
-    assert!(
-        run.stdout.contains("1 to apply, 2 already applied"),
-        "{}",
-        run.stdout
-    );
+    adopt_and_finish(&db, "goose", &dir, "1 to apply, 2 already applied");
     assert_eq!(
         schema(&db, "goose_db_version"),
         schema(&alone, "goose_db_version")
@@ -626,18 +599,8 @@ fn real_flyway_halfway_then_kubemigrate() {
     let dir = tree(&files);
     run_flyway(&db, &dir, &["-target=1.9"]);
     assert_eq!(db.sql("SELECT to_regclass('posts') IS NULL"), "t");
-    let run = db
-        .km(&["sql", "adopt", "--from", "flyway", "--dir", &dir.arg()])
-        .expect(0);
-    assert!(run.stdout.contains("2 baselined"), "{}", run.stdout);
-    let run = db
-        .km(&["sql", "migrate", "--layout", "flyway", "--dir", &dir.arg()])
-        .expect(0);
-    assert!(
-        run.stdout.contains("3 to apply, 2 already applied"),
-        "{}",
-        run.stdout
-    );
+    let adopted = adopt_and_finish(&db, "flyway", &dir, "3 to apply, 2 already applied");
+    assert!(adopted.stdout.contains("2 baselined"), "{}", adopted.stdout);
     assert_eq!(
         schema(&db, "flyway_schema_history"),
         schema(&alone, "flyway_schema_history")
@@ -687,29 +650,11 @@ fn real_postgres_migrations_halfway_then_kubemigrate() {
     let db = Db::new();
     run_tool(&db, &Dir::new(&files[..2]));
     let dir = Dir::new(&files);
-    db.km(&[
-        "sql",
-        "adopt",
-        "--from",
+    adopt_and_finish(
+        &db,
         "postgres-migrations",
-        "--dir",
-        &dir.arg(),
-    ])
-    .expect(0);
-    let run = db
-        .km(&[
-            "sql",
-            "migrate",
-            "--layout",
-            "postgres-migrations",
-            "--dir",
-            &dir.arg(),
-        ])
-        .expect(0);
-    assert!(
-        run.stdout.contains("2 to apply, 2 already applied"),
-        "{}",
-        run.stdout
+        &dir,
+        "2 to apply, 2 already applied",
     );
     assert_eq!(schema(&db, "migrations"), schema(&alone, "migrations"));
     assert!(schema(&db, "migrations").contains("users_email"));
@@ -776,16 +721,7 @@ fn real_sqlx_halfway_then_kubemigrate() {
         db.sql("SELECT string_agg(version::text, ',' ORDER BY version) FROM _sqlx_migrations WHERE success"),
         "20240101000000,20240102000000"
     );
-    db.km(&["sql", "adopt", "--from", "sqlx", "--dir", &dir.arg()])
-        .expect(0);
-    let run = db
-        .km(&["sql", "migrate", "--layout", "sqlx", "--dir", &dir.arg()])
-        .expect(0);
-    assert!(
-        run.stdout.contains("1 to apply, 2 already applied"),
-        "{}",
-        run.stdout
-    );
+    adopt_and_finish(&db, "sqlx", &dir, "1 to apply, 2 already applied");
     assert_eq!(
         schema(&db, "_sqlx_migrations"),
         schema(&alone, "_sqlx_migrations")
@@ -864,16 +800,7 @@ fn real_diesel_halfway_then_kubemigrate() {
         "20240101000000,20240102000000"
     );
     let dir = tree(&files);
-    db.km(&["sql", "adopt", "--from", "diesel", "--dir", &dir.arg()])
-        .expect(0);
-    let run = db
-        .km(&["sql", "migrate", "--layout", "diesel", "--dir", &dir.arg()])
-        .expect(0);
-    assert!(
-        run.stdout.contains("1 to apply, 2 already applied"),
-        "{}",
-        run.stdout
-    );
+    adopt_and_finish(&db, "diesel", &dir, "1 to apply, 2 already applied");
     assert_eq!(
         schema(&db, "__diesel_schema_migrations"),
         schema(&alone, "__diesel_schema_migrations")

@@ -575,8 +575,8 @@ impl ManyConnArgs {
             let file = path.display().to_string();
             return url_lines(
                 &text,
-                |n| format!("{file}:{n}"),
-                || format!("--database-url-file {file}: no URL in it (one postgres://… a line)"),
+                &format!("{file}:"),
+                &format!("--database-url-file {file}"),
             )
             .map(Databases::Many);
         }
@@ -587,10 +587,11 @@ impl ManyConnArgs {
                         .into(),
                 ));
             }
-            return url_lines(text, |n| format!("--database-urls line {n}"), || {
-                "--database-urls (KUBEMIGRATE_DATABASE_URLS): no URL in it (one postgres://… a line)"
-                    .to_string()
-            })
+            return url_lines(
+                text,
+                "--database-urls line ",
+                "--database-urls (KUBEMIGRATE_DATABASE_URLS)",
+            )
             .map(Databases::Many);
         }
         if self.database_url.len() <= 1 {
@@ -622,11 +623,12 @@ impl ManyConnArgs {
 }
 
 /// The entries of a list of URLs, one a line (blank lines and `#` comments
-/// skipped); `place` names line N (1-based), `empty` says that there is none.
+/// skipped). Line N (1-based) is named `{line_prefix}N`; `source` names the list
+/// when it holds no URL.
 fn url_lines(
     text: &str,
-    place: impl Fn(usize) -> String,
-    empty: impl Fn() -> String,
+    line_prefix: &str,
+    source: &str,
 ) -> Result<Vec<crate::fanout::Entry>, Failure> {
     let usage = |msg: String| Failure::new(Exit::Usage, anyhow::anyhow!(msg));
     let mut entries = Vec::new();
@@ -635,13 +637,15 @@ fn url_lines(
         if url.is_empty() || url.starts_with('#') {
             continue;
         }
-        let place = place(n + 1);
+        let place = format!("{line_prefix}{}", n + 1);
         let options =
             resolve_url(url).map_err(|e| usage(format!("{place}: {}", redacted(&e, url))))?;
         entries.push(crate::fanout::Entry::new(options, place, url));
     }
     if entries.is_empty() {
-        return Err(usage(empty()));
+        return Err(usage(format!(
+            "{source}: no URL in it (one postgres://… a line)"
+        )));
     }
     Ok(entries)
 }
