@@ -409,7 +409,9 @@ pub async fn run(
     // and are waited for (their runs recorded, their locks released); here a signal
     // only stops new databases from starting. (`sql` commands are stopped whole by
     // main's handler instead: dropping a run closes its connections.)
-    let mut signals = matches!(job, Job::Exec { .. }).then(Signals::new).flatten();
+    let mut signals = matches!(job, Job::Exec { .. })
+        .then(crate::signals::Signals::new)
+        .flatten();
     let mut signalled = None;
     loop {
         tokio::select! {
@@ -421,13 +423,14 @@ pub async fn run(
                 }
                 None => break,
             },
-            (exit, name) = Signals::recv(&mut signals) => {
+            caught = crate::signals::Signals::recv_some(&mut signals) => {
                 if signalled.is_none() {
                     reporter.warn(&format!(
-                        "stopped by {name}: the running commands got it too; no other database starts"
+                        "stopped by {}: the running commands got it too; no other database starts",
+                        caught.name
                     ));
                 }
-                signalled = Some((exit, name));
+                signalled = Some(caught);
                 stopped.set(true);
             }
         }
@@ -440,36 +443,6 @@ pub async fn run(
         dry_run: matches!(job, Job::Migrate { options, .. } if options.dry_run),
         took: started.elapsed(),
         signalled,
-    }
-}
-
-/// SIGTERM and SIGINT, as they arrive.
-struct Signals {
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    /// Listens; `None` when the handlers cannot be installed (then signals keep
-    /// their default effect).
-    fn new() -> Option<Signals> {
-        use tokio::signal::unix::{SignalKind, signal};
-        Some(Signals {
-            term: signal(SignalKind::terminate()).ok()?,
-            int: signal(SignalKind::interrupt()).ok()?,
-        })
-    }
-
-    /// The next signal, as the exit code it ends the run with and its name;
-    /// never, without listeners.
-    async fn recv(signals: &mut Option<Signals>) -> (Exit, &'static str) {
-        let Some(s) = signals else {
-            return std::future::pending().await;
-        };
-        tokio::select! {
-            _ = s.term.recv() => (Exit::Terminated, "SIGTERM"),
-            _ = s.int.recv() => (Exit::Interrupted, "SIGINT"),
-        }
     }
 }
 
@@ -585,9 +558,8 @@ pub struct Fanout {
     pub dry_run: bool,
     /// The wall time of the whole fan-out.
     pub took: Duration,
-    /// The signal that stopped it (`exec`: no database started after it), as the
-    /// exit code it ends with and its name.
-    pub signalled: Option<(Exit, &'static str)>,
+    /// The signal that stopped it (`exec`: no database started after it).
+    pub signalled: Option<crate::signals::Caught>,
 }
 
 impl Fanout {
@@ -595,8 +567,8 @@ impl Fanout {
     /// database's, in list order) over "pending" (7) over success; 143 or 130 when
     /// a signal stopped it.
     pub fn exit(&self) -> Exit {
-        if let Some((exit, _)) = self.signalled {
-            return exit;
+        if let Some(caught) = self.signalled {
+            return caught.exit;
         }
         let rank = |e: Exit| match e {
             Exit::Ok => 0,
@@ -625,7 +597,7 @@ impl Fanout {
             .filter(|r| r.result == DbState::Failed)
             .map(|r| r.database.as_str())
             .collect();
-        if let Some((exit, name)) = self.signalled {
+        if let Some(crate::signals::Caught { exit, name, .. }) = self.signalled {
             let not_run = self.count(DbState::NotRun);
             return Some(Failure::new(
                 exit,

@@ -12,6 +12,7 @@ mod commands;
 mod exit;
 mod fanout;
 mod output;
+mod signals;
 
 use exit::Exit;
 use output::{Format, Reporter};
@@ -195,20 +196,15 @@ async fn until_signal(
     reporter: Reporter,
     then: &str,
 ) -> exit::CommandResult {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
+    let Some(mut signals) = signals::Signals::new() else {
         return work.await;
     };
-    let (exit, what) = tokio::select! {
+    let caught = tokio::select! {
         result = work => return result,
-        _ = term.recv() => (Exit::Terminated, "SIGTERM"),
-        _ = int.recv() => (Exit::Interrupted, "SIGINT"),
+        caught = signals.recv() => caught,
     };
-    reporter.warn(&format!("stopped by {what}{then}"));
-    Ok(exit)
+    reporter.warn(&format!("stopped by {}{then}", caught.name));
+    Ok(caught.exit)
 }
 
 /// What [`until_signal`] adds for `sql migrate`.

@@ -8,7 +8,6 @@ use anyhow::Context as _;
 use kubemigrate_sql::connect::ConnectOptions;
 use kubemigrate_sql::migrator::{CommandSession, MigrateOptions};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::signal::unix::{SignalKind, signal};
 
 use crate::args::db::{Databases, HistoryArgs, ManyConnArgs, RunArgs};
 use crate::exit::{CommandResult, Exit, Failure};
@@ -162,11 +161,8 @@ async fn run_child(
     for (key, value) in conn.env_vars() {
         cmd.env(key, value.expose());
     }
-    let mut terminate = signal(SignalKind::terminate())
-        .context("installing the SIGTERM handler")
-        .map_err(|e| Failure::new(Exit::Internal, e))?;
-    let mut interrupt = signal(SignalKind::interrupt())
-        .context("installing the SIGINT handler")
+    let mut signals = crate::signals::Signals::new()
+        .ok_or_else(|| anyhow::anyhow!("cannot install the SIGTERM and SIGINT handlers"))
         .map_err(|e| Failure::new(Exit::Internal, e))?;
     let started = Instant::now();
     let mut child = cmd.spawn().map_err(|e| {
@@ -184,15 +180,19 @@ async fn run_child(
     let mut out = child.stdout.take().map(Pipe::new);
     let mut err = child.stderr.take().map(Pipe::new);
     let mut status = None;
-    // Until the command has exited and both pipes are at their end (a process it
-    // left behind may keep them open: then its exit ends the wait).
+    // After the command exited: the rest of its output, for at most a second (a
+    // process it started in the background may hold the pipes open).
+    let mut drained_by = None;
+    // Until the command has exited and both pipes are at their end.
     while status.is_none() || out.is_some() || err.is_some() {
         tokio::select! {
             s = child.wait(), if status.is_none() => {
                 status = Some(s);
-                if out.is_some() || err.is_some() {
-                    drain(&mut out, &mut err, say).await;
-                }
+                drained_by = Some(Box::pin(tokio::time::sleep(std::time::Duration::from_secs(1))));
+            }
+            () = at(&mut drained_by) => {
+                out = None;
+                err = None;
             }
             line = next_line(&mut out) => match line {
                 Some(line) => say(Said::Line(line)),
@@ -202,8 +202,7 @@ async fn run_child(
                 Some(line) => say(Said::Line(line)),
                 None => err = None,
             },
-            _ = terminate.recv() => forward(pid, libc::SIGTERM),
-            _ = interrupt.recv() => forward(pid, libc::SIGINT),
+            caught = signals.recv() => forward(pid, caught.number),
         }
     }
     let status = status
@@ -288,30 +287,11 @@ async fn next_line<R: tokio::io::AsyncRead + Unpin>(pipe: &mut Option<Pipe<R>>) 
     }
 }
 
-/// After the command exited: the rest of its output, for at most a second (a
-/// process it started in the background may hold the pipes open).
-async fn drain(
-    out: &mut Option<Pipe<tokio::process::ChildStdout>>,
-    err: &mut Option<Pipe<tokio::process::ChildStderr>>,
-    say: &mut (dyn FnMut(Said) + Send),
-) {
-    let deadline = tokio::time::sleep(std::time::Duration::from_secs(1));
-    tokio::pin!(deadline);
-    while out.is_some() || err.is_some() {
-        tokio::select! {
-            line = next_line(out) => match line {
-                Some(line) => say(Said::Line(line)),
-                None => *out = None,
-            },
-            line = next_line(err) => match line {
-                Some(line) => say(Said::Line(line)),
-                None => *err = None,
-            },
-            () = &mut deadline => {
-                *out = None;
-                *err = None;
-            }
-        }
+/// When `sleep` ends; never, without one.
+async fn at(sleep: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>) {
+    match sleep {
+        Some(s) => s.as_mut().await,
+        None => std::future::pending().await,
     }
 }
 

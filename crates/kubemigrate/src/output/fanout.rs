@@ -161,7 +161,7 @@ impl Fanout {
             .collect();
         if !not_run.is_empty() {
             let why = match self.signalled {
-                Some((_, name)) => format!("stopped by {name}"),
+                Some(caught) => format!("stopped by {}", caught.name),
                 None => "--on-failure stop".to_string(),
             };
             out.push(format!("  not run ({why}): {}", not_run.join(", ")));
