@@ -411,7 +411,7 @@ pub async fn run(
     // main's handler instead: dropping a run closes its connections.)
     let mut signals = matches!(job, Job::Exec { .. })
         .then(crate::signals::Signals::new)
-        .flatten();
+        .and_then(Result::ok);
     let mut signalled = None;
     loop {
         tokio::select! {

@@ -196,7 +196,7 @@ async fn until_signal(
     reporter: Reporter,
     then: &str,
 ) -> exit::CommandResult {
-    let Some(mut signals) = signals::Signals::new() else {
+    let Ok(mut signals) = signals::Signals::new() else {
         return work.await;
     };
     let caught = tokio::select! {

@@ -24,12 +24,18 @@ pub struct Signals {
 }
 
 impl Signals {
-    /// Listens; `None` when the handlers cannot be installed (then the signals keep
-    /// their default effect).
-    pub fn new() -> Option<Signals> {
-        Some(Signals {
-            term: signal(SignalKind::terminate()).ok()?,
-            int: signal(SignalKind::interrupt()).ok()?,
+    /// Listens.
+    ///
+    /// # Errors
+    /// A handler cannot be installed (then the signals keep their default effect):
+    /// `installing the SIGINT handler: …`.
+    pub fn new() -> Result<Signals, String> {
+        let install = |kind: SignalKind, name: &str| {
+            signal(kind).map_err(|e| format!("installing the {name} handler: {e}"))
+        };
+        Ok(Signals {
+            int: install(SignalKind::interrupt(), "SIGINT")?,
+            term: install(SignalKind::terminate(), "SIGTERM")?,
         })
     }
 

@@ -162,8 +162,7 @@ async fn run_child(
         cmd.env(key, value.expose());
     }
     let mut signals = crate::signals::Signals::new()
-        .ok_or_else(|| anyhow::anyhow!("cannot install the SIGTERM and SIGINT handlers"))
-        .map_err(|e| Failure::new(Exit::Internal, e))?;
+        .map_err(|e| Failure::new(Exit::Internal, anyhow::anyhow!(e)))?;
     let started = Instant::now();
     let mut child = cmd.spawn().map_err(|e| {
         let exit = match e.kind() {

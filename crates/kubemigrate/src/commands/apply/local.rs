@@ -7,11 +7,11 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::signals::Signals;
 use anyhow::anyhow;
 use kubemigrate_plan::{Credential, FieldPath, LoadedPlan, SslMode};
 use kubemigrate_render::TargetJob;
 use kubemigrate_sql::connect::ConnectOptions;
-use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use super::Args;
 use crate::apply::children::{Children, signal_name};
@@ -112,15 +112,13 @@ fn override_database(loaded: &mut LoadedPlan, target: &str, url: &str) -> Result
 async fn supervise(
     run: impl Future<Output = Vec<TargetResult>>,
     children: &Children,
-    signals: &mut (Signal, Signal),
+    signals: &mut Signals,
     jobs: &[TargetJob],
 ) -> Vec<TargetResult> {
     tokio::pin!(run);
-    let (sigint, sigterm) = signals;
     let sig = tokio::select! {
         results = &mut run => return results,
-        _ = sigint.recv() => libc::SIGINT,
-        _ = sigterm.recv() => libc::SIGTERM,
+        caught = signals.recv() => caught.number,
     };
     let name = signal_name(sig);
     let running = children.interrupt(sig);
@@ -140,8 +138,7 @@ async fn supervise(
     tokio::select! {
         results = &mut run => return results,
         () = &mut grace => {}
-        _ = sigint.recv() => {}
-        _ = sigterm.recv() => {}
+        _ = signals.recv() => {}
     }
     let killed = children.signal_all(libc::SIGKILL);
     if !killed.is_empty() {
@@ -285,18 +282,7 @@ pub async fn run_local(
     })?;
     // Installed before any process starts, so no signal is lost in between; from
     // here on SIGINT and SIGTERM stop the run's processes instead of this one.
-    let install = |kind: SignalKind, name: &str| {
-        signal(kind).map_err(|e| {
-            Failure::new(
-                Exit::Internal,
-                anyhow!("installing the {name} handler: {e}"),
-            )
-        })
-    };
-    let mut signals = (
-        install(SignalKind::interrupt(), "SIGINT")?,
-        install(SignalKind::terminate(), "SIGTERM")?,
-    );
+    let mut signals = Signals::new().map_err(|e| Failure::new(Exit::Internal, anyhow!(e)))?;
     let (children, watchdog_problem) = Children::with_watchdog(&binary);
     if let Some(problem) = watchdog_problem {
         reporter.warn(&problem);
