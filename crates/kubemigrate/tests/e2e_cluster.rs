@@ -618,3 +618,102 @@ fn e2e_pods_run_restricted_with_a_read_only_root_file_system() {
     ]);
     assert_eq!(spec, "true");
 }
+
+#[test]
+fn e2e_a_command_target_over_three_tenants_runs_as_an_indexed_job_and_reports_each() {
+    // The example's db-migrate project (`npm run migrate`) over three tenant
+    // databases; the second already has a table of the same name, so its
+    // db-migrate fails there, and there alone.
+    let tenants: Vec<String> = (1..=3).map(|i| database(&format!("tenant_{i}"))).collect();
+    psql(
+        &pg().url(&tenants[1]),
+        "CREATE SCHEMA tenant_management; CREATE TABLE tenant_management.tenants (taken int)",
+    );
+    let plan = Plan::new(
+        "  timeout: 5m\n  backoffLimit: 1\n",
+        &format!(
+            "    - name: tenants
+      database: {{host: db, port: {port}, name: postgres, schema: tenant_management, sslMode: disable, user: postgres, password: {{fromEnv: PW}}}}
+      databases:
+        list: [{list}]
+        concurrency: 2
+      command:
+        image: localhost/control-plane:dev
+        command: [npm, run, migrate]
+      securityContext: {{readOnlyRootFilesystem: false}}
+",
+            port = pg().port(),
+            list = tenants.join(", ")
+        ),
+    );
+    // A command that fails is exit 8 (target_failed), its own code in the report.
+    let run = plan.km(&["apply"]).expect(8);
+    let out = &squeeze(&run.stdout);
+    // One line for the target, each database by its result; the failed one with
+    // its exit code and its last lines.
+    assert!(
+        out.contains(&format!(
+            "tenants: 3 databases: 2 ran, 1 failed: {} (exit 1): the command exited with 1",
+            tenants[1]
+        )),
+        "{out}"
+    );
+    assert!(out.contains("already exists"), "{out}");
+    // The other two migrated, each recorded once in its own history; the bad one
+    // recorded its failure and has no db-migrate rows.
+    let migrations = |db: &str| {
+        psql(
+            &pg().url(db),
+            "SELECT count(*) FROM tenant_management.migrations",
+        )
+    };
+    assert_eq!(migrations(&tenants[0]), "4");
+    assert_eq!(migrations(&tenants[2]), "4");
+    let runs = |db: &str| {
+        psql(
+            &pg().url(db),
+            "SELECT string_agg(kind || ' ' || success, ',' ORDER BY id) FROM kubemigrate_history",
+        )
+    };
+    assert_eq!(runs(&tenants[0]), "command true");
+    assert_eq!(runs(&tenants[2]), "command true");
+    assert!(
+        runs(&tenants[1]).ends_with("command false"),
+        "{}",
+        runs(&tenants[1])
+    );
+    // The Job as the controller ran it: Indexed, one index per database, the bad
+    // index retried on its own (backoffLimit 1 per index) and failed, the others done.
+    let job = node().ok(&[
+        "get",
+        "jobs",
+        "-n",
+        &plan.ns.name,
+        "-o",
+        "jsonpath={.items[0].spec.completionMode} {.items[0].spec.completions} {.items[0].spec.parallelism} {.items[0].status.completedIndexes} {.items[0].status.failedIndexes}",
+    ]);
+    assert_eq!(job.trim(), "Indexed 3 2 0,2 1", "{job}");
+    // status reads each database's result back from the real pods' logs.
+    let status = plan.km(&["status", "-o", "json"]).expect(0).json();
+    let results: Vec<String> = status["runs"][0]["jobs"][0]["databases"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{status}"))
+        .iter()
+        .map(|d| {
+            format!(
+                "{} {}",
+                d["database"].as_str().unwrap(),
+                d["result"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        results,
+        [
+            format!("{} ran", tenants[0]),
+            format!("{} failed", tenants[1]),
+            format!("{} ran", tenants[2])
+        ],
+        "{status}"
+    );
+}
