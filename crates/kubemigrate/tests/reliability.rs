@@ -1123,3 +1123,76 @@ fn interrupting_apply_local_during_wait_for_db_starts_nothing_else() {
     assert!(!run.stdout.contains("-- run-migrations"), "{}", run.stdout);
     assert!(processes_with_env(&needle).is_empty());
 }
+
+/// Every file but a run's last commits without waiting for the disk (docs/sql-engine.md,
+/// "When a commit reaches the disk"): a crash of the server right after the run
+/// must still find every file the run reported, with its history row.
+#[test]
+fn every_file_a_run_applied_survives_a_server_crash_right_after_it() {
+    use kubemigrate_localpg::{LocalPostgres, Options};
+    // A server of its own, durable (fsync and synchronous_commit on), whose WAL
+    // writer waits 10 s between rounds: a commit that nobody waited for stays in
+    // shared memory, and is lost by the crash below.
+    let mut pg = LocalPostgres::start_with(Options {
+        fast_unsafe: false,
+        ..Options::default()
+    })
+    .unwrap();
+    let admin = pg.url("postgres");
+    common::psql(&admin, "ALTER SYSTEM SET wal_writer_delay = '10s'");
+    common::psql(&admin, "SELECT pg_reload_conf()");
+    common::psql(&admin, "CREATE DATABASE crash");
+    let url = pg.url("crash");
+    let dir = Dir::new(&[]);
+    let write = |from: u32, to: u32| {
+        for i in from..=to {
+            dir.write(
+                &format!("V{i:03}__t.sql"),
+                &format!("CREATE TABLE t{i} (id int);\nINSERT INTO t{i} VALUES ({i});\n"),
+            );
+        }
+    };
+    let migrate = |code: i32| {
+        km(
+            &[
+                "sql",
+                "migrate",
+                "--dir",
+                &dir.arg(),
+                "--database-url",
+                &url,
+            ],
+            &[],
+        )
+        .expect(code)
+    };
+    let count = |pg: &LocalPostgres, sql: &str| common::psql(&pg.url("crash"), sql);
+    write(1, 40);
+    migrate(0);
+    pg.stop_immediate().unwrap();
+    pg.restart().unwrap();
+    assert_eq!(
+        count(
+            &pg,
+            "SELECT count(*) FROM kubemigrate_history WHERE success"
+        ),
+        "40",
+        "{}",
+        pg.log()
+    );
+    assert_eq!(count(&pg, "SELECT count(*) FROM t40"), "1");
+    // A run that ends with a failed file: the files it applied before are on disk too.
+    write(41, 60);
+    dir.write("V061__bad.sql", "SELECT 1 / 0;\n");
+    migrate(3);
+    pg.stop_immediate().unwrap();
+    pg.restart().unwrap();
+    assert_eq!(
+        count(
+            &pg,
+            "SELECT count(*) FILTER (WHERE success) || ' ' || count(*) FILTER (WHERE NOT success) FROM kubemigrate_history"
+        ),
+        "60 1"
+    );
+    assert_eq!(count(&pg, "SELECT count(*) FROM t60"), "1");
+}

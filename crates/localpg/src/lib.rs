@@ -184,11 +184,26 @@ impl LocalPostgres {
     /// # Errors
     /// When the server's process cannot be signalled or waited for.
     pub fn stop_fast(&mut self) -> Result<(), Error> {
+        self.stop("-INT")
+    }
+
+    /// Stops the server as a crash would (`pg_ctl stop -m immediate`, SIGQUIT):
+    /// what its processes had not written out of shared memory is lost, and the
+    /// next start recovers from the WAL on disk. [`LocalPostgres::restart`] starts
+    /// it again.
+    ///
+    /// # Errors
+    /// As [`LocalPostgres::stop_fast`].
+    pub fn stop_immediate(&mut self) -> Result<(), Error> {
+        self.stop("-QUIT")
+    }
+
+    fn stop(&mut self, signal: &str) -> Result<(), Error> {
         let pid = self.postmaster_pid()?;
         let status = Command::new("kill")
-            .args(["-INT", &pid.to_string()])
+            .args([signal, &pid.to_string()])
             .status()
-            .map_err(io_err("sending SIGINT to postgres"))?;
+            .map_err(io_err("signalling postgres"))?;
         if !status.success() {
             return Err(Error::Start(format!("could not signal postgres pid {pid}")));
         }

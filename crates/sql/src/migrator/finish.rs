@@ -69,6 +69,7 @@ impl Runner<'_> {
         m: &Migration,
         mode: Mode,
         progress: Option<&Progress>,
+        flush: Flush,
         t0: Instant,
         events: &mut dyn FnMut(Event),
     ) -> Result<(), MigrateError> {
@@ -80,9 +81,15 @@ impl Runner<'_> {
         }
         // Restore the session first, so the history is written as ourselves even if
         // the file switched roles (SET ROLE), then record: sent together, one round trip.
+        // In kubemigrate's transaction (no progress row), a file followed by another
+        // commits without waiting for the disk (see `Flush`).
+        let reset_sql = match (progress, flush) {
+            (None, Flush::Later) => &self.reset_flush_later,
+            _ => &self.reset,
+        };
         let reset = async {
             self.client()
-                .batch_execute(&self.reset)
+                .batch_execute(reset_sql)
                 .await
                 .map_err(db("restoring the session after the file".into()))
         };

@@ -83,8 +83,55 @@ pub(super) async fn plan_and_run(
         &format!("preparing {}", options.history.display_name()),
         events,
     );
-    for &i in &pending {
+    // Every file but the last commits without waiting for the disk; the last
+    // one's commit waits for theirs too (see `Flush`). A run that stops before it
+    // waits for them with `flush_wal`.
+    let last = pending.last().copied();
+    let mut unflushed = false;
+    let outcome = apply_pending(
+        &runner,
+        &session,
+        source,
+        rec,
+        options,
+        &pending,
+        last,
+        &mut unflushed,
+        events,
+        report,
+    )
+    .await;
+    if outcome.is_err() && unflushed {
+        runner.flush_wal().await;
+    }
+    outcome
+}
+
+/// Applies `pending` in order (see [`plan_and_run`]); `unflushed` is set once a
+/// file committed without waiting for the disk.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the loop of plan_and_run, moved out so that its early returns pass one place"
+)]
+async fn apply_pending(
+    runner: &Runner<'_>,
+    session: &Session<'_>,
+    source: &Source,
+    rec: &Reconciled,
+    options: &MigrateOptions,
+    pending: &[usize],
+    last: Option<usize>,
+    unflushed: &mut bool,
+    events: &mut dyn FnMut(Event),
+    report: &mut Report,
+) -> Result<(), MigrateError> {
+    for &i in pending {
         let m = &source.migrations[i];
+        let flush = if Some(i) == last {
+            Flush::Now
+        } else {
+            Flush::Later
+        };
         runner.drain_own_notices("restoring the session between files", events);
         // Confirmed at least every 250 ms: one round trip per file would cost more than
         // a small file takes to run.
@@ -108,7 +155,7 @@ pub(super) async fn plan_and_run(
         let mut attempt = 0;
         let result = loop {
             let result = runner
-                .run_file(source, m, previous_failure || attempt > 0, events)
+                .run_file(source, m, previous_failure || attempt > 0, flush, events)
                 .await;
             // A lock timeout rolled a transactional file back whole: waiting and
             // running it again is safe.
@@ -137,6 +184,7 @@ pub(super) async fn plan_and_run(
         f.duration_ms = Some(millis(duration));
         match result {
             Ok(()) => {
+                *unflushed |= flush == Flush::Later && m.transactional();
                 f.status = FileStatus::Applied;
                 events(Event::FileApplied {
                     version: m.version.clone(),

@@ -29,6 +29,27 @@ pub(super) struct Runner<'a> {
     /// Restores the session after a file (a file may `SET` anything, as pg_dump
     /// output does): what psql's fresh session per file gives.
     pub(super) reset: String,
+    /// [`Self::reset`], then `SET LOCAL synchronous_commit = off`: the end of a
+    /// transactional file whose commit a later one flushes ([`Flush::Later`]).
+    pub(super) reset_flush_later: String,
+}
+
+/// When a transactional file's `COMMIT` waits for its WAL to reach the disk.
+///
+/// The WAL is one stream, flushed in order: a commit that waits for its own
+/// record waits for every record before it, the earlier files' commits included.
+/// So only the run's last commit needs to wait; the files before it are each still
+/// one atomic commit with their history row, and on disk before the run ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Flush {
+    /// As the server's `synchronous_commit` says (on by default): the run's last
+    /// file, which flushes the commits before it too.
+    Now,
+    /// Not waited for (`SET LOCAL synchronous_commit = off`, this transaction
+    /// only): a file followed by another. The WAL writer flushes it within
+    /// 3 x `wal_writer_delay` (600 ms by default) on its own; a later commit, the
+    /// failure row of a failed file, or [`Runner::flush_wal`] waits for it.
+    Later,
 }
 
 /// How a file runs.
@@ -101,6 +122,7 @@ impl<'a> Runner<'a> {
             .batch_execute(&reset)
             .await
             .map_err(|e| MigrateError::database("setting up the session", &e))?;
+        let reset_flush_later = format!("{reset}SET LOCAL synchronous_commit = off;");
         Ok(Runner {
             client,
             keeper,
@@ -109,7 +131,23 @@ impl<'a> Runner<'a> {
             root: std::sync::OnceLock::new(),
             insert,
             reset,
+            reset_flush_later,
         })
+    }
+
+    /// Waits until every commit of this run is on disk (a run that stops early
+    /// after a [`Flush::Later`] commit): a transaction with an id, committed on the
+    /// lock's connection with the server's `synchronous_commit`, waits for the WAL
+    /// up to its own record, which is after theirs.
+    ///
+    /// # Errors
+    /// None: it is best effort. When it fails, the connection is gone and the run's
+    /// own error says so; the server's WAL writer still flushes those commits.
+    pub(super) async fn flush_wal(&self) {
+        let _ = self
+            .keeper
+            .batch_execute("BEGIN; SELECT pg_catalog.txid_current(); COMMIT")
+            .await;
     }
 
     pub(super) fn client(&self) -> &Client {
@@ -170,6 +208,7 @@ impl<'a> Runner<'a> {
         source: &Source,
         m: &Migration,
         previous_failure: bool,
+        flush: Flush,
         events: &mut dyn FnMut(Event),
     ) -> Result<(), MigrateError> {
         let history = &self.options.history;
@@ -243,7 +282,7 @@ impl<'a> Runner<'a> {
         };
         let result = match result {
             Ok(()) => {
-                self.finish_file(m, mode, progress.as_ref(), t0, events)
+                self.finish_file(m, mode, progress.as_ref(), flush, t0, events)
                     .await
             }
             Err(e) => Err(e),
