@@ -274,31 +274,34 @@ impl TxMode {
 }
 
 /// One problem found.
+///
+/// The fields are in alphabetical order: the order of the keys in the JSON
+/// document, which `sql lint -o json` writes without sorting them again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
-    /// The migration (its file name).
-    pub version: String,
-    /// The file that holds the statement: the migration, or a file it includes.
-    pub file: PathBuf,
-    /// 1-based line in `file`.
-    pub line: u32,
     /// 1-based column, in characters.
     pub column: u32,
-    /// The rule's id.
-    pub rule: &'static str,
+    /// The file that holds the statement: the migration, or a file it includes.
+    pub file: PathBuf,
     /// `deny` or `warn`.
     pub level: Level,
+    /// 1-based line in `file`.
+    pub line: u32,
+    /// The text of the line, for quoting.
+    #[serde(skip)]
+    pub line_text: String,
     /// What squawk (or kubemigrate) saw in this statement.
     pub message: String,
-    /// Why it is unsafe.
-    pub why: String,
+    /// The rule's id.
+    pub rule: &'static str,
     /// What to write instead.
     pub safe: String,
     /// The statement's number in its migration, from 1 (0 for a comment).
     pub statement: usize,
-    /// The text of the line, for quoting.
-    #[serde(skip)]
-    pub line_text: String,
+    /// The migration (its file name).
+    pub version: String,
+    /// Why it is unsafe.
+    pub why: String,
 }
 
 impl fmt::Display for Finding {
@@ -318,23 +321,25 @@ impl fmt::Display for Finding {
 }
 
 /// The lint of one migration.
+///
+/// The fields are in alphabetical order, as [`Finding`]'s.
 #[derive(Debug, Clone, Serialize)]
 pub struct FileLint {
-    /// The file name.
-    pub version: String,
-    /// The file.
-    pub path: PathBuf,
-    /// How kubemigrate runs it.
-    pub mode: TxMode,
-    /// Statements linted.
-    pub statements: usize,
+    /// Bytes of the statements as they will be sent.
+    #[serde(skip)]
+    pub bytes: usize,
     /// What was found, in file order.
     pub findings: Vec<Finding>,
     /// Findings silenced by `-- kubemigrate:lint-ignore`.
     pub ignored: usize,
-    /// Bytes of the statements as they will be sent.
-    #[serde(skip)]
-    pub bytes: usize,
+    /// How kubemigrate runs it.
+    pub mode: TxMode,
+    /// The file.
+    pub path: PathBuf,
+    /// Statements linted.
+    pub statements: usize,
+    /// The file name.
+    pub version: String,
 }
 
 /// The lint of a directory.

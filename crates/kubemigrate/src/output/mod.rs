@@ -39,6 +39,47 @@ pub enum Format {
 pub trait Output: Serialize {
     /// Prints the summary for people (human output only).
     fn human(&self, _reporter: Reporter) {}
+
+    /// The whole JSON document (envelope included, pretty, keys sorted at every
+    /// level), written straight from the typed result, for results too large to go
+    /// through a `serde_json::Value` quickly (`sql lint` over thousands of files).
+    /// `None`: [`Reporter::finish`] builds it through a `Value`, as for every other
+    /// result. Debug builds (the tests) check that both give the same bytes.
+    fn json_document(&self, _envelope: &Envelope<'_>) -> Option<Vec<u8>> {
+        None
+    }
+}
+
+/// The fields [`Reporter::finish`] adds to every JSON document.
+#[derive(Debug)]
+pub struct Envelope<'a> {
+    /// The command, e.g. `sql lint`.
+    pub command: &'a str,
+    /// Whether the exit code is 0.
+    pub ok: bool,
+    /// The exit code.
+    pub exit_code: u8,
+    /// The exit code's name.
+    pub outcome: &'static str,
+    /// The error, when the command failed.
+    pub error: Option<String>,
+}
+
+/// The JSON document through a `serde_json::Value`: the result's fields and the
+/// envelope's, keys sorted at every level (serde_json's maps are sorted).
+fn value_document<O: Output>(outcome: Option<&O>, envelope: &Envelope<'_>) -> Vec<u8> {
+    let mut doc = match outcome.map(serde_json::to_value) {
+        Some(Ok(serde_json::Value::Object(map))) => map,
+        _ => serde_json::Map::new(),
+    };
+    doc.insert("command".into(), envelope.command.into());
+    doc.insert("ok".into(), envelope.ok.into());
+    doc.insert("exit_code".into(), envelope.exit_code.into());
+    doc.insert("outcome".into(), envelope.outcome.into());
+    if let Some(error) = &envelope.error {
+        doc.insert("error".into(), error.as_str().into());
+    }
+    serde_json::to_vec_pretty(&serde_json::Value::Object(doc)).unwrap_or_default()
 }
 
 /// A result with nothing to add to the exit code.
@@ -122,20 +163,26 @@ impl Reporter {
         if let Some(f) = failure {
             self.error(f);
         }
-        let mut doc = match outcome.map(serde_json::to_value) {
-            Some(Ok(serde_json::Value::Object(map))) => map,
-            _ => serde_json::Map::new(),
+        let envelope = Envelope {
+            command,
+            ok: exit.code() == 0,
+            exit_code: exit.code(),
+            outcome: exit.name(),
+            error: failure.map(|f| format!("{:#}", f.error)),
         };
-        doc.insert("command".into(), command.into());
-        doc.insert("ok".into(), (exit.code() == 0).into());
-        doc.insert("exit_code".into(), exit.code().into());
-        doc.insert("outcome".into(), exit.name().into());
-        if let Some(f) = failure {
-            doc.insert("error".into(), format!("{:#}", f.error).into());
-        }
-        let text =
-            serde_json::to_string_pretty(&serde_json::Value::Object(doc)).unwrap_or_default();
-        let _ = writeln!(std::io::stdout().lock(), "{text}");
+        let text = match outcome.and_then(|o| o.json_document(&envelope)) {
+            Some(fast) => {
+                debug_assert!(
+                    fast == value_document(outcome, &envelope),
+                    "{command}: the JSON document written straight differs from the sorted one"
+                );
+                fast
+            }
+            None => value_document(outcome, &envelope),
+        };
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(&text);
+        let _ = out.write_all(b"\n");
     }
 
     /// [`Reporter::finish`] for a command whose result is only its exit code.
