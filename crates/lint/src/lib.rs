@@ -384,6 +384,9 @@ pub fn lint_source(
     only: Option<&HashSet<String>>,
 ) -> Result<Report, LintError> {
     let linter = Prepared::new(policy)?;
+    // Resolved once for all files (it costs a system call per path component).
+    let root = kubemigrate_sql::script::canonical_root(&source.dir)?;
+    let root = root.as_path();
     let files: Vec<&Migration> = source
         .migrations
         .iter()
@@ -403,7 +406,7 @@ pub fn lint_source(
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(m) = files.get(i) else { break };
-                        let result = linter.lint_file(&source.dir, m, vars);
+                        let result = linter.lint_file(root, m, vars);
                         let failed = result.is_err();
                         done.push((i, result));
                         if failed {
@@ -428,7 +431,7 @@ pub fn lint_source(
         let have: HashSet<usize> = results.iter().map(|(i, _)| *i).collect();
         for (i, m) in files.iter().enumerate() {
             if !have.contains(&i) {
-                results.push((i, linter.lint_file(&source.dir, m, vars)));
+                results.push((i, linter.lint_file(root, m, vars)));
             }
         }
         results.sort_by_key(|(i, _)| *i);
@@ -450,7 +453,8 @@ pub fn lint_migration(
     vars: &Variables,
     policy: &Policy,
 ) -> Result<FileLint, LintError> {
-    Prepared::new(policy)?.lint_file(dir, m, vars)
+    let root = kubemigrate_sql::script::canonical_root(dir)?;
+    Prepared::new(policy)?.lint_file(&root, m, vars)
 }
 
 use prepare::Prepared;

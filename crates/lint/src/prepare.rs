@@ -58,15 +58,17 @@ impl<'p> Prepared<'p> {
         })
     }
 
+    /// Lints `m`, a file of the directory whose canonical path is `root` (see
+    /// [`kubemigrate_sql::script::canonical_root`]).
     pub(crate) fn lint_file(
         &self,
-        dir: &Path,
+        root: &Path,
         m: &Migration,
         vars: &Variables,
     ) -> Result<FileLint, LintError> {
         let mode = TxMode::of(m);
         // Only the lines that run (a dbmate or goose file's up part).
-        let mut script = m.open(dir, None, vars)?;
+        let mut script = m.open_in(root, vars)?;
         let mut text = String::new();
         let mut sent: Vec<Sent> = Vec::new();
         let mut sent_bytes = 0;

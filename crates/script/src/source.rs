@@ -89,6 +89,22 @@ impl Migration {
             None => Ok(script),
         }
     }
+
+    /// [`Migration::open`] without an include root, `dir` already made canonical
+    /// (by [`crate::script::canonical_root`]): a caller that opens every file of a
+    /// directory resolves it once, not once a file.
+    ///
+    /// # Errors
+    /// The file cannot be opened.
+    pub fn open_in(&self, canonical_dir: &Path, vars: &Variables) -> Result<Script, ScriptError> {
+        Script::open_section_in(
+            &self.path,
+            canonical_dir,
+            vars,
+            crate::script::BLOCK,
+            self.section,
+        )
+    }
 }
 
 /// Why a directory could not be read as a migration source.

@@ -221,10 +221,25 @@ impl Script {
         block: usize,
         section: Option<crate::layout::Section>,
     ) -> Result<Script, ScriptError> {
+        let root = canonical_root(root)?;
+        Self::open_section_in(path, &root, vars, block, section)
+    }
+
+    /// [`Script::open_section`] with the migration directory already made canonical
+    /// (see [`Script::open_in`]).
+    ///
+    /// # Errors
+    /// The file cannot be opened.
+    pub fn open_section_in(
+        path: &Path,
+        root: &Path,
+        vars: &Variables,
+        block: usize,
+        section: Option<crate::layout::Section>,
+    ) -> Result<Script, ScriptError> {
         let mut reader = Reader::open(path, block.max(1))?;
         reader.section = section;
-        let root = canonical_root(root)?;
-        Ok(Script::with_reader(reader, root, vars))
+        Ok(Script::with_reader(reader, root.to_path_buf(), vars))
     }
 
     /// [`Script::open`] with the migration directory already made canonical (by
