@@ -38,21 +38,37 @@ pub(crate) struct Ignores {
 
 impl Ignores {
     /// Reads the comments of each file, given the first line of each statement sent
-    /// from it.
-    pub(crate) fn read(statements: &HashMap<PathBuf, Vec<u32>>) -> Result<Ignores, LintError> {
+    /// from it; `(path, bytes)` is a file already read (the migration itself), the
+    /// others (its includes) are read here.
+    pub(crate) fn read(
+        statements: &HashMap<PathBuf, Vec<u32>>,
+        (known, known_bytes): (&Path, &[u8]),
+    ) -> Result<Ignores, LintError> {
         let mut list = Vec::new();
         let mut files: Vec<_> = statements.iter().collect();
         files.sort();
         for (path, lines) in files {
-            // The engine read the file a moment ago; if it cannot be read now, the
-            // engine reports that when it runs.
-            let Ok(text) = std::fs::read_to_string(path) else {
-                continue;
+            // The engine read the file a moment ago; if it cannot be read now, or is
+            // not UTF-8, the engine reports that when it runs.
+            let read;
+            let text = if path == known {
+                match std::str::from_utf8(known_bytes) {
+                    Ok(text) => text,
+                    Err(_) => continue,
+                }
+            } else {
+                match std::fs::read_to_string(path) {
+                    Ok(text) => {
+                        read = text;
+                        read.as_str()
+                    }
+                    Err(_) => continue,
+                }
             };
             if !text.contains(DIRECTIVE_PREFIX) {
                 continue;
             }
-            list.extend(read_file(path, &text, lines)?);
+            list.extend(read_file(path, text, lines)?);
         }
         Ok(Ignores { list })
     }

@@ -68,7 +68,8 @@ impl<'p> Prepared<'p> {
     ) -> Result<FileLint, LintError> {
         let mode = TxMode::of(m);
         // Only the lines that run (a dbmate or goose file's up part).
-        let mut script = m.open_in(root, vars)?;
+        // Read once: the statements from it, and its lint-ignore comments below.
+        let (bytes, mut script) = m.read_in(root, vars)?;
         let mut text = String::new();
         let mut sent: Vec<Sent> = Vec::new();
         let mut sent_bytes = 0;
@@ -159,7 +160,7 @@ impl<'p> Prepared<'p> {
                 }
             }
         }
-        let mut ignores = ignore::Ignores::read(&sent_locations(&sent))?;
+        let mut ignores = ignore::Ignores::read(&sent_locations(&sent), (&m.path, &bytes))?;
         let mut findings = Vec::new();
         let mut ignored = 0;
         for (rule, offset, message, help) in raw {

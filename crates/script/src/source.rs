@@ -90,20 +90,18 @@ impl Migration {
         }
     }
 
-    /// [`Migration::open`] without an include root, `dir` already made canonical
-    /// (by [`crate::script::canonical_root`]): a caller that opens every file of a
-    /// directory resolves it once, not once a file.
+    /// The file's bytes, read once, and a [`Script`] over them (its section; `canonical_dir`
+    /// made canonical by [`crate::script::canonical_root`], no include root): for a
+    /// caller that wants the statements and the text.
     ///
     /// # Errors
-    /// The file cannot be opened.
-    pub fn open_in(&self, canonical_dir: &Path, vars: &Variables) -> Result<Script, ScriptError> {
-        Script::open_section_in(
-            &self.path,
-            canonical_dir,
-            vars,
-            crate::script::BLOCK,
-            self.section,
-        )
+    /// The file cannot be opened or read, or it is not a regular file.
+    pub fn read_in(
+        &self,
+        canonical_dir: &Path,
+        vars: &Variables,
+    ) -> Result<(std::sync::Arc<[u8]>, Script), ScriptError> {
+        Script::read_section_in(&self.path, canonical_dir, vars, self.section)
     }
 }
 

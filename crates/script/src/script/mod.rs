@@ -222,24 +222,9 @@ impl Script {
         section: Option<crate::layout::Section>,
     ) -> Result<Script, ScriptError> {
         let root = canonical_root(root)?;
-        Self::open_section_in(path, &root, vars, block, section)
-    }
-
-    /// [`Script::open_section`] with the migration directory already made canonical
-    /// (see [`Script::open_in`]).
-    ///
-    /// # Errors
-    /// The file cannot be opened.
-    pub fn open_section_in(
-        path: &Path,
-        root: &Path,
-        vars: &Variables,
-        block: usize,
-        section: Option<crate::layout::Section>,
-    ) -> Result<Script, ScriptError> {
         let mut reader = Reader::open(path, block.max(1))?;
         reader.section = section;
-        Ok(Script::with_reader(reader, root.to_path_buf(), vars))
+        Ok(Script::with_reader(reader, root, vars))
     }
 
     /// [`Script::open`] with the migration directory already made canonical (by
@@ -251,6 +236,30 @@ impl Script {
     pub fn open_in(path: &Path, root: &Path, vars: &Variables) -> Result<Script, ScriptError> {
         let reader = Reader::open(path, BLOCK)?;
         Ok(Script::with_reader(reader, root.to_path_buf(), vars))
+    }
+
+    /// The whole of the file at `path`, read at once, and a script over those bytes
+    /// that runs `section` of them (for a caller that wants the file's text too: the
+    /// lint reads its comments). `root` is canonical (see [`Script::open_in`]).
+    ///
+    /// # Errors
+    /// The file cannot be opened or read, or it is not a regular file.
+    pub fn read_section_in(
+        path: &Path,
+        root: &Path,
+        vars: &Variables,
+        section: Option<crate::layout::Section>,
+    ) -> Result<(std::sync::Arc<[u8]>, Script), ScriptError> {
+        let (mut file, len) =
+            open_regular_len(path).map_err(|e| ScriptError::at_line(path, 0, e.to_string()))?;
+        // The length is a capacity hint only: the file may change while it is read.
+        let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        file.read_to_end(&mut bytes)
+            .map_err(|e| ScriptError::at_line(path, 0, format!("cannot read: {e}")))?;
+        let bytes: std::sync::Arc<[u8]> = bytes.into();
+        let mut reader = Reader::new(path, Box::new(std::io::Cursor::new(bytes.clone())), BLOCK);
+        reader.section = section;
+        Ok((bytes, Script::with_reader(reader, root.to_path_buf(), vars)))
     }
 
     /// A script over a file of which the caller already read the first bytes, `head`
