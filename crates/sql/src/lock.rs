@@ -129,6 +129,10 @@ const MAX_RETRY: Duration = Duration::from_secs(1);
 /// How often a waiter reports the holder again when it has not changed.
 const REPORT_EVERY: Duration = Duration::from_secs(10);
 
+/// SQLSTATE `too_many_connections`: the server (or the role's `CONNECTION LIMIT`)
+/// refuses another connection.
+pub(crate) const TOO_MANY_CONNECTIONS: &str = "53300";
+
 impl MigrationLock {
     /// Opens a dedicated connection and polls `pg_try_advisory_lock` until it
     /// succeeds or `timeout` passes. `on_wait` is called when the lock is found taken,
@@ -145,12 +149,38 @@ impl MigrationLock {
         timeout: Duration,
         on_wait: &mut dyn FnMut(Option<&LockHolder>, Duration),
     ) -> Result<MigrationLock, LockError> {
-        let conn = options.connect().await.map_err(|cause| match &cause {
-            ConnectError::Server { code, .. } if code == "53300" => {
+        let conn = Self::connect(options).await?;
+        Self::acquire_on(conn, options, history, timeout, on_wait).await
+    }
+
+    /// Opens the lock's dedicated connection (the first half of
+    /// [`MigrationLock::acquire`]), so that a caller can open it while it opens
+    /// its other one.
+    ///
+    /// # Errors
+    /// [`LockError::Connect`], or [`LockError::SecondConnection`] when the server
+    /// refuses it for the number of connections.
+    pub async fn connect(options: &ConnectOptions) -> Result<Connection, LockError> {
+        options.connect().await.map_err(|cause| match &cause {
+            ConnectError::Server { code, .. } if code == TOO_MANY_CONNECTIONS => {
                 LockError::SecondConnection { cause }
             }
             _ => LockError::Connect(cause),
-        })?;
+        })
+    }
+
+    /// [`MigrationLock::acquire`] on a connection that
+    /// [`MigrationLock::connect`] opened with the same `options`.
+    ///
+    /// # Errors
+    /// As [`MigrationLock::acquire`], but for the connection's.
+    pub async fn acquire_on(
+        conn: Connection,
+        options: &ConnectOptions,
+        history: &HistoryTable,
+        timeout: Duration,
+        on_wait: &mut dyn FnMut(Option<&LockHolder>, Duration),
+    ) -> Result<MigrationLock, LockError> {
         let key = lock_key(&options.dbname, history);
         let start = Instant::now();
         let mut delay = FIRST_RETRY;

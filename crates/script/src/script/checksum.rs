@@ -47,7 +47,13 @@ impl Checksum {
             self.hasher.update(b"\r");
         }
         let digest = self.hasher.finalize();
-        digest.iter().map(|b| format!("{b:02x}")).collect()
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = String::with_capacity(2 * digest.len());
+        for b in digest {
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0x0f)]));
+        }
+        out
     }
 }
 

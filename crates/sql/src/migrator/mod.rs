@@ -156,9 +156,30 @@ async fn migrate_inner(
             message: w.to_string(),
         });
     }
-    let mut conn = open(connect, events).await?;
+    // A run that changes the database opens the lock's connection at the same
+    // time: one connection's setup (TCP, authentication, a backend) less to wait for.
+    let (conn, lock_conn) = if options.dry_run {
+        (connect.connect().await, None)
+    } else {
+        match tokio::join!(connect.connect(), MigrationLock::connect(connect)) {
+            // The server let only one of the two in (53300, too many connections,
+            // e.g. a role's CONNECTION LIMIT 1): that one runs the migrations and
+            // the lock's is asked for again, so the refusal is the lock's, with
+            // its hint that a migrator needs two.
+            (Err(ConnectError::Server { code, .. }), Ok(only))
+                if code == crate::lock::TOO_MANY_CONNECTIONS =>
+            {
+                (Ok(only), Some(MigrationLock::connect(connect).await))
+            }
+            (conn, lock_conn) => (conn, Some(lock_conn)),
+        }
+    };
+    let mut conn = conn?;
+    events(Event::Connected {
+        target: connect.masked_url(),
+    });
 
-    if options.dry_run {
+    let Some(lock_conn) = lock_conn else {
         let rows = options
             .history
             .load(&conn.client)
@@ -166,15 +187,16 @@ async fn migrate_inner(
             .map_err(|e| MigrateError::history("reading the history", e))?;
         let rec = reconcile(source, &rows);
         return plan_and_run(&mut conn, None, source, &rec, options, events, report).await;
-    }
+    };
+    let lock_conn = lock_conn?;
 
     // PostgreSQL 14+: notice within a second that this runner died (kill -9, lost
     // node) and roll its transaction back, instead of finishing a long statement
     // for a client that is gone. Older servers lack the setting; that is fine.
-    // Sent while the lock's connection opens: one round trip less.
+    // Sent while the lock is taken: one round trip less.
     let (check_interval, lock) = tokio::join!(
         conn.client.batch_execute(CHECK_INTERVAL),
-        with_lock(connect, options, events)
+        with_lock_on(lock_conn, connect, options, events)
     );
     let check_interval = check_interval.is_ok();
     let lock = lock?;
@@ -242,12 +264,25 @@ async fn open(
     Ok(conn)
 }
 
+/// Opens the lock's connection and takes the lock, saying so when it had to wait.
 async fn with_lock(
     connect: &ConnectOptions,
     options: &MigrateOptions,
     events: &mut dyn FnMut(Event),
 ) -> Result<MigrationLock, MigrateError> {
-    let lock = MigrationLock::acquire(
+    let lock_conn = MigrationLock::connect(connect).await?;
+    with_lock_on(lock_conn, connect, options, events).await
+}
+
+/// [`with_lock`] on a connection already opened by [`MigrationLock::connect`].
+async fn with_lock_on(
+    lock_conn: Connection,
+    connect: &ConnectOptions,
+    options: &MigrateOptions,
+    events: &mut dyn FnMut(Event),
+) -> Result<MigrationLock, MigrateError> {
+    let lock = MigrationLock::acquire_on(
+        lock_conn,
         connect,
         &options.history,
         options.lock_timeout,
