@@ -134,28 +134,8 @@ const REPORT_EVERY: Duration = Duration::from_secs(10);
 pub(crate) const TOO_MANY_CONNECTIONS: &str = "53300";
 
 impl MigrationLock {
-    /// Opens a dedicated connection and polls `pg_try_advisory_lock` until it
-    /// succeeds or `timeout` passes. `on_wait` is called when the lock is found taken,
-    /// whenever the holder changes, and every 10 s while waiting.
-    ///
-    /// # Errors
-    /// [`LockError::Connect`] when the connection fails
-    /// ([`LockError::SecondConnection`] when the server refuses it for the number of
-    /// connections), [`LockError::Timeout`] when the lock stays taken,
-    /// [`LockError::WaitLost`] when the connection breaks while waiting.
-    pub async fn acquire(
-        options: &ConnectOptions,
-        history: &HistoryTable,
-        timeout: Duration,
-        on_wait: &mut dyn FnMut(Option<&LockHolder>, Duration),
-    ) -> Result<MigrationLock, LockError> {
-        let conn = Self::connect(options).await?;
-        Self::acquire_on(conn, options, history, timeout, on_wait).await
-    }
-
-    /// Opens the lock's dedicated connection (the first half of
-    /// [`MigrationLock::acquire`]), so that a caller can open it while it opens
-    /// its other one.
+    /// Opens the lock's dedicated connection (for [`MigrationLock::acquire_on`]), so
+    /// that a caller can open it while it opens its other one.
     ///
     /// # Errors
     /// [`LockError::Connect`], or [`LockError::SecondConnection`] when the server
@@ -169,11 +149,14 @@ impl MigrationLock {
         })
     }
 
-    /// [`MigrationLock::acquire`] on a connection that
-    /// [`MigrationLock::connect`] opened with the same `options`.
+    /// Polls `pg_try_advisory_lock` on `conn`, the lock's dedicated connection that
+    /// [`MigrationLock::connect`] opened with the same `options`, until it succeeds
+    /// or `timeout` passes. `on_wait` is called when the lock is found taken,
+    /// whenever the holder changes, and every 10 s while waiting.
     ///
     /// # Errors
-    /// As [`MigrationLock::acquire`], but for the connection's.
+    /// [`LockError::Timeout`] when the lock stays taken, [`LockError::WaitLost`] when
+    /// the connection breaks while waiting.
     pub async fn acquire_on(
         conn: Connection,
         options: &ConnectOptions,

@@ -83,10 +83,8 @@ pub(super) async fn plan_and_run(
         &format!("preparing {}", options.history.display_name()),
         events,
     );
-    // Every file but the last commits without waiting for the disk; the last
-    // one's commit waits for theirs too (see `Flush`). A run that stops before it
-    // waits for them with `flush_wal`.
-    let last = pending.last().copied();
+    // A run that stops before its last file waits for the commits that did not
+    // wait for the disk (see `Flush`) with `flush_wal`.
     let mut unflushed = false;
     let outcome = apply_pending(
         &runner,
@@ -95,7 +93,6 @@ pub(super) async fn plan_and_run(
         rec,
         options,
         &pending,
-        last,
         &mut unflushed,
         events,
         report,
@@ -120,11 +117,13 @@ async fn apply_pending(
     rec: &Reconciled,
     options: &MigrateOptions,
     pending: &[usize],
-    last: Option<usize>,
     unflushed: &mut bool,
     events: &mut dyn FnMut(Event),
     report: &mut Report,
 ) -> Result<(), MigrateError> {
+    // Every file but the last commits without waiting for the disk; the last
+    // one's commit waits for theirs too (see `Flush`).
+    let last = pending.last().copied();
     for &i in pending {
         let m = &source.migrations[i];
         let flush = if Some(i) == last {
