@@ -210,6 +210,70 @@ fn a_runner_waits_for_the_lock_names_the_holder_and_gives_up_after_the_timeout()
     .expect(0);
 }
 
+/// `sql migrate` reads its files while it connects and waits for the lock: a file
+/// that cannot run still stops it before it writes anything (no history table),
+/// and at once, not after another runner's lock is free or the wait times out.
+#[test]
+fn a_bad_file_stops_migrate_before_any_write_and_without_waiting_for_a_held_lock() {
+    let db = Db::new();
+    let dir = Dir::new(&[
+        ("001.sql", "CREATE TABLE t (id int);"),
+        ("002.sql", "-- nothing to run\n"),
+    ]);
+    let no_table = "SELECT to_regclass('kubemigrate_history') IS NULL AND to_regclass('t') IS NULL";
+    let run = db.km(&["sql", "migrate", "--dir", &dir.arg()]).expect(2);
+    assert!(run.stderr.contains("002.sql"), "{run:?}");
+    assert_eq!(db.sql(no_table), "t");
+
+    let mut holder = db.spawn(&["exec", "--lock", "--", "sleep", "60"]);
+    assert!(common::wait_until(Duration::from_secs(20), || {
+        db.sql("SELECT count(*) FROM pg_locks WHERE database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND locktype = 'advisory' AND granted") == "1"
+    }));
+    let started = Instant::now();
+    let run = db
+        .km(&[
+            "sql",
+            "migrate",
+            "--dir",
+            &dir.arg(),
+            "--lock-timeout",
+            "50s",
+        ])
+        .expect(2);
+    assert!(run.stderr.contains("002.sql"), "{run:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "waited {:?} for the lock before reporting the file",
+        started.elapsed()
+    );
+    // The holder's `exec` made the history table (for its own row): no file's row.
+    assert_eq!(
+        db.sql("SELECT to_regclass('t') IS NULL AND NOT EXISTS (SELECT FROM kubemigrate_history WHERE kind <> 'command')"),
+        "t"
+    );
+    // It left no session behind: only the holder's lock and connection remain.
+    assert!(common::wait_until(Duration::from_secs(10), || {
+        db.sql("SELECT count(*) FROM pg_locks WHERE database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND locktype = 'advisory'") == "1"
+    }));
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    // With the file fixed, the same directory runs.
+    std::fs::write(dir.dir.path().join("002.sql"), "CREATE TABLE u (id int);").unwrap();
+    db.km(&[
+        "sql",
+        "migrate",
+        "--dir",
+        &dir.arg(),
+        "--lock-timeout",
+        "20s",
+    ])
+    .expect(0);
+    assert_eq!(
+        db.sql("SELECT count(*) FROM kubemigrate_history WHERE kind <> 'command'"),
+        "2"
+    );
+}
+
 #[test]
 fn exec_lock_serialises_two_commands_and_records_them() {
     let db = Db::new();

@@ -575,40 +575,47 @@ fn read_migrations(
             .map(|(version, path)| read_migration(version, path, &root, include_root, vars))
             .collect();
     }
-    // Contiguous slices, one per thread; each stops at its first error.
-    let per = entries.len().div_ceil(threads);
-    let mut slices = Vec::with_capacity(threads);
-    let mut rest = entries;
-    while !rest.is_empty() {
-        let tail = rest.split_off(per.min(rest.len()));
-        slices.push(std::mem::replace(&mut rest, tail));
-    }
-    let results: Vec<Result<Vec<Migration>, SourceError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = slices
-            .into_iter()
-            .map(|slice| {
-                let root = &root;
+    // Each thread takes the next file not taken yet (files differ in size, so
+    // fixed shares would leave one thread idle while the other reads), and stops
+    // at its first error; files are taken in order, so every file before the
+    // first failing one is read, and that error is the one reported.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let mut read: Vec<(usize, Result<Migration, SourceError>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let (root, entries, next, failed) = (&root, &entries, &next, &failed);
                 s.spawn(move || {
-                    slice
-                        .into_iter()
-                        .map(|(version, path)| {
-                            read_migration(version, path, root, include_root, vars)
-                        })
-                        .collect::<Result<Vec<_>, _>>()
+                    use std::sync::atomic::Ordering::Relaxed;
+                    let mut done = Vec::new();
+                    while !failed.load(Relaxed) {
+                        let i = next.fetch_add(1, Relaxed);
+                        let Some((version, path)) = entries.get(i) else {
+                            break;
+                        };
+                        let result =
+                            read_migration(version.clone(), path.clone(), root, include_root, vars);
+                        if result.is_err() {
+                            failed.store(true, Relaxed);
+                        }
+                        done.push((i, result));
+                    }
+                    done
                 })
             })
             .collect();
         handles
             .into_iter()
-            .map(|h| {
+            .flat_map(|h| {
                 h.join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             })
             .collect()
     });
-    let mut migrations = Vec::new();
-    for slice in results {
-        migrations.extend(slice?);
+    read.sort_unstable_by_key(|(i, _)| *i);
+    let mut migrations = Vec::with_capacity(read.len());
+    for (_, m) in read {
+        migrations.push(m?);
     }
     Ok(migrations)
 }

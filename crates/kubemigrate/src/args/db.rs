@@ -8,7 +8,7 @@ use kubemigrate_sql::connect::ConnectOptions;
 use kubemigrate_sql::history::HistoryTable;
 use kubemigrate_sql::migrator::MigrateOptions;
 use kubemigrate_sql::script::Variables;
-use kubemigrate_sql::source::{Layout, Source, SourceOptions};
+use kubemigrate_sql::source::{Layout, Source, SourceError, SourceOptions};
 
 use crate::exit::{Exit, Failure};
 
@@ -221,7 +221,17 @@ impl DirArgs {
         &self,
         conn: &ManyConnArgs,
     ) -> Result<(Source, Variables, Databases), Failure> {
-        let databases = conn.databases().await;
+        self.read_with(conn.databases().await)
+    }
+
+    /// [`DirArgs::read_for`] with the databases already resolved.
+    ///
+    /// # Errors
+    /// As [`DirArgs::read_for`].
+    pub fn read_with(
+        &self,
+        databases: Result<Databases, Failure>,
+    ) -> Result<(Source, Variables, Databases), Failure> {
         let one = match &databases {
             Ok(Databases::One(c)) => Some(c),
             _ => None,
@@ -229,6 +239,23 @@ impl DirArgs {
         let source = self.source_with(one)?;
         let variables = self.variables_with(one);
         Ok((source, variables, databases?))
+    }
+
+    /// What reads the directory for one database, on another thread: the files
+    /// with psql's automatic variables of `conn` (see [`DirArgs::variables_with`]).
+    /// A read that fails is a usage error (exit 2), as for [`DirArgs::source_with`].
+    pub fn reader(
+        &self,
+        conn: &ConnectOptions,
+    ) -> impl FnOnce() -> Result<Source, SourceError> + Send + 'static {
+        let dir = self.dir.clone();
+        let vars = self.variables_with(Some(conn));
+        let options = SourceOptions {
+            layout: self.layout,
+            allow_empty: self.allow_empty,
+            include_root: self.include_root.clone(),
+        };
+        move || Source::read(&dir, &vars, &options)
     }
 
     /// [`DirArgs::source`] with psql's automatic variables of this connection (see

@@ -3,7 +3,8 @@
 //! Every command (`sql migrate`, `status`, `baseline`, `repair`) goes through this
 //! module; the binary only parses arguments and reports.
 //!
-//! A run of [`migrate`]:
+//! A run of [`migrate`] (of [`migrate_reading`], with step 1's files read while
+//! steps 2 and 3 connect, lock and read the history, the table created only after):
 //! 1. splits every pending file into statements (a file that does not lex stops the
 //!    run before anything touches the database);
 //! 2. opens the migration connection and takes the [lock](crate::lock) on a second one;
@@ -151,11 +152,133 @@ async fn migrate_inner(
     events: &mut dyn FnMut(Event),
     report: &mut Report,
 ) -> Result<(), MigrateError> {
+    source_warnings(source, events);
+    let opened = open_session(connect, options, events).await?;
+    run_opened(opened, source, options, events, report).await
+}
+
+/// [`migrate`] while the files are still being read: `read` runs on a blocking
+/// thread while the run connects, takes the lock and reads the history, so a rerun
+/// with nothing to apply waits for the slower of the two, not for both.
+///
+/// Nothing is written to the database before `read` has returned the files: a
+/// history table that does not exist yet is created only then. A file that cannot
+/// be read stops the run as soon as that is known, even while the run waits for
+/// another runner's lock.
+///
+/// # Errors
+/// `Err` is `read`'s error: the run did not start and wrote nothing (a lock it held
+/// is released). A failure of the run itself is inside the [`Outcome`], as for
+/// [`migrate`].
+///
+/// # Caveats
+/// The files' warnings (see [`Source::warnings`]) reach `events` after
+/// [`Event::Connected`], where [`migrate`] sends them before it. A panic in `read`
+/// is resumed on the caller's thread.
+pub async fn migrate_reading<F>(
+    connect: &ConnectOptions,
+    read: F,
+    options: &MigrateOptions,
+    events: &mut dyn FnMut(Event),
+) -> Result<Outcome, SourceError>
+where
+    F: FnOnce() -> Result<Source, SourceError> + Send + 'static,
+{
+    let started = Instant::now();
+    let reading = tokio::task::spawn_blocking(read);
+    let (source, opened) = {
+        let session = open_session(connect, options, events);
+        tokio::pin!(session, reading);
+        tokio::select! {
+            biased;
+            read = &mut reading => {
+                // A source that cannot be read ends the run at once: the session's
+                // connections are dropped with its future, which releases a lock.
+                let source = joined(read)?;
+                (source, session.await)
+            }
+            opened = &mut session => match joined(reading.await) {
+                Ok(source) => (source, opened),
+                Err(e) => {
+                    if let Ok(opened) = opened {
+                        opened.release().await;
+                    }
+                    return Err(e);
+                }
+            },
+        }
+    };
+    let mut report = source_report(connect, &options.history, options.dry_run, &source);
+    report.files = source
+        .migrations
+        .iter()
+        .map(|m| file_report(m, FileStatus::NotRun))
+        .collect();
+    source_warnings(&source, events);
+    let result = match opened {
+        Ok(opened) => run_opened(opened, &source, options, events, &mut report).await,
+        Err(e) => Err(e),
+    };
+    report.duration_ms = millis(started.elapsed());
+    Ok(Outcome {
+        report,
+        error: result.err(),
+    })
+}
+
+/// The source read by [`migrate_reading`]'s blocking task.
+fn joined(
+    read: Result<Result<Source, SourceError>, tokio::task::JoinError>,
+) -> Result<Source, SourceError> {
+    match read {
+        Ok(read) => read,
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            // Only a runtime shutting down cancels a blocking task, and this
+            // future runs on that runtime: it is not polled after a shutdown.
+            Err(e) => Err(SourceError::Dir {
+                path: std::path::PathBuf::new(),
+                cause: std::io::Error::other(e),
+            }),
+        },
+    }
+}
+
+/// Sends the source's warnings.
+fn source_warnings(source: &Source, events: &mut dyn FnMut(Event)) {
     for w in &source.warnings {
         events(Event::Warning {
             message: w.to_string(),
         });
     }
+}
+
+/// A run connected, locked unless dry, with the history read.
+struct Opened {
+    conn: Connection,
+    /// The lock and whether the server took [`CHECK_INTERVAL`]; `None` for a dry run.
+    lock: Option<(MigrationLock, bool)>,
+    /// The history's file rows; `None` when a run that takes the lock found no
+    /// table (created by [`run_opened`], once the files are known to be good).
+    rows: Option<Vec<HistoryRow>>,
+}
+
+impl Opened {
+    /// Gives the lock back without running anything.
+    async fn release(self) {
+        if let Some((lock, _)) = self.lock {
+            lock.release().await;
+        }
+    }
+}
+
+/// Connects, takes the lock unless the run is dry, and reads the history: what a run
+/// does before it needs its files. Writes nothing.
+async fn open_session(
+    connect: &ConnectOptions,
+    options: &MigrateOptions,
+    events: &mut dyn FnMut(Event),
+) -> Result<Opened, MigrateError> {
     // A run that changes the database opens the lock's connection at the same
     // time: one connection's setup (TCP, authentication, a backend) less to wait for.
     let (conn, lock_conn) = if options.dry_run {
@@ -174,7 +297,7 @@ async fn migrate_inner(
             (conn, lock_conn) => (conn, Some(lock_conn)),
         }
     };
-    let mut conn = conn?;
+    let conn = conn?;
     events(Event::Connected {
         target: connect.masked_url(),
     });
@@ -185,8 +308,11 @@ async fn migrate_inner(
             .load(&conn.client)
             .await
             .map_err(|e| MigrateError::history("reading the history", e))?;
-        let rec = reconcile(source, &rows);
-        return plan_and_run(&mut conn, None, source, &rec, options, events, report).await;
+        return Ok(Opened {
+            conn,
+            lock: None,
+            rows: Some(rows),
+        });
     };
     let lock_conn = lock_conn?;
 
@@ -200,24 +326,71 @@ async fn migrate_inner(
     );
     let check_interval = check_interval.is_ok();
     let lock = lock?;
-    // From here on the lock is released on every path.
-    let result = async {
-        options.history.ensure(&conn.client).await.map_err(|e| {
-            MigrateError::history(
-                format!(
-                    "creating the history table {}",
-                    options.history.display_name()
-                ),
-                e,
-            )
-        })?;
-        // Read the history only now, under the lock: a runner that waited for another
-        // one sees everything it applied.
-        let rows = options
+    // Read the history only now, under the lock: a runner that waited for another
+    // one sees everything it applied.
+    let rows = match options.history.exists(&conn.client).await {
+        Ok(false) => Ok(None),
+        Ok(true) => options
             .history
             .load_existing(&conn.client)
             .await
-            .map_err(|e| MigrateError::history("reading the history", e))?;
+            .map(Some)
+            .map_err(|e| MigrateError::history("reading the history", e)),
+        Err(e) => Err(MigrateError::history(
+            format!(
+                "creating the history table {}",
+                options.history.display_name()
+            ),
+            e,
+        )),
+    };
+    match rows {
+        Ok(rows) => Ok(Opened {
+            conn,
+            lock: Some((lock, check_interval)),
+            rows,
+        }),
+        Err(e) => {
+            lock.release().await;
+            Err(e)
+        }
+    }
+}
+
+/// Reconciles the files with the history an [`open_session`] read, and applies what
+/// is pending; releases the lock on every path.
+async fn run_opened(
+    opened: Opened,
+    source: &Source,
+    options: &MigrateOptions,
+    events: &mut dyn FnMut(Event),
+    report: &mut Report,
+) -> Result<(), MigrateError> {
+    let Opened {
+        mut conn,
+        lock,
+        rows,
+    } = opened;
+    let Some((lock, check_interval)) = lock else {
+        let rec = reconcile_rows(source, rows.unwrap_or_default());
+        return plan_and_run(&mut conn, None, source, &rec, options, events, report).await;
+    };
+    let result = async {
+        let rows = match rows {
+            Some(rows) => rows,
+            None => {
+                options.history.ensure(&conn.client).await.map_err(|e| {
+                    MigrateError::history(
+                        format!(
+                            "creating the history table {}",
+                            options.history.display_name()
+                        ),
+                        e,
+                    )
+                })?;
+                Vec::new()
+            }
+        };
         let rec = reconcile_rows(source, rows);
         let session = Session {
             lock: &lock,

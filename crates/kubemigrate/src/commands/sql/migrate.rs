@@ -5,7 +5,7 @@ use std::time::Duration;
 use kubemigrate_sql::migrator;
 
 use crate::args::db::{Databases, DirArgs, HistoryArgs, ManyConnArgs, RunArgs};
-use crate::exit::{CommandResult, Failure};
+use crate::exit::{CommandResult, Exit, Failure};
 use crate::fanout;
 use crate::output::Reporter;
 use crate::output::sql::SqlRun;
@@ -79,9 +79,8 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
 
 /// Runs the command.
 pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
-    let (source, variables, databases) = args.dir.read_for(&args.conn).await?;
+    let databases = args.conn.databases().await;
     let mut options = args.run.migrate_options(&args.history);
-    options.variables = variables;
     options.dry_run = args.dry_run;
     options.allow_drift = args.allow_drift;
     options.allow_out_of_order = args.allow_out_of_order;
@@ -89,6 +88,20 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
     options.statement_lock_timeout = args.statement_lock_timeout;
     options.statement_timeout = args.statement_timeout;
     options.lock_retries = args.lock_retries;
+    if let Ok(Databases::One(conn)) = &databases {
+        // One database: its files are read while the run connects, takes the
+        // lock and reads the history (a rerun with nothing to do waits for the
+        // slower of the two).
+        options.variables = args.dir.variables_with(Some(conn));
+        let outcome = migrator::migrate_reading(conn, args.dir.reader(conn), &options, &mut |e| {
+            reporter.event(e)
+        })
+        .await
+        .map_err(|e| Failure::new(Exit::Usage, e))?;
+        return Ok(finish(outcome, reporter));
+    }
+    let (source, variables, databases) = args.dir.read_with(databases)?;
+    options.variables = variables;
     let conn = match databases {
         Databases::One(conn) => conn,
         Databases::Many(entries) => {
@@ -100,11 +113,16 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
         }
     };
     let outcome = migrator::migrate(&conn, &source, &options, &mut |e| reporter.event(e)).await;
+    Ok(finish(outcome, reporter))
+}
+
+/// Reports a run on one database; its exit code.
+fn finish(outcome: migrator::Outcome, reporter: Reporter) -> Exit {
     let (exit, failure) = Failure::of_run(outcome.error);
     let run = SqlRun {
         report: &outcome.report,
         summary: true,
     };
     reporter.finish("sql migrate", Some(&run), exit, failure.as_ref());
-    Ok(exit)
+    exit
 }
