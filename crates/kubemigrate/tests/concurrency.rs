@@ -274,6 +274,84 @@ fn a_bad_file_stops_migrate_before_any_write_and_without_waiting_for_a_held_lock
     );
 }
 
+/// A rerun that finds every file applied as it is ends on the history it read
+/// without the lock: it neither waits for another runner's lock nor opens a
+/// connection for it. One with anything to do (a new file, a changed one) still
+/// waits for the lock.
+#[test]
+fn a_rerun_with_nothing_to_apply_ends_without_the_lock_and_one_with_work_waits_for_it() {
+    let db = Db::new();
+    let dir = Dir::new(&[("001.sql", "CREATE TABLE t (id int);")]);
+    db.km(&["sql", "migrate", "--dir", &dir.arg()]).expect(0);
+    let mut holder = db.spawn(&["exec", "--lock", "--", "sleep", "60"]);
+    assert!(common::wait_until(Duration::from_secs(20), || {
+        db.sql("SELECT count(*) FROM pg_locks WHERE database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND locktype = 'advisory' AND granted") == "1"
+    }));
+    let run = db
+        .km(&[
+            "sql",
+            "migrate",
+            "--dir",
+            &dir.arg(),
+            "--lock-timeout",
+            "2s",
+        ])
+        .expect(0);
+    assert!(
+        !run.stdout.contains("waiting for the migration lock"),
+        "{run:?}"
+    );
+    assert!(
+        run.stdout.contains("0 to apply, 1 already applied"),
+        "{run:?}"
+    );
+    // A file changed since it was applied: refused under the lock, so this run waits.
+    std::fs::write(
+        dir.dir.path().join("001.sql"),
+        "CREATE TABLE t (id bigint);",
+    )
+    .unwrap();
+    let run = db
+        .km(&[
+            "sql",
+            "migrate",
+            "--dir",
+            &dir.arg(),
+            "--lock-timeout",
+            "1s",
+        ])
+        .expect(5);
+    assert!(
+        run.stdout.contains("waiting for the migration lock"),
+        "{run:?}"
+    );
+    std::fs::write(dir.dir.path().join("001.sql"), "CREATE TABLE t (id int);").unwrap();
+    // A new file: waits too.
+    std::fs::write(dir.dir.path().join("002.sql"), "CREATE TABLE u (id int);").unwrap();
+    db.km(&[
+        "sql",
+        "migrate",
+        "--dir",
+        &dir.arg(),
+        "--lock-timeout",
+        "1s",
+    ])
+    .expect(5);
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let run = db
+        .km(&[
+            "sql",
+            "migrate",
+            "--dir",
+            &dir.arg(),
+            "--lock-timeout",
+            "20s",
+        ])
+        .expect(0);
+    assert!(run.stdout.contains("applied 002.sql"), "{run:?}");
+}
+
 #[test]
 fn exec_lock_serialises_two_commands_and_records_them() {
     let db = Db::new();

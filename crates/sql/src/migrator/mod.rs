@@ -3,12 +3,15 @@
 //! Every command (`sql migrate`, `status`, `baseline`, `repair`) goes through this
 //! module; the binary only parses arguments and reports.
 //!
-//! A run of [`migrate`] (of [`migrate_reading`], with step 1's files read while
-//! steps 2 and 3 connect, lock and read the history, the table created only after):
-//! 1. splits every pending file into statements (a file that does not lex stops the
-//!    run before anything touches the database);
-//! 2. opens the migration connection and takes the [lock](crate::lock) on a second one;
-//! 3. creates the history table if needed, reads it, and [`reconcile`]s it with the files;
+//! A run of [`migrate`] (of [`migrate_reading`], with the files read while step 2
+//! connects and reads the history):
+//! 1. takes the files read: a file that does not lex stops the run before anything
+//!    touches the database;
+//! 2. opens the migration connection, reads the history without a lock and
+//!    [`reconcile`]s it with the files: a run that finds every file applied as it is
+//!    ends here, without the lock (see [`Reconciled::up_to_date`]);
+//! 3. takes the [lock](crate::lock) on a second connection, creates the history
+//!    table if needed, and reads and reconciles it again, under the lock;
 //! 4. refuses states that need a person (drift, out of order, a failed
 //!    no-transaction file, and with `strict` a missing file);
 //! 5. applies pending files in order: a transactional file runs between `BEGIN` and
@@ -154,22 +157,20 @@ async fn migrate_inner(
 ) -> Result<(), MigrateError> {
     source_warnings(source, events);
     let opened = open_session(connect, options, events).await?;
-    run_opened(opened, source, options, events, report).await
+    run_opened(opened, connect, source, options, events, report).await
 }
 
 /// [`migrate`] while the files are still being read: `read` runs on a blocking
-/// thread while the run connects, takes the lock and reads the history, so a rerun
-/// with nothing to apply waits for the slower of the two, not for both.
+/// thread while the run connects and reads the history, so a rerun with nothing to
+/// apply waits for the slower of the two, not for both.
 ///
-/// Nothing is written to the database before `read` has returned the files: a
-/// history table that does not exist yet is created only then. A file that cannot
-/// be read stops the run as soon as that is known, even while the run waits for
-/// another runner's lock.
+/// Nothing is written to the database, and the lock is not taken, before `read`
+/// has returned the files. A file that cannot be read stops the run as soon as that
+/// is known, also while the connection is still being opened.
 ///
 /// # Errors
-/// `Err` is `read`'s error: the run did not start and wrote nothing (a lock it held
-/// is released). A failure of the run itself is inside the [`Outcome`], as for
-/// [`migrate`].
+/// `Err` is `read`'s error: the run did not start and wrote nothing. A failure of
+/// the run itself is inside the [`Outcome`], as for [`migrate`].
 ///
 /// # Caveats
 /// The files' warnings (see [`Source::warnings`]) reach `events` after
@@ -192,20 +193,12 @@ where
         tokio::select! {
             biased;
             read = &mut reading => {
-                // A source that cannot be read ends the run at once: the session's
-                // connections are dropped with its future, which releases a lock.
+                // A source that cannot be read ends the run at once (also while
+                // the connection is still being opened): dropped with its future.
                 let source = joined(read)?;
                 (source, session.await)
             }
-            opened = &mut session => match joined(reading.await) {
-                Ok(source) => (source, opened),
-                Err(e) => {
-                    if let Ok(opened) = opened {
-                        opened.release().await;
-                    }
-                    return Err(e);
-                }
-            },
+            opened = &mut session => (joined(reading.await)?, opened),
         }
     };
     let mut report = source_report(connect, &options.history, options.dry_run, &source);
@@ -216,7 +209,7 @@ where
         .collect();
     source_warnings(&source, events);
     let result = match opened {
-        Ok(opened) => run_opened(opened, &source, options, events, &mut report).await,
+        Ok(opened) => run_opened(opened, connect, &source, options, events, &mut report).await,
         Err(e) => Err(e),
     };
     report.duration_ms = millis(started.elapsed());
@@ -253,68 +246,77 @@ fn source_warnings(source: &Source, events: &mut dyn FnMut(Event)) {
     }
 }
 
-/// A run connected, locked unless dry, with the history read.
+/// A run connected, with the history as read before any lock.
 struct Opened {
     conn: Connection,
-    /// The lock and whether the server took [`CHECK_INTERVAL`]; `None` for a dry run.
-    lock: Option<(MigrationLock, bool)>,
-    /// The history's file rows; `None` when a run that takes the lock found no
-    /// table (created by [`run_opened`], once the files are known to be good).
+    /// The history's file rows; `None` when there is no table yet (created by
+    /// [`run_opened`], under the lock, once the files are known to be good).
     rows: Option<Vec<HistoryRow>>,
 }
 
-impl Opened {
-    /// Gives the lock back without running anything.
-    async fn release(self) {
-        if let Some((lock, _)) = self.lock {
-            lock.release().await;
-        }
-    }
-}
-
-/// Connects, takes the lock unless the run is dry, and reads the history: what a run
-/// does before it needs its files. Writes nothing.
+/// Connects and reads the history, without the lock: what a run does before it
+/// needs its files. Writes nothing.
 async fn open_session(
     connect: &ConnectOptions,
     options: &MigrateOptions,
     events: &mut dyn FnMut(Event),
 ) -> Result<Opened, MigrateError> {
-    // A run that changes the database opens the lock's connection at the same
-    // time: one connection's setup (TCP, authentication, a backend) less to wait for.
-    let (conn, lock_conn) = if options.dry_run {
-        (connect.connect().await, None)
-    } else {
-        match tokio::join!(connect.connect(), MigrationLock::connect(connect)) {
-            // The server let only one of the two in (53300, too many connections,
-            // e.g. a role's CONNECTION LIMIT 1): that one runs the migrations and
-            // the lock's is asked for again, so the refusal is the lock's, with
-            // its hint that a migrator needs two.
-            (Err(ConnectError::Server { code, .. }), Ok(only))
-                if code == crate::lock::TOO_MANY_CONNECTIONS =>
-            {
-                (Ok(only), Some(MigrationLock::connect(connect).await))
-            }
-            (conn, lock_conn) => (conn, Some(lock_conn)),
-        }
-    };
-    let conn = conn?;
+    let conn = connect.connect().await?;
     events(Event::Connected {
         target: connect.masked_url(),
     });
-
-    let Some(lock_conn) = lock_conn else {
-        let rows = options
-            .history
-            .load(&conn.client)
-            .await
-            .map_err(|e| MigrateError::history("reading the history", e))?;
-        return Ok(Opened {
-            conn,
-            lock: None,
-            rows: Some(rows),
-        });
+    let rows = match options.history.exists(&conn.client).await {
+        Ok(false) => None,
+        Ok(true) => Some(
+            options
+                .history
+                .load_existing(&conn.client)
+                .await
+                .map_err(|e| MigrateError::history("reading the history", e))?,
+        ),
+        Err(e) if options.dry_run => return Err(MigrateError::history("reading the history", e)),
+        Err(e) => {
+            return Err(MigrateError::history(
+                format!(
+                    "creating the history table {}",
+                    options.history.display_name()
+                ),
+                e,
+            ));
+        }
     };
-    let lock_conn = lock_conn?;
+    Ok(Opened { conn, rows })
+}
+
+/// Reconciles the files with the history an [`open_session`] read, and applies what
+/// is pending.
+///
+/// A run that finds every file applied as it is, and nothing that needs a person,
+/// ends there, without the lock: the history was read in one statement, a
+/// consistent snapshot, so ending on it is what a run that finished just before
+/// any concurrent change would report, and a lock taken now would find at least as
+/// much applied. Any other run opens the lock's connection, takes the lock, and
+/// reads the history again under it (a runner that waited for another one sees
+/// everything it applied); the lock is released on every path.
+async fn run_opened(
+    opened: Opened,
+    connect: &ConnectOptions,
+    source: &Source,
+    options: &MigrateOptions,
+    events: &mut dyn FnMut(Event),
+    report: &mut Report,
+) -> Result<(), MigrateError> {
+    let Opened { mut conn, rows } = opened;
+    if options.dry_run {
+        let rec = reconcile_rows(source, rows.unwrap_or_default());
+        return plan_and_run(&mut conn, None, source, &rec, options, events, report).await;
+    }
+    if let Some(rows) = rows {
+        let rec = reconcile_rows(source, rows);
+        if rec.up_to_date(source, options) {
+            return plan_and_run(&mut conn, None, source, &rec, options, events, report).await;
+        }
+    }
 
     // PostgreSQL 14+: notice within a second that this runner died (kill -9, lost
     // node) and roll its transaction back, instead of finishing a long statement
@@ -322,75 +324,27 @@ async fn open_session(
     // Sent while the lock is taken: one round trip less.
     let (check_interval, lock) = tokio::join!(
         conn.client.batch_execute(CHECK_INTERVAL),
-        with_lock_on(lock_conn, connect, options, events)
+        with_lock(connect, options, events)
     );
     let check_interval = check_interval.is_ok();
     let lock = lock?;
-    // Read the history only now, under the lock: a runner that waited for another
-    // one sees everything it applied.
-    let rows = match options.history.exists(&conn.client).await {
-        Ok(false) => Ok(None),
-        Ok(true) => options
+    // From here on the lock is released on every path.
+    let result = async {
+        options.history.ensure(&conn.client).await.map_err(|e| {
+            MigrateError::history(
+                format!(
+                    "creating the history table {}",
+                    options.history.display_name()
+                ),
+                e,
+            )
+        })?;
+        // Read the history again, under the lock.
+        let rows = options
             .history
             .load_existing(&conn.client)
             .await
-            .map(Some)
-            .map_err(|e| MigrateError::history("reading the history", e)),
-        Err(e) => Err(MigrateError::history(
-            format!(
-                "creating the history table {}",
-                options.history.display_name()
-            ),
-            e,
-        )),
-    };
-    match rows {
-        Ok(rows) => Ok(Opened {
-            conn,
-            lock: Some((lock, check_interval)),
-            rows,
-        }),
-        Err(e) => {
-            lock.release().await;
-            Err(e)
-        }
-    }
-}
-
-/// Reconciles the files with the history an [`open_session`] read, and applies what
-/// is pending; releases the lock on every path.
-async fn run_opened(
-    opened: Opened,
-    source: &Source,
-    options: &MigrateOptions,
-    events: &mut dyn FnMut(Event),
-    report: &mut Report,
-) -> Result<(), MigrateError> {
-    let Opened {
-        mut conn,
-        lock,
-        rows,
-    } = opened;
-    let Some((lock, check_interval)) = lock else {
-        let rec = reconcile_rows(source, rows.unwrap_or_default());
-        return plan_and_run(&mut conn, None, source, &rec, options, events, report).await;
-    };
-    let result = async {
-        let rows = match rows {
-            Some(rows) => rows,
-            None => {
-                options.history.ensure(&conn.client).await.map_err(|e| {
-                    MigrateError::history(
-                        format!(
-                            "creating the history table {}",
-                            options.history.display_name()
-                        ),
-                        e,
-                    )
-                })?;
-                Vec::new()
-            }
-        };
+            .map_err(|e| MigrateError::history("reading the history", e))?;
         let rec = reconcile_rows(source, rows);
         let session = Session {
             lock: &lock,

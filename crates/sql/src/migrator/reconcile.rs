@@ -102,6 +102,16 @@ pub fn reconcile_rows(source: &Source, history: Vec<HistoryRow>) -> Reconciled {
 }
 
 impl Reconciled {
+    /// Nothing to apply and nothing that stops a run: every file is applied as it
+    /// is (or drifted, with `allow_drift`), and no missing file counts as a problem.
+    pub fn up_to_date(&self, source: &Source, options: &MigrateOptions) -> bool {
+        !self
+            .files
+            .iter()
+            .any(|(state, _)| matches!(state, FileState::Pending { .. }))
+            && self.problems(source, options).is_empty()
+    }
+
     /// The problems that stop a run, given the options.
     pub fn problems(&self, source: &Source, options: &MigrateOptions) -> Vec<Problem> {
         let mut problems = Vec::new();
