@@ -210,9 +210,9 @@ fn a_runner_waits_for_the_lock_names_the_holder_and_gives_up_after_the_timeout()
     .expect(0);
 }
 
-/// `sql migrate` reads its files while it connects and waits for the lock: a file
-/// that cannot run still stops it before it writes anything (no history table),
-/// and at once, not after another runner's lock is free or the wait times out.
+/// `sql migrate` reads its files while it connects and reads the history: a file
+/// that cannot run still stops it before it writes anything (no history table) or
+/// takes the lock, so at once, also while another runner holds the lock.
 #[test]
 fn a_bad_file_stops_migrate_before_any_write_and_without_waiting_for_a_held_lock() {
     let db = Db::new();

@@ -89,9 +89,8 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
     options.statement_timeout = args.statement_timeout;
     options.lock_retries = args.lock_retries;
     if let Ok(Databases::One(conn)) = &databases {
-        // One database: its files are read while the run connects, takes the
-        // lock and reads the history (a rerun with nothing to do waits for the
-        // slower of the two).
+        // One database: its files are read while the run connects and reads the
+        // history (a rerun with nothing to do waits for the slower of the two).
         options.variables = args.dir.variables_with(Some(conn));
         let outcome = migrator::migrate_reading(conn, args.dir.reader(conn), &options, &mut |e| {
             reporter.event(e)
