@@ -274,6 +274,38 @@ fn a_bad_file_stops_migrate_before_any_write_and_without_waiting_for_a_held_lock
     );
 }
 
+/// The files are read while the connection is being opened: a bad file is reported
+/// at once, even when the server accepts the connection and never answers.
+#[test]
+fn a_bad_file_is_reported_at_once_while_the_server_does_not_answer() {
+    // Listening, never accepting: the kernel completes the TCP handshake and the
+    // startup message waits for a reply that never comes.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let dir = Dir::new(&[("001.sql", "-- nothing to run\n")]);
+    let url = format!("postgres://app@127.0.0.1:{port}/app?connect_timeout=60");
+    let started = Instant::now();
+    let run = common::km(
+        &[
+            "sql",
+            "migrate",
+            "--dir",
+            &dir.arg(),
+            "--database-url",
+            &url,
+        ],
+        &[],
+    )
+    .expect(2);
+    assert!(run.stderr.contains("001.sql"), "{run:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "waited {:?} for the server before reporting the file",
+        started.elapsed()
+    );
+    drop(silent);
+}
+
 /// A rerun that finds every file applied as it is ends on the history it read
 /// without the lock: it neither waits for another runner's lock nor opens a
 /// connection for it. One with anything to do (a new file, a changed one) still
