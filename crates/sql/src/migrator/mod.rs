@@ -134,30 +134,36 @@ pub async fn migrate(
     events: &mut dyn FnMut(Event),
 ) -> Outcome {
     let started = Instant::now();
+    source_warnings(source, events);
+    let opened = open_session(connect, options, events).await;
+    finish_run(connect, source, opened, options, events, started).await
+}
+
+/// The rest of a run once its files are read and its session opened (or not):
+/// runs [`run_opened`] and reports every file, those that did not run as `not_run`.
+async fn finish_run(
+    connect: &ConnectOptions,
+    source: &Source,
+    opened: Result<Opened, MigrateError>,
+    options: &MigrateOptions,
+    events: &mut dyn FnMut(Event),
+    started: Instant,
+) -> Outcome {
     let mut report = source_report(connect, &options.history, options.dry_run, source);
     report.files = source
         .migrations
         .iter()
         .map(|m| file_report(m, FileStatus::NotRun))
         .collect();
-    let result = migrate_inner(connect, source, options, events, &mut report).await;
+    let result = match opened {
+        Ok(opened) => run_opened(opened, connect, source, options, events, &mut report).await,
+        Err(e) => Err(e),
+    };
     report.duration_ms = millis(started.elapsed());
     Outcome {
         report,
         error: result.err(),
     }
-}
-
-async fn migrate_inner(
-    connect: &ConnectOptions,
-    source: &Source,
-    options: &MigrateOptions,
-    events: &mut dyn FnMut(Event),
-    report: &mut Report,
-) -> Result<(), MigrateError> {
-    source_warnings(source, events);
-    let opened = open_session(connect, options, events).await?;
-    run_opened(opened, connect, source, options, events, report).await
 }
 
 /// [`migrate`] while the files are still being read: `read` runs on a blocking
@@ -201,22 +207,8 @@ where
             opened = &mut session => (joined(reading.await)?, opened),
         }
     };
-    let mut report = source_report(connect, &options.history, options.dry_run, &source);
-    report.files = source
-        .migrations
-        .iter()
-        .map(|m| file_report(m, FileStatus::NotRun))
-        .collect();
     source_warnings(&source, events);
-    let result = match opened {
-        Ok(opened) => run_opened(opened, connect, &source, options, events, &mut report).await,
-        Err(e) => Err(e),
-    };
-    report.duration_ms = millis(started.elapsed());
-    Ok(Outcome {
-        report,
-        error: result.err(),
-    })
+    Ok(finish_run(connect, &source, opened, options, events, started).await)
 }
 
 /// The source read by [`migrate_reading`]'s blocking task.
@@ -244,6 +236,14 @@ fn source_warnings(source: &Source, events: &mut dyn FnMut(Event)) {
             message: w.to_string(),
         });
     }
+}
+
+/// The context of an error while the history table is made sure of.
+fn creating_table(options: &MigrateOptions) -> String {
+    format!(
+        "creating the history table {}",
+        options.history.display_name()
+    )
 }
 
 /// A run connected, with the history as read before any lock.
@@ -275,15 +275,7 @@ async fn open_session(
                 .map_err(|e| MigrateError::history("reading the history", e))?,
         ),
         Err(e) if options.dry_run => return Err(MigrateError::history("reading the history", e)),
-        Err(e) => {
-            return Err(MigrateError::history(
-                format!(
-                    "creating the history table {}",
-                    options.history.display_name()
-                ),
-                e,
-            ));
-        }
+        Err(e) => return Err(MigrateError::history(creating_table(options), e)),
     };
     Ok(Opened { conn, rows })
 }
@@ -330,15 +322,11 @@ async fn run_opened(
     let lock = lock?;
     // From here on the lock is released on every path.
     let result = async {
-        options.history.ensure(&conn.client).await.map_err(|e| {
-            MigrateError::history(
-                format!(
-                    "creating the history table {}",
-                    options.history.display_name()
-                ),
-                e,
-            )
-        })?;
+        options
+            .history
+            .ensure(&conn.client)
+            .await
+            .map_err(|e| MigrateError::history(creating_table(options), e))?;
         // Read the history again, under the lock.
         let rows = options
             .history
