@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Db, Dir, Run};
@@ -29,6 +29,23 @@ fn corpus() -> Dir {
         .map(|(a, b)| (a.as_str(), b.as_str()))
         .collect();
     Dir::new(&refs)
+}
+
+/// The advisory locks in the database: held ones only, or waiting ones too.
+fn advisory_locks(db: &Db, granted_only: bool) -> String {
+    db.sql(&format!(
+        "SELECT count(*) FROM pg_locks WHERE database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND locktype = 'advisory'{}",
+        if granted_only { " AND granted" } else { "" }
+    ))
+}
+
+/// Starts `exec --lock -- sleep SECS` and waits until it holds the migration lock.
+fn hold_lock(db: &Db, secs: &str) -> Child {
+    let holder = db.spawn(&["exec", "--lock", "--", "sleep", secs]);
+    assert!(common::wait_until(Duration::from_secs(20), || {
+        advisory_locks(db, true) == "1"
+    }));
+    holder
 }
 
 fn concurrent_runners(n: usize) {
@@ -57,7 +74,8 @@ fn concurrent_runners(n: usize) {
         })
         .sum();
     assert_eq!(applied_lines, 30, "{runs:?}");
-    // The others found nothing left to do after they got the lock.
+    // The others found nothing left to do (after the lock, or without it once
+    // everything was applied).
     assert_eq!(
         runs.iter()
             .filter(|r| r.stdout.contains("0 to apply, 30 already applied"))
@@ -65,10 +83,7 @@ fn concurrent_runners(n: usize) {
         n - 1
     );
     // No advisory lock is left behind.
-    assert_eq!(
-        db.sql("SELECT count(*) FROM pg_locks WHERE database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND locktype = 'advisory'"),
-        "0"
-    );
+    assert_eq!(advisory_locks(&db, false), "0");
 }
 
 #[test]
@@ -162,10 +177,7 @@ fn a_runner_waits_for_the_lock_names_the_holder_and_gives_up_after_the_timeout()
     let db = Db::new();
     let dir = Dir::new(&[("001.sql", "SELECT 1;")]);
     // Hold the lock with our own exec --lock.
-    let mut holder = db.spawn(&["exec", "--lock", "--", "sleep", "30"]);
-    assert!(common::wait_until(Duration::from_secs(20), || {
-        db.sql("SELECT count(*) FROM pg_locks WHERE database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND locktype = 'advisory' AND granted") == "1"
-    }));
+    let mut holder = hold_lock(&db, "30");
     let started = Instant::now();
     let run = db
         .km(&[
@@ -197,7 +209,7 @@ fn a_runner_waits_for_the_lock_names_the_holder_and_gives_up_after_the_timeout()
     holder.wait().unwrap();
     // Once the holder is gone, the lock is free again.
     assert!(common::wait_until(Duration::from_secs(10), || {
-        db.sql("SELECT count(*) FROM pg_locks WHERE database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND locktype = 'advisory'") == "0"
+        advisory_locks(&db, false) == "0"
     }));
     db.km(&[
         "sql",
@@ -225,10 +237,7 @@ fn a_bad_file_stops_migrate_before_any_write_and_without_waiting_for_a_held_lock
     assert!(run.stderr.contains("002.sql"), "{run:?}");
     assert_eq!(db.sql(no_table), "t");
 
-    let mut holder = db.spawn(&["exec", "--lock", "--", "sleep", "60"]);
-    assert!(common::wait_until(Duration::from_secs(20), || {
-        db.sql("SELECT count(*) FROM pg_locks WHERE database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND locktype = 'advisory' AND granted") == "1"
-    }));
+    let mut holder = hold_lock(&db, "60");
     let started = Instant::now();
     let run = db
         .km(&[
@@ -253,7 +262,7 @@ fn a_bad_file_stops_migrate_before_any_write_and_without_waiting_for_a_held_lock
     );
     // It left no session behind: only the holder's lock and connection remain.
     assert!(common::wait_until(Duration::from_secs(10), || {
-        db.sql("SELECT count(*) FROM pg_locks WHERE database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND locktype = 'advisory'") == "1"
+        advisory_locks(&db, false) == "1"
     }));
     holder.kill().unwrap();
     holder.wait().unwrap();
@@ -315,10 +324,7 @@ fn a_rerun_with_nothing_to_apply_ends_without_the_lock_and_one_with_work_waits_f
     let db = Db::new();
     let dir = Dir::new(&[("001.sql", "CREATE TABLE t (id int);")]);
     db.km(&["sql", "migrate", "--dir", &dir.arg()]).expect(0);
-    let mut holder = db.spawn(&["exec", "--lock", "--", "sleep", "60"]);
-    assert!(common::wait_until(Duration::from_secs(20), || {
-        db.sql("SELECT count(*) FROM pg_locks WHERE database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND locktype = 'advisory' AND granted") == "1"
-    }));
+    let mut holder = hold_lock(&db, "60");
     let run = db
         .km(&[
             "sql",
@@ -404,10 +410,7 @@ fn exec_lock_serialises_two_commands_and_records_them() {
         db.sql("SELECT string_agg(kind || ':' || exit_code || ':' || success || ':' || (execution_ms >= 1000), ',') FROM kubemigrate_history"),
         "command:0:true:true,command:0:true:true"
     );
-    assert_eq!(
-        db.sql("SELECT count(*) FROM pg_locks WHERE database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND locktype = 'advisory'"),
-        "0"
-    );
+    assert_eq!(advisory_locks(&db, false), "0");
 }
 
 #[test]
