@@ -142,6 +142,15 @@ spec:
             !run.stdout.contains(pg().password()) && !run.stderr.contains(pg().password()),
             "a password was printed"
         );
+        if run.stdout.contains("DNS failed") || run.stderr.contains("DNS failed") {
+            // A pod got no answer from the cluster DNS (seen rarely, right after
+            // the pod's init container resolved the same name): CoreDNS's own
+            // log of its queries says whether they reached it.
+            eprintln!(
+                "a pod's DNS lookup failed; the end of CoreDNS's log:\n{}",
+                node().log_tail("coredns", 60)
+            );
+        }
         run
     }
 

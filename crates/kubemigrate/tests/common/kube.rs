@@ -250,6 +250,19 @@ endpoints: [{{addresses: [\"{ip}\"]}}]
         );
     }
 
+    /// The last `lines` lines of a component's log (`logs/NAME.log`: `coredns`,
+    /// `kubelet`, …), or why it cannot be read.
+    pub fn log_tail(&self, component: &str, lines: usize) -> String {
+        let path = self.dir.join(format!("logs/{component}.log"));
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let all: Vec<&str> = text.lines().collect();
+                all[all.len().saturating_sub(lines)..].join("\n")
+            }
+            Err(e) => format!("({}: {e})", path.display()),
+        }
+    }
+
     /// The API server's audit log, one JSON document per request.
     pub fn audit(&self) -> Vec<serde_json::Value> {
         std::fs::read_to_string(self.dir.join("logs/audit.log"))
