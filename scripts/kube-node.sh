@@ -1,6 +1,6 @@
 # The real node of `scripts/kube-up --kubelet`, sourced by it (not run on its
 # own). Uses kube-up's variables and functions: dir, bin, pki, root, host_ip,
-# pod_subnet, bridge, node_marker, the ports, launch, ready, kubectl, die, say.
+# pod_subnet, bridge, bridge_mac, node_marker, the ports, launch, ready, kubectl, die, say.
 # scripts/kube-down takes all of it away again.
 
 real_node() {
@@ -13,8 +13,15 @@ real_node() {
 
   # A bridge whose gateway is this machine's address for pods; the CNI bridge
   # plugin joins each pod to it (host-local addresses), no NAT, no other rule.
+  # The bridge's MAC address is set once: a bridge without one takes the lowest
+  # MAC of its ports and changes it whenever a pod's veth comes or goes, and a
+  # pod that learnt the old one sends its packets (DNS included) to a port that
+  # is no longer the gateway until its ARP entry expires. That was the cluster
+  # DNS "silence" of the e2e tests: a main container got no answer for 8 s right
+  # after its init container had one.
   mkdir -p "$dir/cni/net.d" "$dir/cni/ipam"
   ip link show "$bridge" >/dev/null 2>&1 || ip link add "$bridge" type bridge
+  ip link set "$bridge" address "$bridge_mac"
   ip addr replace "$host_ip/24" dev "$bridge"
   ip link set "$bridge" up
   cat >"$dir/cni/net.d/10-kubemigrate.conflist" <<EOF

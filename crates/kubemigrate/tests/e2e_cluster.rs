@@ -143,9 +143,9 @@ spec:
             "a password was printed"
         );
         if run.stdout.contains("DNS failed") || run.stderr.contains("DNS failed") {
-            // A pod got no answer from the cluster DNS (seen rarely, right after
-            // the pod's init container resolved the same name): CoreDNS's own
-            // log of its queries says whether they reached it.
+            // A pod got no answer from the cluster DNS: CoreDNS's own log of its
+            // queries says whether they reached it. (Once caused by the bridge's
+            // changing MAC address: see scripts/kube-node.sh.)
             eprintln!(
                 "a pod's DNS lookup failed; the end of CoreDNS's log:\n{}",
                 node().log_tail("coredns", 60)
