@@ -569,32 +569,33 @@ fn read_migrations(
         .map_or(1, std::num::NonZeroUsize::get)
         .min(8)
         .min(entries.len().div_ceil(64));
+    let read = |path: &Path| read_migration(path, &root, include_root, vars);
     if threads <= 1 {
         return entries
             .into_iter()
-            .map(|(version, path)| read_migration(version, path, &root, include_root, vars))
+            .map(|(version, path)| Ok(read(&path)?.migration(version, path)))
             .collect();
     }
     // Each thread takes the next file not taken yet (files differ in size, so
     // fixed shares would leave one thread idle while the other reads), and stops
     // at its first error; files are taken in order, so every file before the
-    // first failing one is read, and that error is the one reported.
+    // first failing one is read, and that error is the one reported. The names
+    // and paths stay where they are and move into the migrations afterwards.
     let next = std::sync::atomic::AtomicUsize::new(0);
     let failed = std::sync::atomic::AtomicBool::new(false);
-    let mut read: Vec<(usize, Result<Migration, SourceError>)> = std::thread::scope(|s| {
+    let mut done: Vec<(usize, Result<FileRead, SourceError>)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
-                let (root, entries, next, failed) = (&root, &entries, &next, &failed);
+                let (read, entries, next, failed) = (&read, &entries, &next, &failed);
                 s.spawn(move || {
                     use std::sync::atomic::Ordering::Relaxed;
                     let mut done = Vec::new();
                     while !failed.load(Relaxed) {
                         let i = next.fetch_add(1, Relaxed);
-                        let Some((version, path)) = entries.get(i) else {
+                        let Some((_, path)) = entries.get(i) else {
                             break;
                         };
-                        let result =
-                            read_migration(version.clone(), path.clone(), root, include_root, vars);
+                        let result = read(path);
                         if result.is_err() {
                             failed.store(true, Relaxed);
                         }
@@ -612,29 +613,58 @@ fn read_migrations(
             })
             .collect()
     });
-    read.sort_unstable_by_key(|(i, _)| *i);
-    let mut migrations = Vec::with_capacity(read.len());
-    for (_, m) in read {
-        migrations.push(m?);
+    done.sort_unstable_by_key(|(i, _)| *i);
+    // Files are taken in order and every taken file is read, so `done` holds the
+    // first files of `entries`, each once, in order: zipped with them, each read
+    // meets its own name (an error stops the loop before `entries` runs out).
+    let mut migrations = Vec::with_capacity(done.len());
+    for ((i, read), (j, (version, path))) in done.into_iter().zip(entries.into_iter().enumerate()) {
+        debug_assert_eq!(i, j, "the files read are the first ones, in order");
+        migrations.push(read?.migration(version, path));
     }
     Ok(migrations)
 }
 
+/// What reading one native file learnt: a [`Migration`] but for its name and path.
+struct FileRead {
+    checksum: String,
+    no_transaction: bool,
+    controls_transaction: bool,
+    statements: usize,
+    repeatable: bool,
+}
+
+impl FileRead {
+    fn migration(self, version: String, path: PathBuf) -> Migration {
+        Migration {
+            version,
+            path,
+            checksum: self.checksum,
+            no_transaction: self.no_transaction,
+            controls_transaction: self.controls_transaction,
+            statements: self.statements,
+            repeatable: self.repeatable,
+            section: None,
+        }
+    }
+}
+
 /// Reads one native migration file: its directives, checksum and statements.
 fn read_migration(
-    version: String,
-    path: PathBuf,
+    path: &Path,
     root: &Path,
     include_root: Option<&Path>,
     vars: &Variables,
-) -> Result<Migration, SourceError> {
+) -> Result<FileRead, SourceError> {
     use std::io::Read;
-    let (mut file, len) = crate::script::open_regular_len(&path).map_err(|e| match e {
+    let (mut file, len) = crate::script::open_regular_len(path).map_err(|e| match e {
         crate::script::OpenError::Io(cause) => SourceError::File {
-            path: path.clone(),
+            path: path.to_path_buf(),
             cause,
         },
-        _ => SourceError::NotAFile { path: path.clone() },
+        _ => SourceError::NotAFile {
+            path: path.to_path_buf(),
+        },
     })?;
     // The first 64 KiB (a smaller file whole, in one read when it did not grow since
     // it was opened): the leading comment lines are in there.
@@ -647,40 +677,48 @@ fn read_migration(
             Ok(0) => break,
             Ok(n) => got += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(cause) => return Err(SourceError::File { path, cause }),
+            Err(cause) => {
+                return Err(SourceError::File {
+                    path: path.to_path_buf(),
+                    cause,
+                });
+            }
         }
         if got >= whole {
             break;
         }
     }
     head.truncate(got);
-    let text = String::from_utf8_lossy(&head).into_owned();
-    if let Some((what, layout)) = other_tool(&text) {
-        return Err(SourceError::OtherTool {
-            path,
-            what: what.to_string(),
-            layout,
-        });
-    }
-    let rules = Layout::Native.rules(&path, &text)?;
-    let script = Script::from_head(&path, head, file, root, vars);
+    // The head as text for the directives (a copy only when it is not UTF-8, or
+    // ends inside a character: the script reports such a file on its own).
+    let rules = {
+        let text = String::from_utf8_lossy(&head);
+        if let Some((what, layout)) = other_tool(&text) {
+            return Err(SourceError::OtherTool {
+                path: path.to_path_buf(),
+                what: what.to_string(),
+                layout,
+            });
+        }
+        Layout::Native.rules(path, &text)?
+    };
+    let script = Script::from_head(path, head, file, root, vars);
     let script = match include_root {
         Some(include_root) => script.with_include_root(include_root)?,
         None => script,
     };
     let summary = script.summarize_rest()?;
     if summary.written == 0 {
-        return Err(SourceError::Empty { path });
+        return Err(SourceError::Empty {
+            path: path.to_path_buf(),
+        });
     }
-    Ok(Migration {
-        version,
-        path,
+    Ok(FileRead {
         checksum: summary.checksum,
         no_transaction: rules.no_transaction,
         controls_transaction: summary.controls_transaction,
         statements: summary.statements,
         repeatable: rules.repeatable,
-        section: None,
     })
 }
 

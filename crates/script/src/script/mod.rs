@@ -257,7 +257,12 @@ impl Script {
         file.read_to_end(&mut bytes)
             .map_err(|e| ScriptError::at_line(path, 0, format!("cannot read: {e}")))?;
         let bytes: std::sync::Arc<[u8]> = bytes.into();
-        let mut reader = Reader::new(path, Box::new(std::io::Cursor::new(bytes.clone())), BLOCK);
+        let mut reader = Reader::new(
+            path,
+            Box::new(std::io::Cursor::new(bytes.clone())),
+            BLOCK,
+            bytes.len().saturating_add(1).min(BLOCK),
+        );
         reader.section = section;
         Ok((bytes, Script::with_reader(reader, root.to_path_buf(), vars)))
     }
@@ -273,8 +278,16 @@ impl Script {
         root: &Path,
         vars: &Variables,
     ) -> Script {
+        // A head shorter than a block is most likely the whole file: a buffer of
+        // its size (and one byte to see the end) is enough, and a 256 KiB one per
+        // file would cost a no-op rerun over thousands of files its page faults.
+        let capacity = head.len().saturating_add(1).min(BLOCK);
         let file = Box::new(std::io::Cursor::new(head).chain(file));
-        Script::with_reader(Reader::new(path, file, BLOCK), root.to_path_buf(), vars)
+        Script::with_reader(
+            Reader::new(path, file, BLOCK, capacity),
+            root.to_path_buf(),
+            vars,
+        )
     }
 
     fn with_reader(reader: Reader, root: PathBuf, vars: &Variables) -> Script {

@@ -108,15 +108,23 @@ pub(crate) fn open_regular_len(path: &Path) -> Result<(File, u64), OpenError> {
 impl Reader {
     pub(super) fn open(path: &Path, block: usize) -> Result<Reader, ScriptError> {
         let file = open_regular(path).map_err(|e| ScriptError::at_line(path, 0, e.to_string()))?;
-        Ok(Reader::new(path, Box::new(file), block))
+        Ok(Reader::new(path, Box::new(file), block, BLOCK))
     }
 
-    pub(super) fn new(path: &Path, file: Box<dyn Read + Send>, block: usize) -> Reader {
+    /// A reader of `file`, read `block` bytes at a time into a buffer of
+    /// `capacity` to begin with (it grows as needed: a small file read whole
+    /// needs no more than its size).
+    pub(super) fn new(
+        path: &Path,
+        file: Box<dyn Read + Send>,
+        block: usize,
+        capacity: usize,
+    ) -> Reader {
         Reader {
             path: path.to_path_buf(),
             dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
             file,
-            buf: Vec::with_capacity(BLOCK),
+            buf: Vec::with_capacity(capacity),
             start: 0,
             eof: false,
             line: 1,

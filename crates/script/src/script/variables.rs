@@ -2,12 +2,16 @@
 //! and the edits that map positions in the statement sent back to the file.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::lexer;
 
 /// psql variables: `--set NAME=VALUE` on the command line, `\set` in files.
+///
+/// Cloning is cheap (the map is shared until one of the copies changes): every
+/// file read starts from a copy of the command line's variables.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Variables(BTreeMap<String, String>);
+pub struct Variables(Arc<BTreeMap<String, String>>);
 
 impl Variables {
     /// No variables.
@@ -17,12 +21,14 @@ impl Variables {
 
     /// Sets a variable.
     pub fn set(&mut self, name: impl Into<String>, value: impl Into<String>) {
-        self.0.insert(name.into(), value.into());
+        Arc::make_mut(&mut self.0).insert(name.into(), value.into());
     }
 
     /// Unsets a variable.
     pub(super) fn unset(&mut self, name: &str) {
-        self.0.remove(name);
+        if self.0.contains_key(name) {
+            Arc::make_mut(&mut self.0).remove(name);
+        }
     }
 
     /// A variable's value.
