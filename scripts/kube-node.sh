@@ -22,6 +22,8 @@ real_node() {
   mkdir -p "$dir/cni/net.d" "$dir/cni/ipam"
   ip link show "$bridge" >/dev/null 2>&1 || ip link add "$bridge" type bridge
   ip link set "$bridge" address "$bridge_mac"
+  [ "$(cat "/sys/class/net/$bridge/address")" = "$bridge_mac" ] ||
+    die "the bridge $bridge did not take the MAC address $bridge_mac"
   ip addr replace "$host_ip/24" dev "$bridge"
   ip link set "$bridge" up
   cat >"$dir/cni/net.d/10-kubemigrate.conflist" <<EOF

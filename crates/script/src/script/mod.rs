@@ -279,8 +279,9 @@ impl Script {
         vars: &Variables,
     ) -> Script {
         // A head shorter than a block is most likely the whole file: a buffer of
-        // its size (and one byte to see the end) is enough, and a 256 KiB one per
-        // file would cost a no-op rerun over thousands of files its page faults.
+        // its size (and one byte to see the end) is enough, rather than 256 KiB
+        // reserved for each of thousands of small files (the buffer grows if the
+        // file goes on).
         let capacity = head.len().saturating_add(1).min(BLOCK);
         let file = Box::new(std::io::Cursor::new(head).chain(file));
         Script::with_reader(
