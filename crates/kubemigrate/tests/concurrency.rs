@@ -48,6 +48,24 @@ fn hold_lock(db: &Db, secs: &str) -> Child {
     holder
 }
 
+/// `sql migrate --dir DIR --lock-timeout TIMEOUT` against `db`.
+fn migrate(db: &Db, dir: &Dir, lock_timeout: &str) -> Run {
+    db.km(&[
+        "sql",
+        "migrate",
+        "--dir",
+        &dir.arg(),
+        "--lock-timeout",
+        lock_timeout,
+    ])
+}
+
+/// Ends a [`hold_lock`] holder before its sleep is over.
+fn release(mut holder: Child) {
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+}
+
 fn concurrent_runners(n: usize) {
     let db = Db::new();
     let dir = corpus();
@@ -124,16 +142,7 @@ fn a_runner_killed_inside_a_file_leaves_it_unrecorded_and_a_rerun_applies_it() {
         "002_slow.sql",
         "CREATE TABLE slow ();\nCREATE TABLE after_sleep ();\n",
     );
-    let run = db
-        .km(&[
-            "sql",
-            "migrate",
-            "--dir",
-            &dir.arg(),
-            "--lock-timeout",
-            "20s",
-        ])
-        .expect(0);
+    let run = migrate(&db, &dir, "20s").expect(0);
     assert!(run.stdout.contains("applied 002_slow.sql"), "{run:?}");
     assert_eq!(
         db.history(),
@@ -155,16 +164,7 @@ fn a_killed_no_transaction_file_is_recorded_as_interrupted() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(db.history(), ["001_nt.sql|sql|false|2"]);
-    let run = db
-        .km(&[
-            "sql",
-            "migrate",
-            "--dir",
-            &dir.arg(),
-            "--lock-timeout",
-            "20s",
-        ])
-        .expect(4);
+    let run = migrate(&db, &dir, "20s").expect(4);
     assert!(
         run.stderr
             .contains("001_nt.sql: was interrupted at statement 2"),
@@ -177,18 +177,9 @@ fn a_runner_waits_for_the_lock_names_the_holder_and_gives_up_after_the_timeout()
     let db = Db::new();
     let dir = Dir::new(&[("001.sql", "SELECT 1;")]);
     // Hold the lock with our own exec --lock.
-    let mut holder = hold_lock(&db, "30");
+    let holder = hold_lock(&db, "30");
     let started = Instant::now();
-    let run = db
-        .km(&[
-            "sql",
-            "migrate",
-            "--dir",
-            &dir.arg(),
-            "--lock-timeout",
-            "1s",
-        ])
-        .expect(5);
+    let run = migrate(&db, &dir, "1s").expect(5);
     assert!(started.elapsed() >= Duration::from_secs(1));
     assert!(
         run.stdout
@@ -205,21 +196,12 @@ fn a_runner_waits_for_the_lock_names_the_holder_and_gives_up_after_the_timeout()
             .contains("error: timed out after 1s waiting for the migration lock (held by pid "),
         "{run:?}"
     );
-    holder.kill().unwrap();
-    holder.wait().unwrap();
+    release(holder);
     // Once the holder is gone, the lock is free again.
     assert!(common::wait_until(Duration::from_secs(10), || {
         advisory_locks(&db, false) == "0"
     }));
-    db.km(&[
-        "sql",
-        "migrate",
-        "--dir",
-        &dir.arg(),
-        "--lock-timeout",
-        "5s",
-    ])
-    .expect(0);
+    migrate(&db, &dir, "5s").expect(0);
 }
 
 /// `sql migrate` reads its files while it connects and reads the history: a file
@@ -237,18 +219,9 @@ fn a_bad_file_stops_migrate_before_any_write_and_without_waiting_for_a_held_lock
     assert!(run.stderr.contains("002.sql"), "{run:?}");
     assert_eq!(db.sql(no_table), "t");
 
-    let mut holder = hold_lock(&db, "60");
+    let holder = hold_lock(&db, "60");
     let started = Instant::now();
-    let run = db
-        .km(&[
-            "sql",
-            "migrate",
-            "--dir",
-            &dir.arg(),
-            "--lock-timeout",
-            "50s",
-        ])
-        .expect(2);
+    let run = migrate(&db, &dir, "50s").expect(2);
     assert!(run.stderr.contains("002.sql"), "{run:?}");
     assert!(
         started.elapsed() < Duration::from_secs(20),
@@ -264,19 +237,10 @@ fn a_bad_file_stops_migrate_before_any_write_and_without_waiting_for_a_held_lock
     assert!(common::wait_until(Duration::from_secs(10), || {
         advisory_locks(&db, false) == "1"
     }));
-    holder.kill().unwrap();
-    holder.wait().unwrap();
+    release(holder);
     // With the file fixed, the same directory runs.
     std::fs::write(dir.dir.path().join("002.sql"), "CREATE TABLE u (id int);").unwrap();
-    db.km(&[
-        "sql",
-        "migrate",
-        "--dir",
-        &dir.arg(),
-        "--lock-timeout",
-        "20s",
-    ])
-    .expect(0);
+    migrate(&db, &dir, "20s").expect(0);
     assert_eq!(
         db.sql("SELECT count(*) FROM kubemigrate_history WHERE kind <> 'command'"),
         "2"
@@ -324,17 +288,8 @@ fn a_rerun_with_nothing_to_apply_ends_without_the_lock_and_one_with_work_waits_f
     let db = Db::new();
     let dir = Dir::new(&[("001.sql", "CREATE TABLE t (id int);")]);
     db.km(&["sql", "migrate", "--dir", &dir.arg()]).expect(0);
-    let mut holder = hold_lock(&db, "60");
-    let run = db
-        .km(&[
-            "sql",
-            "migrate",
-            "--dir",
-            &dir.arg(),
-            "--lock-timeout",
-            "2s",
-        ])
-        .expect(0);
+    let holder = hold_lock(&db, "60");
+    let run = migrate(&db, &dir, "2s").expect(0);
     assert!(
         !run.stdout.contains("waiting for the migration lock"),
         "{run:?}"
@@ -349,16 +304,7 @@ fn a_rerun_with_nothing_to_apply_ends_without_the_lock_and_one_with_work_waits_f
         "CREATE TABLE t (id bigint);",
     )
     .unwrap();
-    let run = db
-        .km(&[
-            "sql",
-            "migrate",
-            "--dir",
-            &dir.arg(),
-            "--lock-timeout",
-            "1s",
-        ])
-        .expect(5);
+    let run = migrate(&db, &dir, "1s").expect(5);
     assert!(
         run.stdout.contains("waiting for the migration lock"),
         "{run:?}"
@@ -366,27 +312,9 @@ fn a_rerun_with_nothing_to_apply_ends_without_the_lock_and_one_with_work_waits_f
     std::fs::write(dir.dir.path().join("001.sql"), "CREATE TABLE t (id int);").unwrap();
     // A new file: waits too.
     std::fs::write(dir.dir.path().join("002.sql"), "CREATE TABLE u (id int);").unwrap();
-    db.km(&[
-        "sql",
-        "migrate",
-        "--dir",
-        &dir.arg(),
-        "--lock-timeout",
-        "1s",
-    ])
-    .expect(5);
-    holder.kill().unwrap();
-    holder.wait().unwrap();
-    let run = db
-        .km(&[
-            "sql",
-            "migrate",
-            "--dir",
-            &dir.arg(),
-            "--lock-timeout",
-            "20s",
-        ])
-        .expect(0);
+    migrate(&db, &dir, "1s").expect(5);
+    release(holder);
+    let run = migrate(&db, &dir, "20s").expect(0);
     assert!(run.stdout.contains("applied 002.sql"), "{run:?}");
 }
 
