@@ -236,38 +236,43 @@ impl DirArgs {
             Ok(Databases::One(c)) => Some(c),
             _ => None,
         };
-        let source = self.source_with(one)?;
         let variables = self.variables_with(one);
+        let source = self.read_source(&variables)?;
         Ok((source, variables, databases?))
     }
 
-    /// What reads the directory for one database, on another thread: the files
-    /// with psql's automatic variables of `conn` (see [`DirArgs::variables_with`]).
-    /// A read that fails is a usage error (exit 2), as for [`DirArgs::source_with`].
+    /// What reads the directory for one database, on another thread, with `vars`
+    /// (psql's automatic variables of that database: see
+    /// [`DirArgs::variables_with`]). A read that fails is a usage error (exit 2),
+    /// as for [`DirArgs::source_with`].
     pub fn reader(
         &self,
-        conn: &ConnectOptions,
+        vars: Variables,
     ) -> impl FnOnce() -> Result<Source, SourceError> + Send + 'static {
         let dir = self.dir.clone();
-        let vars = self.variables_with(Some(conn));
-        let options = SourceOptions {
+        let options = self.source_options();
+        move || Source::read(&dir, &vars, &options)
+    }
+
+    /// How the directory is read: its layout, empty or not, where includes may reach.
+    fn source_options(&self) -> SourceOptions {
+        SourceOptions {
             layout: self.layout,
             allow_empty: self.allow_empty,
             include_root: self.include_root.clone(),
-        };
-        move || Source::read(&dir, &vars, &options)
+        }
+    }
+
+    /// The directory read with `vars`; a failure is a usage error (exit 2).
+    fn read_source(&self, vars: &Variables) -> Result<Source, Failure> {
+        Source::read(&self.dir, vars, &self.source_options())
+            .map_err(|e| Failure::new(Exit::Usage, e))
     }
 
     /// [`DirArgs::source`] with psql's automatic variables of this connection (see
     /// [`DirArgs::variables_with`]).
     pub fn source_with(&self, conn: Option<&ConnectOptions>) -> Result<Source, Failure> {
-        let options = SourceOptions {
-            layout: self.layout,
-            allow_empty: self.allow_empty,
-            include_root: self.include_root.clone(),
-        };
-        Source::read(&self.dir, &self.variables_with(conn), &options)
-            .map_err(|e| Failure::new(Exit::Usage, e))
+        self.read_source(&self.variables_with(conn))
     }
 }
 

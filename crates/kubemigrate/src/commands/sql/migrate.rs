@@ -91,12 +91,12 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
     if let Ok(Databases::One(conn)) = &databases {
         // One database: its files are read while the run connects and reads the
         // history (a rerun with nothing to do waits for the slower of the two).
-        options.variables = args.dir.variables_with(Some(conn));
-        let outcome = migrator::migrate_reading(conn, args.dir.reader(conn), &options, &mut |e| {
-            reporter.event(e)
-        })
-        .await
-        .map_err(|e| Failure::new(Exit::Usage, e))?;
+        let variables = args.dir.variables_with(Some(conn));
+        options.variables = variables.clone();
+        let read = args.dir.reader(variables);
+        let outcome = migrator::migrate_reading(conn, read, &options, &mut |e| reporter.event(e))
+            .await
+            .map_err(|e| Failure::new(Exit::Usage, e))?;
         return Ok(finish(outcome, reporter));
     }
     let (source, variables, databases) = args.dir.read_with(databases)?;
