@@ -396,6 +396,9 @@ COMMIT;"
         while let Some(row) = rows.try_next().await? {
             out.push(row_from(&row, self)?);
         }
+        // The rows are kept until the run reconciles them, at its peak of memory:
+        // without the room the doubling left (up to as much again).
+        out.shrink_to_fit();
         Ok(out)
     }
 

@@ -150,15 +150,21 @@ async fn finish_run(
     started: Instant,
 ) -> Outcome {
     let mut report = source_report(connect, &options.history, options.dry_run, source);
-    report.files = source
-        .migrations
-        .iter()
-        .map(|m| file_report(m, FileStatus::NotRun))
-        .collect();
+    // `plan_and_run` fills `report.files` once the history is reconciled (and
+    // freed); a run that ended before that reports every file as not run. Built
+    // here, before the history is read, the rows would sit beside the history's
+    // rows at the run's peak of memory.
     let result = match opened {
         Ok(opened) => run_opened(opened, connect, source, options, events, &mut report).await,
         Err(e) => Err(e),
     };
+    if report.files.len() != source.migrations.len() {
+        report.files = source
+            .migrations
+            .iter()
+            .map(|m| file_report(m, FileStatus::NotRun))
+            .collect();
+    }
     report.duration_ms = millis(started.elapsed());
     Outcome {
         report,

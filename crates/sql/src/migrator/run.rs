@@ -16,19 +16,22 @@ pub(super) async fn plan_and_run(
     report: &mut Report,
 ) -> Result<(), MigrateError> {
     report.missing = missing_report(&rec.missing);
-    // `report.files` was built from `source.migrations`, in the same order.
+    // One row per file of `source.migrations`, in the same order, before anything
+    // can fail: the rows of files that do not run say why.
     let files = source.migrations.iter().zip(&rec.files);
-    for ((m, (state, ooo)), f) in files.zip(report.files.iter_mut()) {
-        let mut s = state_report(m, state, *ooo);
-        if s.status == FileStatus::Applied || s.status == FileStatus::Baselined {
-            s.status = FileStatus::Skipped;
-        } else if s.status == FileStatus::Pending && !options.dry_run {
-            s.status = FileStatus::NotRun;
-        } else if s.status == FileStatus::Drifted && options.allow_drift {
-            s.status = FileStatus::Skipped;
-        }
-        *f = s;
-    }
+    report.files = files
+        .map(|(m, (state, ooo))| {
+            let mut s = state_report(m, state, *ooo);
+            if s.status == FileStatus::Applied || s.status == FileStatus::Baselined {
+                s.status = FileStatus::Skipped;
+            } else if s.status == FileStatus::Pending && !options.dry_run {
+                s.status = FileStatus::NotRun;
+            } else if s.status == FileStatus::Drifted && options.allow_drift {
+                s.status = FileStatus::Skipped;
+            }
+            s
+        })
+        .collect();
     for row in &rec.missing {
         if !options.strict {
             events(Event::Warning {
