@@ -111,6 +111,31 @@ fn applied_files_are_skipped_and_new_ones_applied() {
     );
 }
 
+/// A rerun first only hashes the files that lexing could not change (see
+/// docs/runner.md); once one of them is pending, every such file is lexed before
+/// the lock is taken: one that does not lex still stops the run, nothing applied.
+#[test]
+fn a_rerun_with_a_pending_file_that_does_not_lex_applies_nothing() {
+    let db = Db::new();
+    let dir = Dir::new(&[("001_t.sql", "CREATE TABLE t (id int);\n")]);
+    migrate(&db, &dir).expect(0);
+    dir.write("002_u.sql", "CREATE TABLE u (id int);\n");
+    dir.write("003_v.sql", "INSERT INTO u VALUES ('unterminated);\n");
+    let run = migrate(&db, &dir).expect(2);
+    assert!(run.stderr.contains("003_v.sql"), "{}", run.stderr);
+    assert_eq!(db.sql("SELECT to_regclass('u') IS NULL"), "t");
+    assert_eq!(db.history(), ["001_t.sql|sql|true|"]);
+    // Fixed, the rerun applies both; the next one finds nothing to do.
+    dir.write("003_v.sql", "INSERT INTO u VALUES (1);\n");
+    migrate(&db, &dir).expect(0);
+    let run = migrate(&db, &dir).expect(0);
+    assert!(
+        run.stdout.contains("0 to apply, 3 already applied"),
+        "{}",
+        run.stdout
+    );
+}
+
 #[test]
 fn a_changed_file_is_drift_unless_allowed_or_accepted() {
     let db = Db::new();

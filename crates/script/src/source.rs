@@ -63,6 +63,10 @@ pub struct Migration {
     pub repeatable: bool,
     /// Only these lines of the file run (dbmate's and goose's "up" block).
     pub section: Option<Section>,
+    /// Only hashed so far, not lexed (see [`SourceOptions::defer_lex`]): `statements`
+    /// is 0 until [`Source::lex_deferred`] reads it again. Its checksum and
+    /// transaction mode are already what a full read gives.
+    pub deferred: bool,
 }
 
 impl Migration {
@@ -132,6 +136,16 @@ pub enum SourceError {
     )]
     NotAFile {
         /// The entry.
+        path: PathBuf,
+    },
+    /// A file changed while the run read it: its checksum when lexed is not the
+    /// one it was hashed with (see [`Source::lex_deferred`]).
+    #[error(
+        "{}: the file changed while kubemigrate read it; run again once nothing writes to the migration directory",
+        printable_path(.path)
+    )]
+    Changed {
+        /// The file.
         path: PathBuf,
     },
     /// A file name is not valid UTF-8, so it cannot be a version.
@@ -253,6 +267,12 @@ pub struct SourceOptions {
     /// Where `\i` and `\ir` may reach (default: the migration directory). It must
     /// hold the migration directory; included files are still checksummed.
     pub include_root: Option<PathBuf>,
+    /// Only hash the native files whose lexing could tell nothing but their
+    /// statement count and whether they lex (see [`Migration::deferred`]): a run
+    /// that finds them applied with the same checksum needs nothing else of them.
+    /// Whoever runs, plans or lists their statements calls [`Source::lex_deferred`]
+    /// first.
+    pub defer_lex: bool,
 }
 
 /// A warning found while reading a source; the run goes on.
@@ -325,7 +345,12 @@ impl Source {
             }
         }
         let mut source = if options.layout == Layout::Native {
-            Self::read_native(dir, vars, options.include_root.as_deref())?
+            Self::read_native(
+                dir,
+                vars,
+                options.include_root.as_deref(),
+                options.defer_lex,
+            )?
         } else {
             Self::read_layout(dir, vars, options)?
         };
@@ -388,6 +413,7 @@ impl Source {
                 statements: summary.statements,
                 repeatable: entry.kind == EntryKind::Repeatable || rules.repeatable,
                 section: rules.section,
+                deferred: false,
             });
         }
         Ok(Source {
@@ -408,7 +434,7 @@ impl Source {
     /// The directory or a file cannot be read, a `*.sql` entry is not a file, a file
     /// is not UTF-8, does not lex, or uses something the engine cannot run.
     pub fn read_dir(dir: &Path, vars: &Variables) -> Result<Source, SourceError> {
-        let mut source = Self::read_native(dir, vars, None)?;
+        let mut source = Self::read_native(dir, vars, None, false)?;
         if source.migrations.is_empty() {
             source.warnings.push(SourceWarning(format!(
                 "{} holds no *.sql files: nothing to migrate",
@@ -422,6 +448,7 @@ impl Source {
         dir: &Path,
         vars: &Variables,
         include_root: Option<&Path>,
+        defer: bool,
     ) -> Result<Source, SourceError> {
         let dir_err = |cause| SourceError::Dir {
             path: dir.to_path_buf(),
@@ -466,7 +493,7 @@ impl Source {
                 second: w[1].1.to_string(),
             });
         }
-        let mut migrations = read_migrations(entries, dir, include_root, vars)?;
+        let mut migrations = read_migrations(entries, dir, include_root, vars, defer)?;
         warnings.extend(numeric_order_warnings(&migrations));
         // Repeatable files run after every versioned one (the sort is stable).
         migrations.sort_by_key(|m| m.repeatable);
@@ -483,7 +510,64 @@ impl Source {
     pub fn get(&self, version: &str) -> Option<&Migration> {
         self.migrations.iter().find(|m| m.version == version)
     }
+
+    /// Whether some files were only hashed (see [`SourceOptions::defer_lex`]).
+    pub fn has_deferred(&self) -> bool {
+        self.migrations.iter().any(|m| m.deferred)
+    }
+
+    /// Lexes the files that were only hashed, as a read without
+    /// [`SourceOptions::defer_lex`] would have, for [`Source::take_lexed`]. On one
+    /// thread: it runs while the run waits for the history, which needs a core
+    /// too. Stops, with `Ok(None)`, once `stop` is set: the files are then left
+    /// as they are.
+    ///
+    /// # Errors
+    /// What [`Source::read`] reports for such a file, and [`SourceError::Changed`]
+    /// when a file's checksum is not the one it was hashed with.
+    pub fn lex_deferred(
+        &self,
+        vars: &Variables,
+        stop: &std::sync::atomic::AtomicBool,
+    ) -> Result<Option<Lexed>, SourceError> {
+        let mut lexed = Vec::new();
+        let mut deferred = self.migrations.iter().filter(|m| m.deferred).peekable();
+        if deferred.peek().is_none() {
+            return Ok(Some(Lexed(lexed)));
+        }
+        // Includes are checked against the canonical directory, as in a read.
+        let root = crate::script::canonical_root(&self.dir)?;
+        let include_root = self.include_root.as_deref();
+        for m in deferred {
+            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                return Ok(None);
+            }
+            let read = read_migration(&m.path, &root, include_root, vars, false)?;
+            if read.checksum != m.checksum {
+                return Err(SourceError::Changed {
+                    path: m.path.clone(),
+                });
+            }
+            lexed.push((read.statements, read.controls_transaction));
+        }
+        Ok(Some(Lexed(lexed)))
+    }
+
+    /// Takes in what [`Source::lex_deferred`] learnt: afterwards every file's
+    /// statement count is known, and no file is deferred.
+    pub fn take_lexed(&mut self, lexed: Lexed) {
+        let deferred = self.migrations.iter_mut().filter(|m| m.deferred);
+        for (m, (statements, controls_transaction)) in deferred.zip(lexed.0) {
+            m.statements = statements;
+            m.controls_transaction = controls_transaction;
+            m.deferred = false;
+        }
+    }
 }
+
+/// What [`Source::lex_deferred`] learnt of the files a read only hashed, in their order.
+#[derive(Debug)]
+pub struct Lexed(Vec<(usize, bool)>);
 
 /// Reads a file through once (see [`Script::summarize`]).
 fn summarize(
@@ -559,8 +643,28 @@ fn read_migrations(
     dir: &Path,
     include_root: Option<&Path>,
     vars: &Variables,
+    defer: bool,
 ) -> Result<Vec<Migration>, SourceError> {
-    if entries.is_empty() {
+    let paths: Vec<&Path> = entries.iter().map(|(_, path)| path.as_path()).collect();
+    let reads = read_files(&paths, dir, include_root, vars, defer)?;
+    // `read_files` returns one read per path, in order, or an error.
+    Ok(reads
+        .into_iter()
+        .zip(entries)
+        .map(|(read, (version, path))| read.migration(version, path))
+        .collect())
+}
+
+/// [`read_migration`] of each of `paths`, in their order: in parallel when there are
+/// many; on errors, the error of the first file that has one.
+fn read_files(
+    paths: &[&Path],
+    dir: &Path,
+    include_root: Option<&Path>,
+    vars: &Variables,
+    defer: bool,
+) -> Result<Vec<FileRead>, SourceError> {
+    if paths.is_empty() {
         return Ok(Vec::new());
     }
     // Includes are checked against the canonical directory: resolved once, not per file.
@@ -568,31 +672,27 @@ fn read_migrations(
     let threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZeroUsize::get)
         .min(8)
-        .min(entries.len().div_ceil(64));
-    let read = |path: &Path| read_migration(path, &root, include_root, vars);
+        .min(paths.len().div_ceil(64));
+    let read = |path: &Path| read_migration(path, &root, include_root, vars, defer);
     if threads <= 1 {
-        return entries
-            .into_iter()
-            .map(|(version, path)| Ok(read(&path)?.migration(version, path)))
-            .collect();
+        return paths.iter().map(|path| read(path)).collect();
     }
     // Each thread takes the next file not taken yet (files differ in size, so
     // fixed shares would leave one thread idle while the other reads), and stops
     // at its first error; files are taken in order, so every file before the
-    // first failing one is read, and that error is the one reported. The names
-    // and paths stay where they are and move into the migrations afterwards.
+    // first failing one is read, and that error is the one reported.
     let next = std::sync::atomic::AtomicUsize::new(0);
     let failed = std::sync::atomic::AtomicBool::new(false);
     let mut done: Vec<(usize, Result<FileRead, SourceError>)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
-                let (read, entries, next, failed) = (&read, &entries, &next, &failed);
+                let (read, next, failed) = (&read, &next, &failed);
                 s.spawn(move || {
                     use std::sync::atomic::Ordering::Relaxed;
                     let mut done = Vec::new();
                     while !failed.load(Relaxed) {
                         let i = next.fetch_add(1, Relaxed);
-                        let Some((_, path)) = entries.get(i) else {
+                        let Some(path) = paths.get(i) else {
                             break;
                         };
                         let result = read(path);
@@ -615,23 +715,21 @@ fn read_migrations(
     });
     done.sort_unstable_by_key(|(i, _)| *i);
     // Files are taken in order and every taken file is read, so `done` holds the
-    // first files of `entries`, each once, in order: zipped with them, each read
-    // meets its own name (an error stops the loop before `entries` runs out).
-    let mut migrations = Vec::with_capacity(done.len());
-    for ((i, read), (j, (version, path))) in done.into_iter().zip(entries.into_iter().enumerate()) {
-        debug_assert_eq!(i, j, "the files read are the first ones, in order");
-        migrations.push(read?.migration(version, path));
-    }
-    Ok(migrations)
+    // first files of `paths`, each once, in order (all of them unless an error
+    // ended the read early).
+    debug_assert!(done.iter().enumerate().all(|(j, (i, _))| *i == j));
+    done.into_iter().map(|(_, read)| read).collect()
 }
 
 /// What reading one native file learnt: a [`Migration`] but for its name and path.
+#[derive(Debug)]
 struct FileRead {
     checksum: String,
     no_transaction: bool,
     controls_transaction: bool,
     statements: usize,
     repeatable: bool,
+    deferred: bool,
 }
 
 impl FileRead {
@@ -645,16 +743,19 @@ impl FileRead {
             statements: self.statements,
             repeatable: self.repeatable,
             section: None,
+            deferred: self.deferred,
         }
     }
 }
 
-/// Reads one native migration file: its directives, checksum and statements.
+/// Reads one native migration file: its directives, checksum and statements; with
+/// `defer`, a small file that [`hash_only`] allows is only hashed.
 fn read_migration(
     path: &Path,
     root: &Path,
     include_root: Option<&Path>,
     vars: &Variables,
+    defer: bool,
 ) -> Result<FileRead, SourceError> {
     use std::io::Read;
     let (mut file, len) = crate::script::open_regular_len(path).map_err(|e| match e {
@@ -691,7 +792,7 @@ fn read_migration(
     head.truncate(got);
     // The head as text for the directives (a copy only when it is not UTF-8, or
     // ends inside a character: the script reports such a file on its own).
-    let rules = {
+    let (rules, hashed) = {
         let text = String::from_utf8_lossy(&head);
         if let Some((what, layout)) = other_tool(&text) {
             return Err(SourceError::OtherTool {
@@ -700,8 +801,29 @@ fn read_migration(
                 layout,
             });
         }
-        Layout::Native.rules(path, &text)?
+        let rules = Layout::Native.rules(path, &text)?;
+        // The whole file is in `head` (it is smaller than the head and did not
+        // grow), it is UTF-8, and lexing it could change nothing but its statement
+        // count: its checksum is the hash of its text.
+        let whole_file = len < HEAD && u64::try_from(got).is_ok_and(|got| got == len);
+        let hashed = match &text {
+            std::borrow::Cow::Borrowed(text) if defer && whole_file && hash_only(text) => {
+                Some(checksum(text))
+            }
+            _ => None,
+        };
+        (rules, hashed)
     };
+    if let Some(checksum) = hashed {
+        return Ok(FileRead {
+            checksum,
+            no_transaction: rules.no_transaction,
+            controls_transaction: false,
+            statements: 0,
+            repeatable: rules.repeatable,
+            deferred: true,
+        });
+    }
     let script = Script::from_head(path, head, file, root, vars);
     let script = match include_root {
         Some(include_root) => script.with_include_root(include_root)?,
@@ -719,7 +841,60 @@ fn read_migration(
         controls_transaction: summary.controls_transaction,
         statements: summary.statements,
         repeatable: rules.repeatable,
+        deferred: false,
     })
+}
+
+/// The words that start a top-level transaction-control statement (see
+/// `is_transaction_control` in the script's statements).
+const TRANSACTION_WORDS: [&[u8]; 6] =
+    [b"begin", b"start", b"commit", b"end", b"rollback", b"abort"];
+
+/// Whether lexing `text` could tell nothing that its bytes do not: it has no psql
+/// meta-command (no `\` anywhere), no variable to interpolate (no `:` before a name,
+/// a quote or `{`, except in `::`), and no word that may start a transaction-control
+/// statement (`BEGIN`, `START`, `COMMIT`, `END`, `ROLLBACK`, `ABORT`, in any case).
+/// Then its checksum is the hash of its text (nothing is included), and it does
+/// not control its transaction (no statement, as written or interpolated, starts
+/// with such a word); only its statement count, and whether it lexes at all, are
+/// left to [`Source::lex_deferred`]. The test looks at every byte after the leading
+/// comment lines, in comments and quotes too: it errs towards a full read, never
+/// the other way.
+fn hash_only(text: &str) -> bool {
+    // The leading comment lines (where the directives are) are comments for sure:
+    // nothing before them can open a quote.
+    let mut rest = text.strip_prefix('\u{feff}').unwrap_or(text);
+    while let Some(line) = rest.split_inclusive('\n').next()
+        && (line.trim().is_empty() || line.trim_start().starts_with("--"))
+        && line.ends_with('\n')
+    {
+        rest = &rest[line.len()..];
+    }
+    let bytes = rest.as_bytes();
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80;
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'\\' => return false,
+            b':' => match bytes.get(i + 1) {
+                Some(b':') => i += 2,
+                Some(&next) if word(next) || matches!(next, b'\'' | b'"' | b'{') => return false,
+                _ => i += 1,
+            },
+            _ if word(b) => {
+                let start = i;
+                while bytes.get(i).is_some_and(|&b| word(b)) {
+                    i += 1;
+                }
+                let w = &bytes[start..i];
+                if TRANSACTION_WORDS.iter().any(|k| w.eq_ignore_ascii_case(k)) {
+                    return false;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    true
 }
 
 /// SHA-256 (lower-case hex) of `sql` with CRLF turned into LF and a leading BOM dropped:
@@ -780,6 +955,7 @@ mod tests {
 
     fn m(name: &str) -> Migration {
         Migration {
+            deferred: false,
             version: name.into(),
             path: PathBuf::from(name),
             checksum: checksum("select 1;"),
@@ -806,6 +982,117 @@ mod tests {
             checksum(""),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
+    }
+
+    #[test]
+    fn only_text_that_lexing_could_not_change_is_hashed_only() {
+        for plain in [
+            "CREATE TABLE t (id int);\n",
+            "select 1::int, '12'::text; -- a cast is not a variable\n",
+            "create index i on t (a); /* comment */ insert into t values ('x');",
+            "CREATE TABLE ending (id int); -- words that hold a keyword are fine",
+            "",
+            "-- kubemigrate:no-transaction\n\n  -- begin: why\ncreate index concurrently i on t (a);",
+        ] {
+            assert!(hash_only(plain), "{plain:?}");
+        }
+        for lexed in [
+            "\\i other.sql\n",
+            "select E'a\\nb';",
+            "select :v;",
+            "select :'v';",
+            "select :\"v\";",
+            "select :{?v};",
+            "select :1;",
+            "BEGIN;\ncreate table t (id int);\nCOMMIT;",
+            "start transaction;",
+            "create table t (id int); end;",
+            "rollback;",
+            "Abort;",
+            "create function f() returns int language plpgsql as $$ begin return 1; end $$;",
+            "select 'commit';",
+            "-- kubemigrate:no-transaction\nselect :v;",
+            "-- a comment\nbegin;",
+        ] {
+            assert!(!hash_only(lexed), "{lexed:?}");
+        }
+    }
+
+    #[test]
+    fn a_deferred_read_hashes_as_a_full_read_and_lexing_later_fills_in_the_rest() {
+        let dir = std::env::temp_dir().join(format!("km-source-defer-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let files = [
+            (
+                "001.sql",
+                "create table a (id int);\ncreate index a_i on a (id);\n",
+            ),
+            (
+                "002.sql",
+                "\u{feff}create table b (id int);\r\ninsert into b values (1);\r\n",
+            ),
+            (
+                "003.sql",
+                "-- kubemigrate:no-transaction\ncreate index concurrently b_i on b (id);\n",
+            ),
+            ("004.sql", "begin;\ncreate table c (id int);\ncommit;\n"),
+            ("005.sql", "select :'v' as v;\n"),
+            (
+                "006.sql",
+                "-- kubemigrate:repeatable\ncreate or replace view v as select 1 as x;\n",
+            ),
+        ];
+        for (name, body) in files {
+            std::fs::write(dir.join(name), body).unwrap();
+        }
+        let mut vars = Variables::new();
+        vars.set("v", "x");
+        let options = |defer_lex| SourceOptions {
+            defer_lex,
+            ..SourceOptions::default()
+        };
+        let full = Source::read(&dir, &vars, &options(false)).unwrap();
+        let hashed = Source::read(&dir, &vars, &options(true)).unwrap();
+        assert!(full.migrations.iter().all(|m| !m.deferred));
+        let deferred: Vec<&str> = hashed
+            .migrations
+            .iter()
+            .filter(|m| m.deferred)
+            .map(|m| m.version.as_str())
+            .collect();
+        assert_eq!(deferred, ["001.sql", "002.sql", "003.sql", "006.sql"]);
+        // What a no-op run reports of a file is known without lexing it.
+        for (f, h) in full.migrations.iter().zip(&hashed.migrations) {
+            assert_eq!(
+                (&f.version, &f.checksum, f.transactional(), f.repeatable),
+                (&h.version, &h.checksum, h.transactional(), h.repeatable)
+            );
+        }
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let lexed = hashed.lex_deferred(&vars, &stop).unwrap().unwrap();
+        let mut lexed_source = hashed.clone();
+        lexed_source.take_lexed(lexed);
+        assert_eq!(lexed_source.migrations, full.migrations);
+        // Stopped: nothing is lexed, the files stay deferred.
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(hashed.lex_deferred(&vars, &stop).unwrap().is_none());
+        stop.store(false, std::sync::atomic::Ordering::Relaxed);
+        // A file that changed since it was hashed, and one that does not lex.
+        std::fs::write(dir.join("002.sql"), "create table b2 (id int);\n").unwrap();
+        let err = hashed.lex_deferred(&vars, &stop).unwrap_err();
+        assert!(
+            matches!(&err, SourceError::Changed { path } if path.ends_with("002.sql")),
+            "{err}"
+        );
+        std::fs::write(dir.join("002.sql"), "-- only a comment\n").unwrap();
+        std::fs::write(dir.join("001.sql"), "select 'unterminated;\n").unwrap();
+        let hashed = Source::read(&dir, &vars, &options(true)).unwrap();
+        assert!(hashed.migrations[0].deferred);
+        let err = hashed.lex_deferred(&vars, &stop).unwrap_err();
+        assert!(err.to_string().contains("001.sql"), "{err}");
+        assert!(Source::read(&dir, &vars, &options(false)).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -250,7 +250,11 @@ impl DirArgs {
         vars: Variables,
     ) -> impl FnOnce() -> Result<Source, SourceError> + Send + 'static {
         let dir = self.dir.clone();
-        let options = self.source_options();
+        // `migrate_reading` lexes the files only hashed unless they are all applied.
+        let options = SourceOptions {
+            defer_lex: true,
+            ..self.source_options()
+        };
         move || Source::read(&dir, &vars, &options)
     }
 
@@ -260,6 +264,7 @@ impl DirArgs {
             layout: self.layout,
             allow_empty: self.allow_empty,
             include_root: self.include_root.clone(),
+            defer_lex: false,
         }
     }
 

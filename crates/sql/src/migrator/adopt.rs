@@ -416,6 +416,7 @@ mod tests {
             migrations: names
                 .iter()
                 .map(|n| Migration {
+                    deferred: false,
                     version: n.to_string(),
                     path: PathBuf::from(n),
                     checksum: String::new(),

@@ -135,8 +135,10 @@ pub async fn migrate(
 ) -> Outcome {
     let started = Instant::now();
     source_warnings(source, events);
-    let opened = open_session(connect, options, events).await;
-    finish_run(connect, source, opened, options, events, started).await
+    let settled = open_session(connect, options, events)
+        .await
+        .map(|opened| settle(opened, source, options));
+    finish_run(connect, source, settled, options, events, started).await
 }
 
 /// The rest of a run once its files are read and its session opened (or not):
@@ -144,7 +146,7 @@ pub async fn migrate(
 async fn finish_run(
     connect: &ConnectOptions,
     source: &Source,
-    opened: Result<Opened, MigrateError>,
+    opened: Result<Settled, MigrateError>,
     options: &MigrateOptions,
     events: &mut dyn FnMut(Event),
     started: Instant,
@@ -180,6 +182,13 @@ async fn finish_run(
 /// has returned the files. A file that cannot be read stops the run as soon as that
 /// is known, also while the connection is still being opened.
 ///
+/// Files `read` only hashed ([`SourceOptions::defer_lex`](crate::source::SourceOptions::defer_lex))
+/// are then lexed, with `options.variables`, while the history is on its way; a
+/// file that does not lex ends the run as above. A history that has every file
+/// applied with its checksum stops that lexing and the run ends there: a file
+/// hashed to the checksum recorded when it ran has the bytes it had then, when
+/// it was lexed and ran. Any other run waits for the lexing before it goes on.
+///
 /// # Errors
 /// `Err` is `read`'s error: the run did not start and wrote nothing. A failure of
 /// the run itself is inside the [`Outcome`], as for [`migrate`].
@@ -197,30 +206,83 @@ pub async fn migrate_reading<F>(
 where
     F: FnOnce() -> Result<Source, SourceError> + Send + 'static,
 {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
     let started = Instant::now();
     let reading = tokio::task::spawn_blocking(read);
-    let (source, opened) = {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (source, opened, mut lexing, lexed) = {
         let session = open_session(connect, options, events);
         tokio::pin!(session, reading);
-        tokio::select! {
-            biased;
-            read = &mut reading => {
-                // A source that cannot be read ends the run at once (also while
-                // the connection is still being opened): dropped with its future.
-                let source = joined(read)?;
-                (source, session.await)
+        // The files first. One that cannot be read ends the run at once, also
+        // while the connection is still being opened (dropped with its future).
+        let mut opened = None;
+        let source = loop {
+            tokio::select! {
+                biased;
+                read = &mut reading => break Arc::new(joined(read)?),
+                done = &mut session, if opened.is_none() => opened = Some(done),
             }
-            opened = &mut session => (joined(reading.await)?, opened),
+        };
+        // Files only hashed are lexed while the history is on its way, and
+        // reported at once if one does not lex; a history that has every file
+        // applied as it is stops that.
+        let mut lexing = {
+            let (source, stop) = (Arc::clone(&source), Arc::clone(&stop));
+            let vars = options.variables.clone();
+            Box::pin(async move {
+                if !source.has_deferred() {
+                    return Ok(None);
+                }
+                let lex = move || source.lex_deferred(&vars, &stop);
+                joined(tokio::task::spawn_blocking(lex).await)
+            })
+        };
+        let mut lexed = None;
+        let opened = match opened {
+            Some(opened) => opened,
+            None => loop {
+                tokio::select! {
+                    biased;
+                    done = &mut lexing, if lexed.is_none() => lexed = Some(done?),
+                    opened = &mut session => break opened,
+                }
+            },
+        };
+        (source, opened, lexing, lexed)
+    };
+    let settled = opened.map(|opened| settle(opened, &source, options));
+    let lexed = if matches!(&settled, Ok(Settled::Ends(_, rec)) if !rec.any_pending()) {
+        // Every file is applied with its checksum: the bytes it had when it was
+        // lexed and ran, so lexing it again is not needed. The lexing stops; an
+        // error it meets from here on is not reported (one it met before the
+        // history arrived was). Waited for only so that its threads end.
+        stop.store(true, Ordering::Relaxed);
+        if lexed.is_none() {
+            let _ = (&mut lexing).await;
+        }
+        None
+    } else {
+        match lexed {
+            Some(lexed) => lexed,
+            None => (&mut lexing).await?,
         }
     };
+    // The lexing task has ended (or never started): its share of the source is
+    // gone, so this does not copy it.
+    drop(lexing);
+    let mut source = Arc::try_unwrap(source).unwrap_or_else(|shared| (*shared).clone());
+    if let Some(lexed) = lexed {
+        source.take_lexed(lexed);
+    }
     source_warnings(&source, events);
-    Ok(finish_run(connect, &source, opened, options, events, started).await)
+    Ok(finish_run(connect, &source, settled, options, events, started).await)
 }
 
-/// The source read by [`migrate_reading`]'s blocking task.
-fn joined(
-    read: Result<Result<Source, SourceError>, tokio::task::JoinError>,
-) -> Result<Source, SourceError> {
+/// What [`migrate_reading`]'s blocking tasks returned.
+fn joined<T>(
+    read: Result<Result<T, SourceError>, tokio::task::JoinError>,
+) -> Result<T, SourceError> {
     match read {
         Ok(read) => read,
         Err(e) => match e.try_into_panic() {
@@ -286,35 +348,53 @@ async fn open_session(
     Ok(Opened { conn, rows })
 }
 
-/// Reconciles the files with the history an [`open_session`] read, and applies what
-/// is pending.
-///
-/// A run that finds every file applied as it is, and nothing that needs a person,
-/// ends there, without the lock: the history was read in one statement, a
-/// consistent snapshot, so ending on it is what a run that finished just before
-/// any concurrent change would report, and a lock taken now would find at least as
-/// much applied. Any other run opens the lock's connection, takes the lock, and
-/// reads the history again under it (a runner that waited for another one sees
-/// everything it applied); the lock is released on every path.
+/// Where the history read before any lock leaves a run.
+enum Settled {
+    /// The run ends on this reconciliation, without the lock: a dry run, or one
+    /// that finds nothing to do.
+    Ends(Connection, Reconciled),
+    /// The run takes the lock (and reads the history again under it).
+    Locks(Connection),
+}
+
+/// Reconciles the files with the history an [`open_session`] read: a run that
+/// finds every file applied as it is, and nothing that needs a person, ends there,
+/// without the lock. The history was read in one statement, a consistent
+/// snapshot, so ending on it is what a run that finished just before any
+/// concurrent change would report, and a lock taken now would find at least as
+/// much applied.
+fn settle(opened: Opened, source: &Source, options: &MigrateOptions) -> Settled {
+    let Opened { conn, rows } = opened;
+    if options.dry_run {
+        return Settled::Ends(conn, reconcile_rows(source, rows.unwrap_or_default()));
+    }
+    if let Some(rows) = rows {
+        let rec = reconcile_rows(source, rows);
+        if rec.up_to_date(source, options) {
+            return Settled::Ends(conn, rec);
+        }
+    }
+    Settled::Locks(conn)
+}
+
+/// Finishes a run as [`settle`] left it: reports the reconciliation it ended on,
+/// or opens the lock's connection, takes the lock, reads the history again under
+/// it (a runner that waited for another one sees everything it applied) and
+/// applies what is pending; the lock is released on every path.
 async fn run_opened(
-    opened: Opened,
+    settled: Settled,
     connect: &ConnectOptions,
     source: &Source,
     options: &MigrateOptions,
     events: &mut dyn FnMut(Event),
     report: &mut Report,
 ) -> Result<(), MigrateError> {
-    let Opened { mut conn, rows } = opened;
-    if options.dry_run {
-        let rec = reconcile_rows(source, rows.unwrap_or_default());
-        return plan_and_run(&mut conn, None, source, &rec, options, events, report).await;
-    }
-    if let Some(rows) = rows {
-        let rec = reconcile_rows(source, rows);
-        if rec.up_to_date(source, options) {
+    let mut conn = match settled {
+        Settled::Ends(mut conn, rec) => {
             return plan_and_run(&mut conn, None, source, &rec, options, events, report).await;
         }
-    }
+        Settled::Locks(conn) => conn,
+    };
 
     // PostgreSQL 14+: notice within a second that this runner died (kill -9, lost
     // node) and roll its transaction back, instead of finishing a long statement

@@ -102,14 +102,17 @@ pub fn reconcile_rows(source: &Source, history: Vec<HistoryRow>) -> Reconciled {
 }
 
 impl Reconciled {
+    /// Whether some file is pending.
+    pub fn any_pending(&self) -> bool {
+        self.files
+            .iter()
+            .any(|(state, _)| matches!(state, FileState::Pending { .. }))
+    }
+
     /// Nothing to apply and nothing that stops a run: every file is applied as it
     /// is (or drifted, with `allow_drift`), and no missing file counts as a problem.
     pub fn up_to_date(&self, source: &Source, options: &MigrateOptions) -> bool {
-        !self
-            .files
-            .iter()
-            .any(|(state, _)| matches!(state, FileState::Pending { .. }))
-            && self.problems(source, options).is_empty()
+        !self.any_pending() && self.problems(source, options).is_empty()
     }
 
     /// The problems that stop a run, given the options.

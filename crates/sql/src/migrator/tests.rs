@@ -11,6 +11,7 @@ fn src(files: &[(&str, &str)]) -> Source {
         migrations: files
             .iter()
             .map(|(n, b)| Migration {
+                deferred: false,
                 version: n.to_string(),
                 path: PathBuf::from(n),
                 checksum: crate::source::checksum(b),
