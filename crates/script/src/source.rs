@@ -480,18 +480,24 @@ impl Source {
             }
             entries.push((name, path));
         }
-        entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        // Names in a directory are distinct: no order among equals to keep.
+        entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
         warnings.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut lower: Vec<(String, &str)> = entries
-            .iter()
-            .map(|(n, _)| (n.to_lowercase(), n.as_str()))
-            .collect();
-        lower.sort();
-        if let Some(w) = lower.windows(2).find(|w| w[0].0 == w[1].0) {
-            return Err(SourceError::CaseCollision {
-                first: w[0].1.to_string(),
-                second: w[1].1.to_string(),
-            });
+        // Names that differ only in case are refused. Distinct names of ASCII with
+        // no upper-case letter cannot be such: each is its own lower case.
+        let plain = |n: &str| n.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase());
+        if !entries.iter().all(|(n, _)| plain(n)) {
+            let mut lower: Vec<(String, &str)> = entries
+                .iter()
+                .map(|(n, _)| (n.to_lowercase(), n.as_str()))
+                .collect();
+            lower.sort();
+            if let Some(w) = lower.windows(2).find(|w| w[0].0 == w[1].0) {
+                return Err(SourceError::CaseCollision {
+                    first: w[0].1.to_string(),
+                    second: w[1].1.to_string(),
+                });
+            }
         }
         let mut migrations = read_migrations(entries, dir, include_root, vars, defer)?;
         warnings.extend(numeric_order_warnings(&migrations));

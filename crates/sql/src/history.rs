@@ -613,11 +613,11 @@ const COLUMN_NAMES: [&str; 12] = [
 /// kubemigrate always writes a value, a column of another type).
 fn row_from(r: &Row, table: &HistoryTable) -> Result<HistoryRow, HistoryError> {
     let id: Option<i64> = r.try_get(0).ok().flatten();
-    let version: Option<String> = r.try_get(1).ok().flatten();
+    let version: Option<&str> = r.try_get(1).ok().flatten();
     let bad = |column: usize, problem: String| HistoryError::BadRow {
         table: table.display_name(),
         id: id.map_or_else(|| "?".to_string(), |i| i.to_string()),
-        version: version.clone().unwrap_or_else(|| "?".to_string()),
+        version: version.unwrap_or("?").to_string(),
         problem: format!("`{}` {problem}", COLUMN_NAMES[column]),
     };
     // Columns kubemigrate never leaves NULL.

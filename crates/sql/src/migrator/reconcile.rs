@@ -41,34 +41,38 @@ pub fn reconcile_rows(source: &Source, history: Vec<HistoryRow>) -> Reconciled {
         .enumerate()
         .map(|(i, m)| (m.version.as_str(), i))
         .collect();
-    // Versions compare as the source's layout orders them (byte-wise for native
-    // files); repeatable files have no place in that order.
-    let repeatable = |version: &str| {
-        files_by_version
-            .get(version)
-            .is_some_and(|&i| source.migrations[i].repeatable)
-    };
-    let newest_applied = history
+    // One pass over the rows, each looked up once: the file it belongs to, and
+    // the newest applied version. Versions compare as the source's layout orders
+    // them (byte-wise for native files); repeatable files have no place in that
+    // order (the last of equal ones, as `max_by`). The newest row of each file wins (later rows replace earlier ones);
+    // the others stay where they are and are dropped with `history`.
+    let file_of: Vec<Option<usize>> = history
         .iter()
-        .filter(|r| r.success && !repeatable(&r.version))
-        .map(|r| r.version.as_str())
-        .max_by(|a, b| source.compare(a, b))
-        .map(str::to_string);
-    // The newest row of each file (later rows replace earlier ones), and the rows
-    // whose files are gone.
-    let mut rows: Vec<Option<HistoryRow>> = vec![None; source.migrations.len()];
-    let mut missing = Vec::new();
-    for r in history {
-        match files_by_version.get(r.version.as_str()) {
-            Some(&i) => rows[i] = Some(r),
-            None => missing.push(r),
+        .map(|r| files_by_version.get(r.version.as_str()).copied())
+        .collect();
+    let mut newest_applied: Option<usize> = None;
+    let mut newest_row = vec![None; source.migrations.len()];
+    for (j, (r, file)) in history.iter().zip(&file_of).enumerate() {
+        if let Some(i) = *file {
+            newest_row[i] = Some(j);
+        }
+        let ordered = file.is_none_or(|i| !source.migrations[i].repeatable);
+        if r.success
+            && ordered
+            && newest_applied
+                .is_none_or(|n| source.compare(&r.version, &history[n].version).is_ge())
+        {
+            newest_applied = Some(j);
         }
     }
+    let newest_applied = newest_applied.map(|n| history[n].version.clone());
+    let mut history: Vec<Option<HistoryRow>> = history.into_iter().map(Some).collect();
     let files = source
         .migrations
         .iter()
-        .zip(rows)
+        .zip(newest_row)
         .map(|(m, row)| {
+            let row = row.and_then(|j| history[j].take());
             let state = match row {
                 Some(r) if r.success => {
                     if r.checksum.as_deref() == Some(m.checksum.as_str()) {
@@ -97,6 +101,12 @@ pub fn reconcile_rows(source: &Source, history: Vec<HistoryRow>) -> Reconciled {
                     .is_some_and(|n| source.compare(&m.version, n).is_lt());
             (state, out_of_order)
         })
+        .collect();
+    // The rows whose files are gone, in the order they were recorded.
+    let missing = history
+        .into_iter()
+        .zip(file_of)
+        .filter_map(|(r, file)| if file.is_none() { r } else { None })
         .collect();
     Reconciled { files, missing }
 }
