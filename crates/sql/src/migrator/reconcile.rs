@@ -102,12 +102,15 @@ pub fn reconcile_rows(source: &Source, history: Vec<HistoryRow>) -> Reconciled {
             (state, out_of_order)
         })
         .collect();
-    // The rows whose files are gone, in the order they were recorded.
-    let missing = history
+    // The rows whose files are gone, in the order they were recorded. Collected in
+    // place, into the history's buffer: shrunk, or the whole history's room would
+    // stay with the (usually no) rows kept.
+    let mut missing: Vec<HistoryRow> = history
         .into_iter()
         .zip(file_of)
         .filter_map(|(r, file)| if file.is_none() { r } else { None })
         .collect();
+    missing.shrink_to_fit();
     Reconciled { files, missing }
 }
 
