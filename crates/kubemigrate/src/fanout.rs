@@ -505,7 +505,7 @@ async fn run_one(
                 .files
                 .iter()
                 .find(|f| f.status == FileStatus::Failed)
-                .map(|f| f.version.clone());
+                .map(|f| f.version.to_string());
             match outcome.error {
                 Some(e) => result.failed(Failure::from_engine(e)),
                 None if options.dry_run && result.pending > 0 => {

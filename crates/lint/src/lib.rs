@@ -390,7 +390,7 @@ pub fn lint_source(
     let files: Vec<&Migration> = source
         .migrations
         .iter()
-        .filter(|m| only.is_none_or(|o| o.contains(&m.version)))
+        .filter(|m| only.is_none_or(|o| o.contains(&*m.version)))
         .collect();
     // Files are independent: lint them on every core, then keep the run order.
     let workers = std::thread::available_parallelism()

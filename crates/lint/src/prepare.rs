@@ -182,7 +182,7 @@ impl<'p> Prepared<'p> {
                 _ => (message.clone(), help),
             };
             findings.push(Finding {
-                version: m.version.clone(),
+                version: m.version.to_string(),
                 file: s.at.path.clone(),
                 line,
                 column,
@@ -204,7 +204,7 @@ impl<'p> Prepared<'p> {
                 .filter(|u| u.rules.iter().any(|r| self.policy.level(r) != Level::Off))
             {
                 findings.push(Finding {
-                    version: m.version.clone(),
+                    version: m.version.to_string(),
                     file: u.path.clone(),
                     line: u.line,
                     column: u.column,
@@ -235,7 +235,7 @@ impl<'p> Prepared<'p> {
             a.rule == b.rule && a.file == b.file && a.line == b.line && a.column == b.column
         });
         Ok(FileLint {
-            version: m.version.clone(),
+            version: m.version.to_string(),
             path: m.path.clone(),
             mode,
             statements,

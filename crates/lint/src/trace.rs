@@ -178,7 +178,7 @@ pub async fn trace_source(
         .get(0);
     let mut report = TraceReport::default();
     for m in &source.migrations {
-        if only.is_some_and(|o| !o.contains(&m.version)) {
+        if only.is_some_and(|o| !o.contains(&*m.version)) {
             continue;
         }
         let file = trace_file(runner, observer, pid, source, m, vars).await?;
@@ -226,7 +226,7 @@ async fn trace_file(
         };
         let index = statements.len();
         let fail = |message: String| TraceError::Statement {
-            version: m.version.clone(),
+            version: m.version.to_string(),
             file: at.path.display().to_string(),
             line: at.line,
             column: at.column,
@@ -324,7 +324,7 @@ async fn trace_file(
             .batch_execute("COMMIT")
             .await
             .map_err(|e| TraceError::Statement {
-                version: m.version.clone(),
+                version: m.version.to_string(),
                 file: m.path.display().to_string(),
                 line: 1,
                 column: 1,
@@ -363,7 +363,7 @@ async fn trace_file(
             .sort_by(|a, b| (&a.relation, &a.mode).cmp(&(&b.relation, &b.mode)));
     }
     Ok(FileTrace {
-        version: m.version.clone(),
+        version: m.version.to_string(),
         mode,
         statements,
         duration_ms: millis(started.elapsed()),

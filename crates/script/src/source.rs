@@ -46,12 +46,14 @@ pub fn printable_path(path: &Path) -> String {
 /// stream, when it runs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Migration {
-    /// The file name, e.g. `0001_create_users.sql`. This is the version recorded in the history.
-    pub version: String,
+    /// The file name, e.g. `0001_create_users.sql`. This is the version recorded in
+    /// the history; shared with the reports that name the file.
+    pub version: std::sync::Arc<str>,
     /// The full path of the file.
     pub path: PathBuf,
-    /// Lower-case hex SHA-256 of the normalised content (and of what it includes).
-    pub checksum: String,
+    /// Lower-case hex SHA-256 of the normalised content (and of what it includes);
+    /// shared with the reports that show it.
+    pub checksum: std::sync::Arc<str>,
     /// True when the leading comment lines hold `-- kubemigrate:no-transaction`.
     pub no_transaction: bool,
     /// True when the file has a top-level BEGIN/COMMIT/ROLLBACK of its own.
@@ -405,7 +407,7 @@ impl Source {
                 return Err(SourceError::Empty { path: entry.path });
             }
             migrations.push(Migration {
-                version: entry.version,
+                version: entry.version.into(),
                 path: entry.path,
                 checksum: summary.checksum,
                 no_transaction: rules.no_transaction || entry.side_no_transaction,
@@ -459,7 +461,8 @@ impl Source {
         for entry in std::fs::read_dir(dir).map_err(dir_err)? {
             let entry = entry.map_err(dir_err)?;
             let path = entry.path();
-            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            // The name as the path holds it: one allocation per entry, not three.
+            let Some(name) = path.file_name().and_then(std::ffi::OsStr::to_str) else {
                 if entry.file_name().as_encoded_bytes().ends_with(b".sql") {
                     return Err(SourceError::NameNotUtf8 { path });
                 }
@@ -470,7 +473,7 @@ impl Source {
                 if lower.ends_with(".sql") || lower.contains(".sql.") || lower.ends_with(".psql") {
                     warnings.push(SourceWarning(format!(
                         "{} is ignored: only files named *.sql (lower case) run",
-                        printable(&name)
+                        printable(name)
                     )));
                 }
                 continue;
@@ -478,6 +481,7 @@ impl Source {
             if name.chars().any(char::is_control) {
                 return Err(SourceError::NameNotPrintable { path });
             }
+            let name: std::sync::Arc<str> = std::sync::Arc::from(name);
             entries.push((name, path));
         }
         // Names in a directory are distinct: no order among equals to keep.
@@ -489,7 +493,7 @@ impl Source {
         if !entries.iter().all(|(n, _)| plain(n)) {
             let mut lower: Vec<(String, &str)> = entries
                 .iter()
-                .map(|(n, _)| (n.to_lowercase(), n.as_str()))
+                .map(|(n, _)| (n.to_lowercase(), &**n))
                 .collect();
             lower.sort();
             if let Some(w) = lower.windows(2).find(|w| w[0].0 == w[1].0) {
@@ -514,7 +518,7 @@ impl Source {
 
     /// The migration with this version, if any.
     pub fn get(&self, version: &str) -> Option<&Migration> {
-        self.migrations.iter().find(|m| m.version == version)
+        self.migrations.iter().find(|m| *m.version == *version)
     }
 
     /// Whether some files were only hashed (see [`SourceOptions::defer_lex`]).
@@ -549,7 +553,7 @@ impl Source {
                 return Ok(None);
             }
             let read = read_migration(&m.path, &root, include_root, vars, false)?;
-            if read.checksum != m.checksum {
+            if *read.checksum != *m.checksum {
                 return Err(SourceError::Changed {
                     path: m.path.clone(),
                 });
@@ -645,7 +649,7 @@ fn read_head(path: &Path) -> Result<String, SourceError> {
 /// it. The result is in the order of `entries`; on errors, the error of the first
 /// file that has one (the one a file-by-file read would stop at).
 fn read_migrations(
-    entries: Vec<(String, PathBuf)>,
+    entries: Vec<(std::sync::Arc<str>, PathBuf)>,
     dir: &Path,
     include_root: Option<&Path>,
     vars: &Variables,
@@ -730,7 +734,7 @@ fn read_files(
 /// What reading one native file learnt: a [`Migration`] but for its name and path.
 #[derive(Debug)]
 struct FileRead {
-    checksum: String,
+    checksum: std::sync::Arc<str>,
     no_transaction: bool,
     controls_transaction: bool,
     statements: usize,
@@ -739,7 +743,7 @@ struct FileRead {
 }
 
 impl FileRead {
-    fn migration(self, version: String, path: PathBuf) -> Migration {
+    fn migration(self, version: std::sync::Arc<str>, path: PathBuf) -> Migration {
         Migration {
             version,
             path,
@@ -814,7 +818,7 @@ fn read_migration(
         let whole_file = len < HEAD && u64::try_from(got).is_ok_and(|got| got == len);
         let hashed = match &text {
             std::borrow::Cow::Borrowed(text) if defer && whole_file && hash_only(text) => {
-                Some(checksum(text))
+                Some(shared_checksum(text))
             }
             _ => None,
         };
@@ -906,6 +910,11 @@ fn hash_only(text: &str) -> bool {
 /// SHA-256 (lower-case hex) of `sql` with CRLF turned into LF and a leading BOM dropped:
 /// what a [`Script`] computes for a file with this content and no includes.
 pub fn checksum(sql: &str) -> String {
+    shared_checksum(sql).to_string()
+}
+
+/// [`checksum`], shared.
+fn shared_checksum(sql: &str) -> std::sync::Arc<str> {
     let sql = sql.strip_prefix('\u{feff}').unwrap_or(sql);
     let mut sum = Checksum::new();
     sum.update(sql.as_bytes());
@@ -964,7 +973,7 @@ mod tests {
             deferred: false,
             version: name.into(),
             path: PathBuf::from(name),
-            checksum: checksum("select 1;"),
+            checksum: checksum("select 1;").into(),
             no_transaction: false,
             controls_transaction: false,
             statements: 1,
@@ -1065,7 +1074,7 @@ mod tests {
             .migrations
             .iter()
             .filter(|m| m.deferred)
-            .map(|m| m.version.as_str())
+            .map(|m| &*m.version)
             .collect();
         assert_eq!(deferred, ["001.sql", "002.sql", "003.sql", "006.sql"]);
         // What a no-op run reports of a file is known without lexing it.
@@ -1142,7 +1151,7 @@ mod tests {
         std::fs::create_dir_all(dir.join("sub.d")).unwrap();
         let vars = Variables::new();
         let s = Source::read_dir(&dir, &vars).unwrap();
-        let names: Vec<_> = s.migrations.iter().map(|m| m.version.as_str()).collect();
+        let names: Vec<_> = s.migrations.iter().map(|m| &*m.version).collect();
         assert_eq!(names, ["C.sql", "a.sql", "b.sql"]);
         assert!(s.migrations[1].no_transaction);
         std::fs::write(dir.join("e.sql"), b"select 1;\n\xff").unwrap();
@@ -1192,7 +1201,7 @@ mod tests {
         let s = Source::read_dir(&dir, &vars).unwrap();
         assert_eq!(s.migrations.len(), 300);
         for (i, m) in s.migrations.iter().enumerate() {
-            assert_eq!(m.version, format!("{i:04}.sql"));
+            assert_eq!(*m.version, format!("{i:04}.sql"));
             let one = Script::summarize(&m.path, &dir, &vars).unwrap();
             let text = std::fs::read(&m.path).unwrap();
             let head = &text[..text.len().min(64 * 1024)];

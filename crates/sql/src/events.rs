@@ -149,11 +149,13 @@ impl FileStatus {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FileReport {
     /// The file name.
-    pub version: String,
+    #[serde(serialize_with = "shared_str")]
+    pub version: std::sync::Arc<str>,
     /// What happened to it.
     pub status: FileStatus,
     /// The file's checksum (SHA-256, hex).
-    pub checksum: String,
+    #[serde(serialize_with = "shared_str")]
+    pub checksum: std::sync::Arc<str>,
     /// The checksum recorded in the history, when it differs from the file's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recorded_checksum: Option<String>,
@@ -219,4 +221,9 @@ impl Report {
     pub fn count(&self, status: FileStatus) -> usize {
         self.files.iter().filter(|f| f.status == status).count()
     }
+}
+
+/// Serializes a shared string as the string it holds.
+fn shared_str<S: serde::Serializer>(s: &std::sync::Arc<str>, to: S) -> Result<S::Ok, S::Error> {
+    to.serialize_str(s)
 }

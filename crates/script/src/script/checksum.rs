@@ -42,18 +42,21 @@ impl Checksum {
         self.hasher.update(&bytes[from..]);
     }
 
-    pub(crate) fn finish(mut self) -> String {
+    /// The lower-case hex digest, in one allocation (it is kept by every file
+    /// read, and shared with the reports that show it).
+    pub(crate) fn finish(mut self) -> std::sync::Arc<str> {
         if self.cr_pending {
             self.hasher.update(b"\r");
         }
         let digest = self.hasher.finalize();
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut out = String::with_capacity(2 * digest.len());
-        for b in digest {
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0x0f)]));
+        let mut out = [0u8; 64];
+        for (pair, b) in out.chunks_exact_mut(2).zip(digest) {
+            pair[0] = HEX[usize::from(b >> 4)];
+            pair[1] = HEX[usize::from(b & 0x0f)];
         }
-        out
+        // Hex digits are ASCII: the text is borrowed, never replaced.
+        std::sync::Arc::from(&*String::from_utf8_lossy(&out))
     }
 }
 

@@ -140,7 +140,7 @@ pub enum Item {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
     /// SHA-256 (hex) of the file and what it includes.
-    pub checksum: String,
+    pub checksum: std::sync::Arc<str>,
     /// Statements it would run (COPY included).
     pub statements: usize,
     /// It has a top-level BEGIN/START TRANSACTION/COMMIT/END/ROLLBACK/ABORT.

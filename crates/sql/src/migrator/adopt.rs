@@ -417,9 +417,9 @@ mod tests {
                 .iter()
                 .map(|n| Migration {
                     deferred: false,
-                    version: n.to_string(),
+                    version: (*n).into(),
                     path: PathBuf::from(n),
-                    checksum: String::new(),
+                    checksum: "".into(),
                     no_transaction: false,
                     controls_transaction: false,
                     statements: 1,

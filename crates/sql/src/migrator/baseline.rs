@@ -97,7 +97,7 @@ pub(super) fn files_to_record<'s>(
                     previous_failure: Some(_),
                 }
                 | FileState::Failed(_) => problems.push(Problem {
-                    version: m.version.clone(),
+                    version: m.version.to_string(),
                     message: format!(
                         "has a failed attempt in {history}; run `kubemigrate sql repair --dir {} --version {}` first",
                         source.dir.display(),
@@ -151,7 +151,7 @@ pub(super) async fn record_baselined(
             .await
             .map_err(|e| MigrateError::database(format!("recording {}", m.version), &e))?;
         events(Event::FileBaselined {
-            version: m.version.clone(),
+            version: m.version.to_string(),
         });
     }
     client

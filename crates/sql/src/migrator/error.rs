@@ -263,7 +263,7 @@ pub(super) fn commit_error(m: &Migration, e: tokio_postgres::Error) -> MigrateEr
     match e.as_db_error() {
         // A deferred constraint fails at COMMIT: report it against the file.
         Some(db) if !is_connection_error(&e) => MigrateError::Sql(Box::new(SqlFailure {
-            version: m.version.clone(),
+            version: m.version.to_string(),
             path: m.path.display().to_string(),
             statement: m.statements,
             line: 1,
@@ -356,7 +356,7 @@ pub(super) fn sql_failure(
         None => None,
     };
     SqlFailure {
-        version: m.version.clone(),
+        version: m.version.to_string(),
         path: at.path.display().to_string(),
         statement: number,
         line: at

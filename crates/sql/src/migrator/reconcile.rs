@@ -39,7 +39,7 @@ pub fn reconcile_rows(source: &Source, history: Vec<HistoryRow>) -> Reconciled {
         .migrations
         .iter()
         .enumerate()
-        .map(|(i, m)| (m.version.as_str(), i))
+        .map(|(i, m)| (&*m.version, i))
         .collect();
     // One pass over the rows, each looked up once: the file it belongs to, and
     // the newest applied version. Versions compare as the source's layout orders
@@ -75,7 +75,7 @@ pub fn reconcile_rows(source: &Source, history: Vec<HistoryRow>) -> Reconciled {
             let row = row.and_then(|j| history[j].take());
             let state = match row {
                 Some(r) if r.success => {
-                    if r.checksum.as_deref() == Some(m.checksum.as_str()) {
+                    if r.checksum.as_deref() == Some(&*m.checksum) {
                         FileState::Applied(r)
                     } else if m.repeatable {
                         // Changed since its last run: it runs again.
@@ -134,7 +134,7 @@ impl Reconciled {
         for (m, (state, out_of_order)) in source.migrations.iter().zip(&self.files) {
             match state {
                 FileState::Drifted(row) if !options.allow_drift => problems.push(Problem {
-                    version: m.version.clone(),
+                    version: m.version.to_string(),
                     message: format!(
                         "changed since it was applied on {} (checksum {} recorded, {} now); restore the file, \
                          or accept the edit with `kubemigrate sql repair --dir {} --version {} --accept-checksum`, \
@@ -147,12 +147,12 @@ impl Reconciled {
                     ),
                 }),
                 FileState::Failed(row) => problems.push(Problem {
-                    version: m.version.clone(),
+                    version: m.version.to_string(),
                     message: failed_message(&source.dir, m, row),
                 }),
                 FileState::Pending { .. } if *out_of_order && !options.allow_out_of_order => {
                     problems.push(Problem {
-                        version: m.version.clone(),
+                        version: m.version.to_string(),
                         message: "is pending but sorts before files already applied; rename it to sort last, \
                                   or pass --allow-out-of-order to apply it anyway"
                             .to_string(),

@@ -69,7 +69,7 @@ pub(super) async fn plan_and_run(
         for &i in &pending {
             let m = &source.migrations[i];
             events(Event::WouldApply {
-                version: m.version.clone(),
+                version: m.version.to_string(),
                 transactional: m.transactional(),
                 controls_transaction: m.controls_transaction,
                 statements: m.statements,
@@ -149,7 +149,7 @@ async fn apply_pending(
             }
         );
         events(Event::FileStarted {
-            version: m.version.clone(),
+            version: m.version.to_string(),
             transactional: m.transactional(),
             controls_transaction: m.controls_transaction,
         });
@@ -170,7 +170,7 @@ async fn apply_pending(
                     attempt += 1;
                     let wait = retry_wait(attempt);
                     events(Event::LockRetry {
-                        version: m.version.clone(),
+                        version: m.version.to_string(),
                         attempt,
                         of: options.lock_retries,
                         wait,
@@ -189,7 +189,7 @@ async fn apply_pending(
                 *unflushed |= flush == Flush::Later && m.transactional();
                 f.status = FileStatus::Applied;
                 events(Event::FileApplied {
-                    version: m.version.clone(),
+                    version: m.version.to_string(),
                     duration,
                 });
             }
@@ -200,7 +200,7 @@ async fn apply_pending(
                     f.statement = i32::try_from(s.statement).ok();
                 }
                 events(Event::FileFailed {
-                    version: m.version.clone(),
+                    version: m.version.to_string(),
                     duration,
                 });
                 return Err(e);

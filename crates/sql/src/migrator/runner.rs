@@ -177,7 +177,7 @@ impl<'a> Runner<'a> {
     pub(super) fn history_dropped(&self, m: &Migration, mode: Mode) -> MigrateError {
         MigrateError::HistoryDropped {
             path: m.path.display().to_string(),
-            version: m.version.clone(),
+            version: m.version.to_string(),
             table: self.options.history.display_name(),
             rolled_back: mode == Mode::Transaction,
         }
@@ -362,7 +362,7 @@ impl<'a> Runner<'a> {
     pub(super) fn drain_notices(&self, m: &Migration, events: &mut dyn FnMut(Event)) {
         for notice in self.take_notices() {
             events(Event::Notice {
-                version: m.version.clone(),
+                version: m.version.to_string(),
                 message: notice.text,
             });
         }

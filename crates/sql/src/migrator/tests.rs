@@ -12,9 +12,9 @@ fn src(files: &[(&str, &str)]) -> Source {
             .iter()
             .map(|(n, b)| Migration {
                 deferred: false,
-                version: n.to_string(),
+                version: (*n).into(),
                 path: PathBuf::from(n),
-                checksum: crate::source::checksum(b),
+                checksum: crate::source::checksum(b).into(),
                 no_transaction: false,
                 controls_transaction: false,
                 statements: 1,

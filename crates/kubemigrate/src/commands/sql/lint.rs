@@ -290,7 +290,7 @@ async fn pending_versions(
         .files
         .into_iter()
         .filter(|f| f.status == FileStatus::Pending)
-        .map(|f| f.version)
+        .map(|f| f.version.to_string())
         .collect())
 }
 

@@ -157,7 +157,7 @@ async fn pending(
         .files
         .into_iter()
         .filter(|f| f.status == kubemigrate_sql::events::FileStatus::Pending)
-        .map(|f| f.version)
+        .map(|f| f.version.to_string())
         .collect())
 }
 
