@@ -548,11 +548,12 @@ impl Source {
         // Includes are checked against the canonical directory, as in a read.
         let root = crate::script::canonical_root(&self.dir)?;
         let include_root = self.include_root.as_deref();
+        let dir = open_dir(&self.dir);
         for m in deferred {
             if stop.load(std::sync::atomic::Ordering::Relaxed) {
                 return Ok(None);
             }
-            let read = read_migration(&m.path, &root, include_root, vars, false)?;
+            let read = read_migration(&m.path, dir.as_ref(), &root, include_root, vars, false)?;
             if *read.checksum != *m.checksum {
                 return Err(SourceError::Changed {
                     path: m.path.clone(),
@@ -665,8 +666,8 @@ fn read_migrations(
         .collect())
 }
 
-/// [`read_migration`] of each of `paths`, in their order: in parallel when there are
-/// many; on errors, the error of the first file that has one.
+/// [`read_migration`] of each of `paths`, entries of `dir`, in their order: in
+/// parallel when there are many; on errors, the error of the first file that has one.
 fn read_files(
     paths: &[&Path],
     dir: &Path,
@@ -683,7 +684,8 @@ fn read_files(
         .map_or(1, std::num::NonZeroUsize::get)
         .min(8)
         .min(paths.len().div_ceil(64));
-    let read = |path: &Path| read_migration(path, &root, include_root, vars, defer);
+    let dir = open_dir(dir);
+    let read = |path: &Path| read_migration(path, dir.as_ref(), &root, include_root, vars, defer);
     if threads <= 1 {
         return paths.iter().map(|path| read(path)).collect();
     }
@@ -758,17 +760,30 @@ impl FileRead {
     }
 }
 
+/// `dir` open, for opening its entries by name ([`read_migration`]); `None` when it
+/// cannot be opened, and they are opened by their paths.
+fn open_dir(dir: &Path) -> Option<std::fs::File> {
+    std::fs::File::open(dir).ok()
+}
+
 /// Reads one native migration file: its directives, checksum and statements; with
-/// `defer`, a small file that [`hash_only`] allows is only hashed.
+/// `defer`, a small file that [`hash_only`] allows is only hashed. `dir`, when
+/// given, is the open directory `path` is an entry of: the file is opened by its
+/// name in it.
 fn read_migration(
     path: &Path,
+    dir: Option<&std::fs::File>,
     root: &Path,
     include_root: Option<&Path>,
     vars: &Variables,
     defer: bool,
 ) -> Result<FileRead, SourceError> {
     use std::io::Read;
-    let (mut file, len) = crate::script::open_regular_len(path).map_err(|e| match e {
+    let opened = match (dir, path.file_name()) {
+        (Some(dir), Some(name)) => crate::script::open_regular_len_at(dir, name),
+        _ => crate::script::open_regular_len(path),
+    };
+    let (mut file, len) = opened.map_err(|e| match e {
         crate::script::OpenError::Io(cause) => SourceError::File {
             path: path.to_path_buf(),
             cause,

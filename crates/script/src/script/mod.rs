@@ -44,7 +44,7 @@ use crate::lexer::ChunkKind;
 pub(crate) use checksum::Checksum;
 pub use conditional::parse_bool;
 use reader::Reader;
-pub(crate) use reader::{OpenError, open_regular, open_regular_len};
+pub(crate) use reader::{OpenError, open_regular, open_regular_len, open_regular_len_at};
 pub use variables::{Edit, Variables, interpolate, unmap_offset};
 
 /// Where something is in a file.

@@ -95,6 +95,24 @@ pub(crate) fn open_regular_len(path: &Path) -> Result<(File, u64), OpenError> {
         .custom_flags(libc::O_NONBLOCK)
         .open(path)
         .map_err(OpenError::Io)?;
+    regular_len(file)
+}
+
+/// [`open_regular_len`] of the entry `name` of the open directory `dir`: the kernel
+/// looks up one name, not every component of the directory's path again.
+pub(crate) fn open_regular_len_at(
+    dir: &File,
+    name: &std::ffi::OsStr,
+) -> Result<(File, u64), OpenError> {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let fd =
+        rustix::fs::openat(dir, name, flags, Mode::empty()).map_err(|e| OpenError::Io(e.into()))?;
+    regular_len(File::from(fd))
+}
+
+/// `file` and its length, if it is a regular file.
+fn regular_len(file: File) -> Result<(File, u64), OpenError> {
     let meta = file.metadata().map_err(OpenError::Io)?;
     if meta.is_dir() {
         return Err(OpenError::Directory);
