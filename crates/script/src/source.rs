@@ -527,10 +527,10 @@ impl Source {
     }
 
     /// Lexes the files that were only hashed, as a read without
-    /// [`SourceOptions::defer_lex`] would have, for [`Source::take_lexed`]. On one
-    /// thread: it runs while the run waits for the history, which needs a core
-    /// too. Stops, with `Ok(None)`, once `stop` is set: the files are then left
-    /// as they are.
+    /// [`SourceOptions::defer_lex`] would have, for [`Source::take_lexed`]: the
+    /// hashed files from the `from`-th on, on at most `threads` threads. Once
+    /// `stop` is set no other file is started: the result then holds the first
+    /// ones only ([`Lexed::len`]), and a later call can go on from there.
     ///
     /// # Errors
     /// What [`Source::read`] reports for such a file, and [`SourceError::Changed`]
@@ -538,22 +538,22 @@ impl Source {
     pub fn lex_deferred(
         &self,
         vars: &Variables,
-        stop: &std::sync::atomic::AtomicBool,
-    ) -> Result<Option<Lexed>, SourceError> {
-        let mut lexed = Vec::new();
-        let mut deferred = self.migrations.iter().filter(|m| m.deferred).peekable();
-        if deferred.peek().is_none() {
-            return Ok(Some(Lexed(lexed)));
-        }
-        // Includes are checked against the canonical directory, as in a read.
-        let root = crate::script::canonical_root(&self.dir)?;
+        from: usize,
+        threads: usize,
+        stop: Option<&std::sync::atomic::AtomicBool>,
+    ) -> Result<Lexed, SourceError> {
+        let deferred: Vec<&Migration> = self
+            .migrations
+            .iter()
+            .filter(|m| m.deferred)
+            .skip(from)
+            .collect();
+        let paths: Vec<&Path> = deferred.iter().map(|m| m.path.as_path()).collect();
         let include_root = self.include_root.as_deref();
-        let dir = open_dir(&self.dir);
-        for m in deferred {
-            if stop.load(std::sync::atomic::Ordering::Relaxed) {
-                return Ok(None);
-            }
-            let read = read_migration(&m.path, dir.as_ref(), &root, include_root, vars, false)?;
+        let limits = ReadLimits { threads, stop };
+        let reads = read_files(&paths, &self.dir, include_root, vars, false, limits)?;
+        let mut lexed = Vec::with_capacity(reads.len());
+        for (m, read) in deferred.iter().zip(reads) {
             if *read.checksum != *m.checksum {
                 return Err(SourceError::Changed {
                     path: m.path.clone(),
@@ -561,11 +561,12 @@ impl Source {
             }
             lexed.push((read.statements, read.controls_transaction));
         }
-        Ok(Some(Lexed(lexed)))
+        Ok(Lexed(lexed))
     }
 
-    /// Takes in what [`Source::lex_deferred`] learnt: afterwards every file's
-    /// statement count is known, and no file is deferred.
+    /// Takes in what [`Source::lex_deferred`] learnt, for the first files still
+    /// hashed only: afterwards their statement counts are known, and they are no
+    /// longer deferred. Batches are taken in the order they were lexed in.
     pub fn take_lexed(&mut self, lexed: Lexed) {
         let deferred = self.migrations.iter_mut().filter(|m| m.deferred);
         for (m, (statements, controls_transaction)) in deferred.zip(lexed.0) {
@@ -574,11 +575,36 @@ impl Source {
             m.deferred = false;
         }
     }
+
+    /// How many files are only hashed.
+    pub fn deferred(&self) -> usize {
+        self.migrations.iter().filter(|m| m.deferred).count()
+    }
 }
 
 /// What [`Source::lex_deferred`] learnt of the files a read only hashed, in their order.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Lexed(Vec<(usize, bool)>);
+
+impl Lexed {
+    /// How many files were lexed.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether no file was lexed.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// How [`read_files`] may read: on at most `threads` threads, starting no file
+/// once `stop` is set.
+#[derive(Clone, Copy)]
+struct ReadLimits<'a> {
+    threads: usize,
+    stop: Option<&'a std::sync::atomic::AtomicBool>,
+}
 
 /// Reads a file through once (see [`Script::summarize`]).
 fn summarize(
@@ -657,7 +683,11 @@ fn read_migrations(
     defer: bool,
 ) -> Result<Vec<Migration>, SourceError> {
     let paths: Vec<&Path> = entries.iter().map(|(_, path)| path.as_path()).collect();
-    let reads = read_files(&paths, dir, include_root, vars, defer)?;
+    let limits = ReadLimits {
+        threads: 8,
+        stop: None,
+    };
+    let reads = read_files(&paths, dir, include_root, vars, defer, limits)?;
     // `read_files` returns one read per path, in order, or an error.
     Ok(reads
         .into_iter()
@@ -667,14 +697,19 @@ fn read_migrations(
 }
 
 /// [`read_migration`] of each of `paths`, entries of `dir`, in their order: in
-/// parallel when there are many; on errors, the error of the first file that has one.
+/// parallel when there are many; on errors, the error of the first file that has
+/// one. Once `limits.stop` is set no other file is started: the result then holds
+/// the first files only.
 fn read_files(
     paths: &[&Path],
     dir: &Path,
     include_root: Option<&Path>,
     vars: &Variables,
     defer: bool,
+    limits: ReadLimits<'_>,
 ) -> Result<Vec<FileRead>, SourceError> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let stopped = || limits.stop.is_some_and(|stop| stop.load(Relaxed));
     if paths.is_empty() {
         return Ok(Vec::new());
     }
@@ -682,12 +717,16 @@ fn read_files(
     let root = crate::script::canonical_root(dir)?;
     let threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZeroUsize::get)
-        .min(8)
+        .min(limits.threads)
         .min(paths.len().div_ceil(64));
     let dir = open_dir(dir);
     let read = |path: &Path| read_migration(path, dir.as_ref(), &root, include_root, vars, defer);
     if threads <= 1 {
-        return paths.iter().map(|path| read(path)).collect();
+        return paths
+            .iter()
+            .take_while(|_| !stopped())
+            .map(|path| read(path))
+            .collect();
     }
     // Each thread takes the next file not taken yet (files differ in size, so
     // fixed shares would leave one thread idle while the other reads), and stops
@@ -698,11 +737,10 @@ fn read_files(
     let mut done: Vec<(usize, Result<FileRead, SourceError>)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
-                let (read, next, failed) = (&read, &next, &failed);
+                let (read, next, failed, stopped) = (&read, &next, &failed, &stopped);
                 s.spawn(move || {
-                    use std::sync::atomic::Ordering::Relaxed;
                     let mut done = Vec::new();
-                    while !failed.load(Relaxed) {
+                    while !failed.load(Relaxed) && !stopped() {
                         let i = next.fetch_add(1, Relaxed);
                         let Some(path) = paths.get(i) else {
                             break;
@@ -727,8 +765,8 @@ fn read_files(
     });
     done.sort_unstable_by_key(|(i, _)| *i);
     // Files are taken in order and every taken file is read, so `done` holds the
-    // first files of `paths`, each once, in order (all of them unless an error
-    // ended the read early).
+    // first files of `paths`, each once, in order (all of them unless an error or
+    // `stop` ended the read early).
     debug_assert!(done.iter().enumerate().all(|(j, (i, _))| *i == j));
     done.into_iter().map(|(_, read)| read).collect()
 }
@@ -1099,18 +1137,34 @@ mod tests {
                 (&h.version, &h.checksum, h.transactional(), h.repeatable)
             );
         }
-        let stop = std::sync::atomic::AtomicBool::new(false);
-        let lexed = hashed.lex_deferred(&vars, &stop).unwrap().unwrap();
+        let lexed = hashed.lex_deferred(&vars, 0, 2, None).unwrap();
+        assert_eq!(lexed.len(), hashed.deferred());
         let mut lexed_source = hashed.clone();
         lexed_source.take_lexed(lexed);
         assert_eq!(lexed_source.migrations, full.migrations);
-        // Stopped: nothing is lexed, the files stay deferred.
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        assert!(hashed.lex_deferred(&vars, &stop).unwrap().is_none());
-        stop.store(false, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(lexed_source.deferred(), 0);
+        // Stopped before the first file, then gone on with from where it stopped;
+        // and in two batches of one and the rest, taken in order.
+        let stop = std::sync::atomic::AtomicBool::new(true);
+        let none = hashed.lex_deferred(&vars, 0, 1, Some(&stop)).unwrap();
+        assert!(none.is_empty());
+        let rest = hashed.lex_deferred(&vars, none.len(), 2, None).unwrap();
+        let mut lexed_source = hashed.clone();
+        lexed_source.take_lexed(none);
+        lexed_source.take_lexed(rest);
+        assert_eq!(lexed_source.migrations, full.migrations);
+        let mut one = hashed.lex_deferred(&vars, 0, 1, None).unwrap();
+        one.0.truncate(1);
+        let rest = hashed.lex_deferred(&vars, 1, 1, None).unwrap();
+        assert_eq!(rest.len(), hashed.deferred() - 1);
+        let mut lexed_source = hashed.clone();
+        lexed_source.take_lexed(one);
+        assert_eq!(lexed_source.deferred(), hashed.deferred() - 1);
+        lexed_source.take_lexed(rest);
+        assert_eq!(lexed_source.migrations, full.migrations);
         // A file that changed since it was hashed, and one that does not lex.
         std::fs::write(dir.join("002.sql"), "create table b2 (id int);\n").unwrap();
-        let err = hashed.lex_deferred(&vars, &stop).unwrap_err();
+        let err = hashed.lex_deferred(&vars, 0, 1, None).unwrap_err();
         assert!(
             matches!(&err, SourceError::Changed { path } if path.ends_with("002.sql")),
             "{err}"
@@ -1119,7 +1173,7 @@ mod tests {
         std::fs::write(dir.join("001.sql"), "select 'unterminated;\n").unwrap();
         let hashed = Source::read(&dir, &vars, &options(true)).unwrap();
         assert!(hashed.migrations[0].deferred);
-        let err = hashed.lex_deferred(&vars, &stop).unwrap_err();
+        let err = hashed.lex_deferred(&vars, 0, 2, None).unwrap_err();
         assert!(err.to_string().contains("001.sql"), "{err}");
         assert!(Source::read(&dir, &vars, &options(false)).is_err());
         std::fs::remove_dir_all(&dir).unwrap();

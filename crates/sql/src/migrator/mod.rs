@@ -32,7 +32,7 @@ use crate::events::{Event, FileReport, FileStatus, MissingReport, Report};
 use crate::history::{HistoryError, HistoryRow, HistoryTable, NewRow, RowKind};
 use crate::lock::{LockError, MigrationLock};
 use crate::script::{Item, Location, Script, ScriptError, Variables, unmap_offset};
-use crate::source::{Migration, Source, SourceError};
+use crate::source::{Lexed, Migration, Source, SourceError};
 
 mod adopt;
 mod baseline;
@@ -225,16 +225,16 @@ where
             }
         };
         // Files only hashed are lexed while the history is on its way, and
-        // reported at once if one does not lex; a history that has every file
-        // applied as it is stops that.
+        // reported at once if one does not lex; on one thread, as the history's
+        // rows need the other core. The history stops it (below).
         let mut lexing = {
             let (source, stop) = (Arc::clone(&source), Arc::clone(&stop));
             let vars = options.variables.clone();
             Box::pin(async move {
                 if !source.has_deferred() {
-                    return Ok(None);
+                    return Ok(Lexed::default());
                 }
-                let lex = move || source.lex_deferred(&vars, &stop);
+                let lex = move || source.lex_deferred(&vars, 0, 1, Some(&stop));
                 joined(tokio::task::spawn_blocking(lex).await)
             })
         };
@@ -252,27 +252,38 @@ where
         (source, opened, lexing, lexed)
     };
     let settled = opened.map(|opened| settle(opened, &source, options));
-    let lexed = if matches!(&settled, Ok(Settled::Ends(_, rec)) if !rec.any_pending()) {
+    // The history is here: the lexing on one thread stops either way.
+    stop.store(true, Ordering::Relaxed);
+    let batches = if matches!(&settled, Ok(Settled::Ends(_, rec)) if !rec.any_pending()) {
         // Every file is applied with its checksum: the bytes it had when it was
-        // lexed and ran, so lexing it again is not needed. The lexing stops; an
-        // error it meets from here on is not reported (one it met before the
-        // history arrived was). Waited for only so that its threads end.
-        stop.store(true, Ordering::Relaxed);
+        // lexed and ran, so lexing it again is not needed. An error the lexing
+        // meets from here on is not reported (one it met before the history
+        // arrived was). Waited for only so that its thread ends.
         if lexed.is_none() {
             let _ = (&mut lexing).await;
         }
-        None
+        Vec::new()
     } else {
-        match lexed {
+        // Anything else lexes every hashed file before it goes on: from where
+        // the lexing stopped, now on every core.
+        let first = match lexed {
             Some(lexed) => lexed,
             None => (&mut lexing).await?,
+        };
+        let from = first.len();
+        let mut batches = vec![first];
+        if from < source.deferred() {
+            let (source, vars) = (Arc::clone(&source), options.variables.clone());
+            let lex = move || source.lex_deferred(&vars, from, 8, None);
+            batches.push(joined(tokio::task::spawn_blocking(lex).await)?);
         }
+        batches
     };
-    // The lexing task has ended (or never started): its share of the source is
-    // gone, so this does not copy it.
+    // The lexing tasks have ended (or never started): their shares of the source
+    // are gone, so this does not copy it.
     drop(lexing);
     let mut source = Arc::try_unwrap(source).unwrap_or_else(|shared| (*shared).clone());
-    if let Some(lexed) = lexed {
+    for lexed in batches {
         source.take_lexed(lexed);
     }
     source_warnings(&source, events);
