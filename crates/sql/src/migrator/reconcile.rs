@@ -41,11 +41,12 @@ pub fn reconcile_rows(source: &Source, history: Vec<HistoryRow>) -> Reconciled {
         .enumerate()
         .map(|(i, m)| (&*m.version, i))
         .collect();
-    // One pass over the rows, each looked up once: the file it belongs to, and
-    // the newest applied version. Versions compare as the source's layout orders
-    // them (byte-wise for native files); repeatable files have no place in that
-    // order (the last of equal ones, as `max_by`). The newest row of each file wins (later rows replace earlier ones);
-    // the others stay where they are and are dropped with `history`.
+    // One pass over the rows, each looked up once: the file it belongs to, and the
+    // newest applied version (of equal ones the last, as `max_by` gives). Versions
+    // compare as the source's layout orders them (byte-wise for native files);
+    // repeatable files have no place in that order. The newest row of each file
+    // wins (later rows replace earlier ones); the others stay where they are and
+    // are dropped with `history`.
     let file_of: Vec<Option<usize>> = history
         .iter()
         .map(|r| files_by_version.get(r.version.as_str()).copied())
