@@ -112,7 +112,7 @@ fn applied_files_are_skipped_and_new_ones_applied() {
 }
 
 /// A rerun first only hashes the files that lexing could not change (see
-/// docs/runner.md); once one of them is pending, every such file is lexed before
+/// docs/sql-engine.md); once one of them is pending, every such file is lexed before
 /// the lock is taken: one that does not lex still stops the run, nothing applied.
 #[test]
 fn a_rerun_with_a_pending_file_that_does_not_lex_applies_nothing() {

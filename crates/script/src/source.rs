@@ -66,8 +66,8 @@ pub struct Migration {
     /// Only these lines of the file run (dbmate's and goose's "up" block).
     pub section: Option<Section>,
     /// Only hashed so far, not lexed (see [`SourceOptions::defer_lex`]): `statements`
-    /// is 0 until [`Source::lex_deferred`] reads it again. Its checksum and
-    /// transaction mode are already what a full read gives.
+    /// is 0 until [`Source::take_lexed`] takes in what [`Source::lex_deferred`]
+    /// read. Its checksum and transaction mode are already what a full read gives.
     pub deferred: bool,
 }
 
@@ -272,8 +272,8 @@ pub struct SourceOptions {
     /// Only hash the native files whose lexing could tell nothing but their
     /// statement count and whether they lex (see [`Migration::deferred`]): a run
     /// that finds them applied with the same checksum needs nothing else of them.
-    /// Whoever runs, plans or lists their statements calls [`Source::lex_deferred`]
-    /// first.
+    /// Whoever runs, plans or lists their statements lexes them first
+    /// ([`Source::lex_deferred`], then [`Source::take_lexed`]).
     pub defer_lex: bool,
 }
 
@@ -521,11 +521,6 @@ impl Source {
         self.migrations.iter().find(|m| *m.version == *version)
     }
 
-    /// Whether some files were only hashed (see [`SourceOptions::defer_lex`]).
-    pub fn has_deferred(&self) -> bool {
-        self.migrations.iter().any(|m| m.deferred)
-    }
-
     /// Lexes the files that were only hashed, as a read without
     /// [`SourceOptions::defer_lex`] would have, for [`Source::take_lexed`]: the
     /// hashed files from the `from`-th on, on at most `threads` threads. Once
@@ -576,7 +571,7 @@ impl Source {
         }
     }
 
-    /// How many files are only hashed.
+    /// How many files are only hashed (see [`SourceOptions::defer_lex`]).
     pub fn deferred(&self) -> usize {
         self.migrations.iter().filter(|m| m.deferred).count()
     }

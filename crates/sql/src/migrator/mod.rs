@@ -231,7 +231,7 @@ where
             let (source, stop) = (Arc::clone(&source), Arc::clone(&stop));
             let vars = options.variables.clone();
             Box::pin(async move {
-                if !source.has_deferred() {
+                if source.deferred() == 0 {
                     return Ok(Lexed::default());
                 }
                 let lex = move || source.lex_deferred(&vars, 0, 1, Some(&stop));
