@@ -251,9 +251,10 @@ where
         };
         (source, opened, lexing, lexed)
     };
-    let settled = opened.map(|opened| settle(opened, &source, options));
-    // The history is here: the lexing on one thread stops either way.
+    // The history is here: the lexing on one thread stops either way, and leaves
+    // the core (and its memory) to the reconciliation.
     stop.store(true, Ordering::Relaxed);
+    let settled = opened.map(|opened| settle(opened, &source, options));
     let batches = if matches!(&settled, Ok(Settled::Ends(_, rec)) if !rec.any_pending()) {
         // Every file is applied with its checksum: the bytes it had when it was
         // lexed and ran, so lexing it again is not needed. An error the lexing
@@ -402,7 +403,7 @@ async fn run_opened(
 ) -> Result<(), MigrateError> {
     let mut conn = match settled {
         Settled::Ends(mut conn, rec) => {
-            return plan_and_run(&mut conn, None, source, &rec, options, events, report).await;
+            return plan_and_run(&mut conn, None, source, rec, options, events, report).await;
         }
         Settled::Locks(conn) => conn,
     };
@@ -439,7 +440,7 @@ async fn run_opened(
             &mut conn,
             Some(session),
             source,
-            &rec,
+            rec,
             options,
             events,
             report,

@@ -35,84 +35,177 @@ pub fn reconcile(source: &Source, history: &[HistoryRow]) -> Reconciled {
 
 /// [`reconcile`], keeping the rows it is given instead of copies of them.
 pub fn reconcile_rows(source: &Source, history: Vec<HistoryRow>) -> Reconciled {
-    let files_by_version: std::collections::HashMap<&str, usize> = source
-        .migrations
-        .iter()
-        .enumerate()
-        .map(|(i, m)| (&*m.version, i))
-        .collect();
-    // One pass over the rows, each looked up once: the file it belongs to, and the
-    // newest applied version (of equal ones the last, as `max_by` gives). Versions
-    // compare as the source's layout orders them (byte-wise for native files);
-    // repeatable files have no place in that order. The newest row of each file
-    // wins (later rows replace earlier ones); the others stay where they are and
-    // are dropped with `history`.
-    let file_of: Vec<Option<usize>> = history
-        .iter()
-        .map(|r| files_by_version.get(r.version.as_str()).copied())
-        .collect();
-    let mut newest_applied: Option<usize> = None;
-    let mut newest_row = vec![None; source.migrations.len()];
-    for (j, (r, file)) in history.iter().zip(&file_of).enumerate() {
-        if let Some(i) = *file {
-            newest_row[i] = Some(j);
-        }
-        let ordered = file.is_none_or(|i| !source.migrations[i].repeatable);
-        if r.success
+    let migrations = &source.migrations;
+    let mut files_by_version = VersionIndex::new(migrations);
+    // First pass, from the newest row back: each row looked up once. The first
+    // row met of a file is its newest, which decides its state (older ones are
+    // dropped); a row whose file is gone moves to `missing`. The newest applied
+    // version is followed on the way (of equal ones the last recorded: the first
+    // met). Versions compare as the source's layout orders them (byte-wise for
+    // native files); repeatable files have no place in that order.
+    let mut history: Vec<Option<HistoryRow>> = history.into_iter().map(Some).collect();
+    let mut newest_row: Vec<Option<usize>> = vec![None; migrations.len()];
+    let mut missing: Vec<HistoryRow> = Vec::new();
+    let mut newest_applied: Option<Newest> = None;
+    for j in (0..history.len()).rev() {
+        let Some(r) = &history[j] else {
+            continue;
+        };
+        let file = files_by_version.find(&r.version);
+        let ordered = file.is_none_or(|i| !migrations[i].repeatable);
+        let newer = r.success
             && ordered
-            && newest_applied
-                .is_none_or(|n| source.compare(&r.version, &history[n].version).is_ge())
-        {
-            newest_applied = Some(j);
+            && newest_applied.is_none_or(|n| {
+                let newest = match n {
+                    Newest::File(i) => &*migrations[i].version,
+                    Newest::Missing(k) => missing[k].version.as_str(),
+                };
+                source.compare(&r.version, newest).is_gt()
+            });
+        match file {
+            Some(i) => {
+                if newer {
+                    newest_applied = Some(Newest::File(i));
+                }
+                if newest_row[i].is_none() {
+                    newest_row[i] = Some(j);
+                } else {
+                    history[j] = None;
+                }
+            }
+            None => {
+                if newer {
+                    newest_applied = Some(Newest::Missing(missing.len()));
+                }
+                missing.extend(history[j].take());
+            }
         }
     }
-    let newest_applied = newest_applied.map(|n| history[n].version.clone());
-    let mut history: Vec<Option<HistoryRow>> = history.into_iter().map(Some).collect();
-    let files = source
-        .migrations
-        .iter()
-        .zip(newest_row)
-        .map(|(m, row)| {
-            let row = row.and_then(|j| history[j].take());
-            let state = match row {
-                Some(r) if r.success => {
-                    if r.checksum.as_deref() == Some(&*m.checksum) {
-                        FileState::Applied(r)
-                    } else if m.repeatable {
-                        // Changed since its last run: it runs again.
-                        FileState::Pending {
-                            previous_failure: None,
-                        }
-                    } else {
-                        FileState::Drifted(r)
-                    }
-                }
-                Some(r) if !r.transactional => FileState::Failed(r),
-                Some(r) => FileState::Pending {
-                    previous_failure: Some(r),
-                },
-                None => FileState::Pending {
-                    previous_failure: None,
-                },
-            };
-            let out_of_order = matches!(state, FileState::Pending { .. })
-                && !m.repeatable
-                && newest_applied
-                    .as_deref()
-                    .is_some_and(|n| source.compare(&m.version, n).is_lt());
-            (state, out_of_order)
-        })
-        .collect();
-    // The rows whose files are gone, in the order they were recorded. Collected in
-    // place, into the history's buffer: shrunk, or the whole history's room would
-    // stay with the (usually no) rows kept.
-    let mut missing: Vec<HistoryRow> = history
-        .into_iter()
-        .zip(file_of)
-        .filter_map(|(r, file)| if file.is_none() { r } else { None })
-        .collect();
-    missing.shrink_to_fit();
+    let newest_applied = newest_applied.map(|n| match n {
+        Newest::File(i) => &*migrations[i].version,
+        Newest::Missing(k) => missing[k].version.as_str(),
+    });
+    // Second pass, from the last file back: each state made from its row, moved
+    // out of `history`. A history recorded in the files' order empties from its
+    // end, and gives that room back as the states take theirs: a run over many
+    // applied files does not hold both whole.
+    let mut files: Vec<(FileState, bool)> = Vec::with_capacity(migrations.len());
+    for (i, m) in migrations.iter().enumerate().rev() {
+        let row = newest_row[i].and_then(|j| history[j].take());
+        let state = match row {
+            Some(r) => state_of(r, m),
+            None => FileState::Pending {
+                previous_failure: None,
+            },
+        };
+        let out_of_order = matches!(state, FileState::Pending { .. })
+            && !m.repeatable
+            && newest_applied.is_some_and(|n| source.compare(&m.version, n).is_lt());
+        files.push((state, out_of_order));
+        while history.last().is_some_and(Option::is_none) {
+            history.pop();
+        }
+        if history.capacity() - history.len() >= RELEASE_ROWS {
+            history.shrink_to_fit();
+        }
+    }
+    drop(history);
+    files.reverse();
+    // In the order they were recorded.
+    missing.reverse();
     Reconciled { files, missing }
+}
+
+/// How many emptied rows at the end of the history [`reconcile_rows`] lets
+/// accumulate before it gives their room back (about 40 KB).
+const RELEASE_ROWS: usize = 256;
+
+/// The file's state that its newest history row gives.
+fn state_of(r: HistoryRow, m: &Migration) -> FileState {
+    if r.success {
+        if r.checksum.as_deref() == Some(&*m.checksum) {
+            FileState::Applied(r)
+        } else if m.repeatable {
+            // Changed since its last run: it runs again.
+            FileState::Pending {
+                previous_failure: None,
+            }
+        } else {
+            FileState::Drifted(r)
+        }
+    } else if !r.transactional {
+        FileState::Failed(r)
+    } else {
+        FileState::Pending {
+            previous_failure: Some(r),
+        }
+    }
+}
+
+/// Where the newest applied version of a [`reconcile_rows`] is: a file's, or a
+/// missing row's.
+#[derive(Clone, Copy)]
+enum Newest {
+    File(usize),
+    Missing(usize),
+}
+
+/// The files of a source by version, for looking history rows up: the files
+/// next to the last one found are looked at first (a history recorded in the
+/// files' order, read forwards or backwards, finds each there at once). Versions are distinct: they are the files'
+/// names (paths, for layouts that read subdirectories).
+struct VersionIndex<'a> {
+    migrations: &'a [Migration],
+    /// Indices into `migrations`, by version (byte-wise); `None` when
+    /// `migrations` is in that order already (native files without repeatable ones).
+    sorted: Option<Vec<usize>>,
+    /// The last file found, whose neighbours are looked at first.
+    last: Option<usize>,
+}
+
+impl<'a> VersionIndex<'a> {
+    fn new(migrations: &'a [Migration]) -> Self {
+        let bytes = |i: usize| migrations[i].version.as_bytes();
+        let sorted = if migrations.is_sorted_by(|a, b| a.version.as_bytes() <= b.version.as_bytes())
+        {
+            None
+        } else {
+            let mut sorted: Vec<usize> = (0..migrations.len()).collect();
+            sorted.sort_unstable_by(|&a, &b| bytes(a).cmp(bytes(b)));
+            Some(sorted)
+        };
+        VersionIndex {
+            migrations,
+            sorted,
+            last: None,
+        }
+    }
+
+    /// The file with this version.
+    fn find(&mut self, version: &str) -> Option<usize> {
+        let ms = self.migrations;
+        let is = |i: usize| ms.get(i).is_some_and(|m| *m.version == *version);
+        let near = self.last.and_then(|last| {
+            let before = last.checked_sub(1).filter(|&i| is(i));
+            before.or(Some(last + 1).filter(|&i| is(i)))
+        });
+        let found = if near.is_some() {
+            near
+        } else {
+            let key = version.as_bytes();
+            match &self.sorted {
+                None => ms.binary_search_by(|m| m.version.as_bytes().cmp(key)).ok(),
+                Some(sorted) => sorted
+                    .binary_search_by(|&i| ms[i].version.as_bytes().cmp(key))
+                    .ok()
+                    .map(|k| sorted[k]),
+            }
+        };
+        if found.is_some() {
+            self.last = found;
+        }
+        found
+    }
 }
 
 impl Reconciled {

@@ -10,18 +10,33 @@ pub(super) async fn plan_and_run(
     conn: &mut Connection,
     session: Option<Session<'_>>,
     source: &Source,
-    rec: &Reconciled,
+    rec: Reconciled,
     options: &MigrateOptions,
     events: &mut dyn FnMut(Event),
     report: &mut Report,
 ) -> Result<(), MigrateError> {
     report.missing = missing_report(&rec.missing);
+    let problems = rec.problems(source, options);
+    // The pending files, each with whether a failed attempt of it is on record.
+    let pending: Vec<(usize, bool)> = rec
+        .files
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (state, _))| match state {
+            FileState::Pending { previous_failure } => Some((i, previous_failure.is_some())),
+            _ => None,
+        })
+        .collect();
     // One row per file of `source.migrations`, in the same order, before anything
-    // can fail: the rows of files that do not run say why.
-    let files = source.migrations.iter().zip(&rec.files);
-    report.files = files
-        .map(|(m, (state, ooo))| {
-            let mut s = state_report(m, state, *ooo);
+    // can fail: the rows of files that do not run say why. Each is made from its
+    // file's state, which nothing needs after: in its place (the states' vector
+    // holds the rows), so that a run over many files does not hold both.
+    report.files = rec
+        .files
+        .into_iter()
+        .enumerate()
+        .map(|(i, (state, ooo))| {
+            let mut s = state_report(&source.migrations[i], &state, ooo);
             if s.status == FileStatus::Applied || s.status == FileStatus::Baselined {
                 s.status = FileStatus::Skipped;
             } else if s.status == FileStatus::Pending && !options.dry_run {
@@ -50,23 +65,15 @@ pub(super) async fn plan_and_run(
             });
         }
     }
-    let problems = rec.problems(source, options);
     if !problems.is_empty() {
         return Err(MigrateError::NeedsPerson(problems));
     }
-    let pending: Vec<usize> = rec
-        .files
-        .iter()
-        .enumerate()
-        .filter(|(_, (s, _))| matches!(s, FileState::Pending { .. }))
-        .map(|(i, _)| i)
-        .collect();
     events(Event::Planned {
-        applied: rec.files.len() - pending.len(),
+        applied: report.files.len() - pending.len(),
         pending: pending.len(),
     });
     let Some(session) = session else {
-        for &i in &pending {
+        for &(i, _) in &pending {
             let m = &source.migrations[i];
             events(Event::WouldApply {
                 version: m.version.to_string(),
@@ -93,7 +100,6 @@ pub(super) async fn plan_and_run(
         &runner,
         &session,
         source,
-        rec,
         options,
         &pending,
         &mut unflushed,
@@ -107,8 +113,9 @@ pub(super) async fn plan_and_run(
     outcome
 }
 
-/// Applies `pending` in order (see [`plan_and_run`]); `unflushed` is set once a
-/// file committed without waiting for the disk.
+/// Applies `pending` in order (see [`plan_and_run`]): each file's index in
+/// `source.migrations`, and whether a failed attempt of it is on record;
+/// `unflushed` is set once a file committed without waiting for the disk.
 #[allow(
     clippy::too_many_arguments,
     reason = "the loop of plan_and_run, moved out so that its early returns pass one place"
@@ -117,17 +124,16 @@ async fn apply_pending(
     runner: &Runner<'_>,
     session: &Session<'_>,
     source: &Source,
-    rec: &Reconciled,
     options: &MigrateOptions,
-    pending: &[usize],
+    pending: &[(usize, bool)],
     unflushed: &mut bool,
     events: &mut dyn FnMut(Event),
     report: &mut Report,
 ) -> Result<(), MigrateError> {
     // Every file but the last commits without waiting for the disk; the last
     // one's commit waits for theirs too (see `Flush`).
-    let last = pending.last().copied();
-    for &i in pending {
+    let last = pending.last().map(|&(i, _)| i);
+    for &(i, previous_failure) in pending {
         let m = &source.migrations[i];
         let flush = if Some(i) == last {
             Flush::Now
@@ -142,12 +148,6 @@ async fn apply_pending(
         } else {
             session.lock.check().await?;
         }
-        let previous_failure = matches!(
-            &rec.files[i].0,
-            FileState::Pending {
-                previous_failure: Some(_)
-            }
-        );
         events(Event::FileStarted {
             version: m.version.to_string(),
             transactional: m.transactional(),

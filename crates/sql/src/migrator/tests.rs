@@ -144,3 +144,58 @@ fn reconcile_orders_versions_by_layout_and_reruns_changed_repeatables() {
     let r = reconcile(&s, &history);
     assert!(matches!(r.files[2], (FileState::Pending { .. }, true)));
 }
+
+#[test]
+fn reconcile_takes_each_files_newest_row_and_keeps_gone_files_rows_in_recorded_order() {
+    let mut s = src(&[
+        ("1.sql", "a;"),
+        ("2.sql", "b;"),
+        ("3.sql", "c;"),
+        ("4.sql", "d;"),
+        ("0-views.sql", "v;"),
+    ]);
+    // A repeatable file runs last: the files are not in byte order.
+    s.migrations[4].repeatable = true;
+    let c = |i: usize| s.migrations[i].checksum.to_string();
+    let rows = [
+        row("3.sql", &c(2), false, true),
+        row("1.sql", &c(0), true, true),
+        row("x.sql", "gone", true, true),
+        row("3.sql", &c(2), true, true),
+        row("2.sql", &c(1), true, true),
+        row("2.sql", &c(1), false, false),
+        row("y.sql", "gone", false, true),
+        row("0-views.sql", &c(4), true, true),
+    ];
+    let history: Vec<HistoryRow> = rows
+        .into_iter()
+        .zip(1..)
+        .map(|(r, id)| HistoryRow { id, ..r })
+        .collect();
+    let r = reconcile(&s, &history);
+    let id = |state: &FileState| match state {
+        FileState::Applied(r) | FileState::Drifted(r) | FileState::Failed(r) => Some(r.id),
+        FileState::Pending { previous_failure } => previous_failure.as_ref().map(|r| r.id),
+    };
+    let states: Vec<_> = r.files.iter().map(|(s, ooo)| (id(s), *ooo)).collect();
+    // 3.sql's success replaced its failed attempt, 2.sql's failure its success;
+    // 4.sql is pending and sorts before x.sql, applied and gone.
+    assert_eq!(
+        states,
+        [
+            (Some(2), false),
+            (Some(6), false),
+            (Some(4), false),
+            (None, true),
+            (Some(8), false)
+        ]
+    );
+    assert!(matches!(r.files[1].0, FileState::Failed(_)));
+    assert!(matches!(r.files[4].0, FileState::Applied(_)));
+    let missing: Vec<_> = r
+        .missing
+        .iter()
+        .map(|m| (m.id, m.version.as_str()))
+        .collect();
+    assert_eq!(missing, [(3, "x.sql"), (7, "y.sql")]);
+}
