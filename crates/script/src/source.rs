@@ -458,13 +458,29 @@ impl Source {
         };
         let mut entries = Vec::new();
         let mut warnings = Vec::new();
-        for entry in std::fs::read_dir(dir).map_err(dir_err)? {
-            let entry = entry.map_err(dir_err)?;
-            let path = entry.path();
-            // The name as the path holds it: one allocation per entry, not three.
-            let Some(name) = path.file_name().and_then(std::ffi::OsStr::to_str) else {
-                if entry.file_name().as_encoded_bytes().ends_with(b".sql") {
-                    return Err(SourceError::NameNotUtf8 { path });
+        // Listed with the names as the kernel gives them, borrowed: each entry
+        // costs its name (shared with the reports) and its path, the path no
+        // larger than it is (a file's path is held as long as the run).
+        use std::os::unix::ffi::OsStrExt as _;
+        let prefix = dir.as_os_str().as_encoded_bytes();
+        let separator = usize::from(!prefix.is_empty() && !prefix.ends_with(b"/"));
+        for entry in list_dir(dir).map_err(dir_err)? {
+            let entry = entry.map_err(|e| dir_err(e.into()))?;
+            let bytes = entry.file_name().to_bytes();
+            if bytes == b"." || bytes == b".." {
+                continue;
+            }
+            let path_of = |bytes: &[u8]| {
+                let mut path = PathBuf::with_capacity(prefix.len() + separator + bytes.len());
+                path.push(dir);
+                path.push(std::ffi::OsStr::from_bytes(bytes));
+                path
+            };
+            let Ok(name) = std::str::from_utf8(bytes) else {
+                if bytes.ends_with(b".sql") {
+                    return Err(SourceError::NameNotUtf8 {
+                        path: path_of(bytes),
+                    });
                 }
                 continue;
             };
@@ -478,6 +494,7 @@ impl Source {
                 }
                 continue;
             }
+            let path = path_of(bytes);
             if name.chars().any(char::is_control) {
                 return Err(SourceError::NameNotPrintable { path });
             }
@@ -503,10 +520,30 @@ impl Source {
                 });
             }
         }
-        let mut migrations = read_migrations(entries, dir, include_root, vars, defer)?;
+        // The files' entries become their migrations before the files are read:
+        // the read fills them in, so the names and paths are not held twice.
+        let unread: std::sync::Arc<str> = std::sync::Arc::from("");
+        let mut migrations: Vec<Migration> = entries
+            .into_iter()
+            .map(|(version, path)| Migration {
+                version,
+                path,
+                checksum: unread.clone(),
+                no_transaction: false,
+                controls_transaction: false,
+                statements: 0,
+                repeatable: false,
+                section: None,
+                deferred: false,
+            })
+            .collect();
+        read_migrations(&mut migrations, dir, include_root, vars, defer)?;
         warnings.extend(numeric_order_warnings(&migrations));
-        // Repeatable files run after every versioned one (the sort is stable).
-        migrations.sort_by_key(|m| m.repeatable);
+        // Repeatable files run after every versioned one (the sort is stable;
+        // when there are none, nothing is moved and no room is taken to sort).
+        if !migrations.is_sorted_by_key(|m| m.repeatable) {
+            migrations.sort_by_key(|m| m.repeatable);
+        }
         Ok(Source {
             dir: dir.to_path_buf(),
             migrations,
@@ -666,29 +703,29 @@ fn read_head(path: &Path) -> Result<String, SourceError> {
     Ok(String::from_utf8_lossy(&head).into_owned())
 }
 
-/// Reads the native files, in parallel when there are many, each once: one open, one
-/// read of its head (the whole of a small file), the rest as the [`Script`] streams
-/// it. The result is in the order of `entries`; on errors, the error of the first
-/// file that has one (the one a file-by-file read would stop at).
+/// Reads the native files of `migrations`, in parallel when there are many, each
+/// once: one open, one read of its head (the whole of a small file), the rest as
+/// the [`Script`] streams it; and fills in what each read learnt. On errors, the
+/// error of the first file that has one (the one a file-by-file read would stop at).
 fn read_migrations(
-    entries: Vec<(std::sync::Arc<str>, PathBuf)>,
+    migrations: &mut [Migration],
     dir: &Path,
     include_root: Option<&Path>,
     vars: &Variables,
     defer: bool,
-) -> Result<Vec<Migration>, SourceError> {
-    let paths: Vec<&Path> = entries.iter().map(|(_, path)| path.as_path()).collect();
+) -> Result<(), SourceError> {
+    let paths: Vec<&Path> = migrations.iter().map(|m| m.path.as_path()).collect();
     let limits = ReadLimits {
         threads: 8,
         stop: None,
     };
     let reads = read_files(&paths, dir, include_root, vars, defer, limits)?;
+    drop(paths);
     // `read_files` returns one read per path, in order, or an error.
-    Ok(reads
-        .into_iter()
-        .zip(entries)
-        .map(|(read, (version, path))| read.migration(version, path))
-        .collect())
+    for (m, read) in migrations.iter_mut().zip(reads) {
+        read.fill(m);
+    }
+    Ok(())
 }
 
 /// [`read_migration`] of each of `paths`, entries of `dir`, in their order: in
@@ -725,45 +762,60 @@ fn read_files(
     }
     // Each thread takes the next file not taken yet (files differ in size, so
     // fixed shares would leave one thread idle while the other reads), and stops
-    // at its first error; files are taken in order, so every file before the
-    // first failing one is read, and that error is the one reported.
+    // at its first error; files are taken in order and every taken file is read,
+    // so every file before the first failing one is read, and that error is the
+    // one reported. Each read goes to its file's place: no list per thread, and
+    // no merging of them, beside the files at the read's peak of memory.
     let next = std::sync::atomic::AtomicUsize::new(0);
     let failed = std::sync::atomic::AtomicBool::new(false);
-    let mut done: Vec<(usize, Result<FileRead, SourceError>)> = std::thread::scope(|s| {
+    let reads: Vec<std::sync::OnceLock<FileRead>> =
+        paths.iter().map(|_| std::sync::OnceLock::new()).collect();
+    let first_error: std::sync::Mutex<Option<(usize, SourceError)>> = std::sync::Mutex::new(None);
+    std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 let (read, next, failed, stopped) = (&read, &next, &failed, &stopped);
+                let (reads, first_error) = (&reads, &first_error);
                 s.spawn(move || {
-                    let mut done = Vec::new();
                     while !failed.load(Relaxed) && !stopped() {
                         let i = next.fetch_add(1, Relaxed);
                         let Some(path) = paths.get(i) else {
                             break;
                         };
-                        let result = read(path);
-                        if result.is_err() {
-                            failed.store(true, Relaxed);
+                        match read(path) {
+                            // Each index is taken once: its place is empty.
+                            Ok(done) => drop(reads[i].set(done)),
+                            Err(e) => {
+                                failed.store(true, Relaxed);
+                                let mut first = first_error
+                                    .lock()
+                                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                                if first.as_ref().is_none_or(|(j, _)| i < *j) {
+                                    *first = Some((i, e));
+                                }
+                            }
                         }
-                        done.push((i, result));
                     }
-                    done
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| {
-                h.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
+        for h in handles {
+            h.join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        }
     });
-    done.sort_unstable_by_key(|(i, _)| *i);
-    // Files are taken in order and every taken file is read, so `done` holds the
-    // first files of `paths`, each once, in order (all of them unless an error or
-    // `stop` ended the read early).
-    debug_assert!(done.iter().enumerate().all(|(j, (i, _))| *i == j));
-    done.into_iter().map(|(_, read)| read).collect()
+    let first_error = first_error
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, e)) = first_error {
+        return Err(e);
+    }
+    // Files are taken in order and every taken file is read: the reads fill the
+    // first places (all of them unless `stop` ended the read early).
+    Ok(reads
+        .into_iter()
+        .map_while(std::sync::OnceLock::into_inner)
+        .collect())
 }
 
 /// What reading one native file learnt: a [`Migration`] but for its name and path.
@@ -778,19 +830,23 @@ struct FileRead {
 }
 
 impl FileRead {
-    fn migration(self, version: std::sync::Arc<str>, path: PathBuf) -> Migration {
-        Migration {
-            version,
-            path,
-            checksum: self.checksum,
-            no_transaction: self.no_transaction,
-            controls_transaction: self.controls_transaction,
-            statements: self.statements,
-            repeatable: self.repeatable,
-            section: None,
-            deferred: self.deferred,
-        }
+    /// Fills in `m`, the migration of the file read, with what the read learnt.
+    fn fill(self, m: &mut Migration) {
+        m.checksum = self.checksum;
+        m.no_transaction = self.no_transaction;
+        m.controls_transaction = self.controls_transaction;
+        m.statements = self.statements;
+        m.repeatable = self.repeatable;
+        m.deferred = self.deferred;
     }
+}
+
+/// The entries of `dir`, `.` and `..` among them, as `opendir(3)` lists them.
+fn list_dir(dir: &Path) -> std::io::Result<rustix::fs::Dir> {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let fd = rustix::fs::open(dir, flags, Mode::empty())?;
+    Ok(rustix::fs::Dir::new(fd)?)
 }
 
 /// `dir` open, for opening its entries by name ([`read_migration`]); `None` when it
@@ -1217,7 +1273,23 @@ mod tests {
         let s = Source::read_dir(&dir, &vars).unwrap();
         let names: Vec<_> = s.migrations.iter().map(|m| &*m.version).collect();
         assert_eq!(names, ["C.sql", "a.sql", "b.sql"]);
+        assert_eq!(s.migrations[0].path, dir.join("C.sql"));
         assert!(s.migrations[1].no_transaction);
+        // A name that is not UTF-8: ignored unless it ends in `.sql`, then refused.
+        {
+            use std::os::unix::ffi::OsStrExt as _;
+            let name = |b: &[u8]| dir.join(std::ffi::OsStr::from_bytes(b));
+            std::fs::write(name(b"\xff.txt"), "x").unwrap();
+            assert_eq!(Source::read_dir(&dir, &vars).unwrap().migrations.len(), 3);
+            std::fs::write(name(b"\xff.sql"), "select 1;").unwrap();
+            let err = Source::read_dir(&dir, &vars).unwrap_err();
+            assert!(
+                matches!(&err, SourceError::NameNotUtf8 { path } if *path == name(b"\xff.sql")),
+                "{err}"
+            );
+            std::fs::remove_file(name(b"\xff.sql")).unwrap();
+            std::fs::remove_file(name(b"\xff.txt")).unwrap();
+        }
         std::fs::write(dir.join("e.sql"), b"select 1;\n\xff").unwrap();
         let err = Source::read_dir(&dir, &vars).unwrap_err().to_string();
         assert!(err.ends_with("e.sql:2: file is not valid UTF-8"), "{err}");
