@@ -224,6 +224,9 @@ impl Report {
 }
 
 /// Serializes a shared string as the string it holds.
-fn shared_str<S: serde::Serializer>(s: &std::sync::Arc<str>, to: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn shared_str<S: serde::Serializer>(
+    s: &std::sync::Arc<str>,
+    to: S,
+) -> Result<S::Ok, S::Error> {
     to.serialize_str(s)
 }

@@ -175,7 +175,11 @@ pub struct HistoryRow {
     /// Duration in milliseconds.
     pub execution_ms: i64,
     /// Who applied it.
-    pub applied_by: String,
+    ///
+    /// Shared: the rows a [`HistoryTable::load`] reads share one string for
+    /// equal names in a row, most often all of them (one runner's pod name).
+    #[serde(serialize_with = "crate::events::shared_str")]
+    pub applied_by: std::sync::Arc<str>,
     /// Whether it succeeded.
     pub success: bool,
     /// The error of a failure.
@@ -392,9 +396,10 @@ COMMIT;"
         // No parameters to prepare for: parsed and run in one round trip.
         let rows = client.query_typed_raw(&sql, NO_PARAMS).await?;
         futures_util::pin_mut!(rows);
-        let mut out = Vec::new();
+        let mut out: Vec<HistoryRow> = Vec::new();
         while let Some(row) = rows.try_next().await? {
-            out.push(row_from(&row, self)?);
+            let previous = out.last().map(|r| &r.applied_by);
+            out.push(row_from(&row, self, previous)?);
         }
         // The rows are kept until the run reconciles them, at its peak of memory:
         // without the room the doubling left (up to as much again).
@@ -611,7 +616,12 @@ const COLUMN_NAMES: [&str; 12] = [
 
 /// Reads a row, naming the row and the column when one cannot be read (a NULL where
 /// kubemigrate always writes a value, a column of another type).
-fn row_from(r: &Row, table: &HistoryTable) -> Result<HistoryRow, HistoryError> {
+/// The row `r` holds; its `applied_by` is `previous`, shared, when equal to it.
+fn row_from(
+    r: &Row,
+    table: &HistoryTable,
+    previous: Option<&std::sync::Arc<str>>,
+) -> Result<HistoryRow, HistoryError> {
     let id: Option<i64> = r.try_get(0).ok().flatten();
     let version: Option<&str> = r.try_get(1).ok().flatten();
     let bad = |column: usize, problem: String| HistoryError::BadRow {
@@ -647,7 +657,13 @@ fn row_from(r: &Row, table: &HistoryTable) -> Result<HistoryRow, HistoryError> {
         checksum: optional(r, 3, &bad)?,
         applied_at: rfc3339_millis(required::<PgTimestamp>(r, 4, &bad)?.0),
         execution_ms: required(r, 5, &bad)?,
-        applied_by: required(r, 6, &bad)?,
+        applied_by: {
+            let by: &str = required(r, 6, &bad)?;
+            match previous {
+                Some(p) if **p == *by => std::sync::Arc::clone(p),
+                _ => by.into(),
+            }
+        },
         success: required(r, 7, &bad)?,
         error: optional(r, 8, &bad)?,
         statement: optional(r, 9, &bad)?,
@@ -690,13 +706,20 @@ fn rfc3339_millis(micros: i64) -> String {
     let second = secs.rem_euclid(86_400);
     // Days from 1970-01-01 to 2000-01-01.
     let (year, month, day) = civil_from_days(days + 10_957);
-    format!(
+    // Written into its exact size (for four-digit years): one allocation per row,
+    // and no more room than the text, for as long as the row is held.
+    use std::fmt::Write as _;
+    let mut text = String::with_capacity("2026-12-04T15:37:52.123Z".len());
+    // Writing to a String cannot fail.
+    let _ = write!(
+        text,
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
         second / 3600,
         second % 3600 / 60,
         second % 60,
         millis.rem_euclid(1000)
-    )
+    );
+    text
 }
 
 /// The proleptic Gregorian date of `days` since 1970-01-01 (Howard Hinnant's
