@@ -181,6 +181,9 @@ fn main() -> ExitCode {
             failure.exit
         }
     };
+    // The command has ended and said so: the runtime's idle threads are not waited
+    // for (nor is a file read that a failed run left behind).
+    runtime.shutdown_background();
     ExitCode::from(exit.code())
 }
 
