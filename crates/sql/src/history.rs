@@ -706,20 +706,33 @@ fn rfc3339_millis(micros: i64) -> String {
     let second = secs.rem_euclid(86_400);
     // Days from 1970-01-01 to 2000-01-01.
     let (year, month, day) = civil_from_days(days + 10_957);
-    // Written into its exact size (for four-digit years): one allocation per row,
-    // and no more room than the text, for as long as the row is held.
-    use std::fmt::Write as _;
-    let mut text = String::with_capacity("2026-12-04T15:37:52.123Z".len());
-    // Writing to a String cannot fail.
-    let _ = write!(
-        text,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        second / 3600,
-        second % 3600 / 60,
-        second % 60,
-        millis.rem_euclid(1000)
-    );
-    text
+    let (hour, minute, sec) = (second / 3600, second % 3600 / 60, second % 60);
+    let milli = millis.rem_euclid(1000);
+    if (0..=9999).contains(&year) {
+        // Digit by digit, into its exact size: one allocation per row and no
+        // formatting machinery (a history is read while the files are, on the
+        // same cores), and no more room than the text while the row is held.
+        let fields = [
+            (year, 4),
+            (month, 2),
+            (day, 2),
+            (hour, 2),
+            (minute, 2),
+            (sec, 2),
+            (milli, 3),
+        ];
+        let mut text = String::with_capacity("2026-12-04T15:37:52.123Z".len());
+        for ((value, width), after) in fields.into_iter().zip(['-', '-', 'T', ':', ':', '.', 'Z']) {
+            for place in (0..width).rev() {
+                let digit = value / 10_i64.pow(place) % 10;
+                // 0 to 9: every field is in 0..10^width here.
+                text.push(char::from(b'0' + u8::try_from(digit).unwrap_or(0)));
+            }
+            text.push(after);
+        }
+        return text;
+    }
+    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{sec:02}.{milli:03}Z")
 }
 
 /// The proleptic Gregorian date of `days` since 1970-01-01 (Howard Hinnant's
@@ -767,6 +780,9 @@ mod tests {
             (849_713_872_123_456, "2026-12-04T15:37:52.123Z"),
             (-946_684_800_000_000, "1970-01-01T00:00:00.000Z"),
             (12_654_403_199_999_999, "2400-12-31T23:59:59.999Z"),
+            (-63_113_904_000_000_000, "0000-01-01T00:00:00.000Z"),
+            (252_455_615_999_999_999, "9999-12-31T23:59:59.999Z"),
+            (252_455_616_000_000_000, "10000-01-01T00:00:00.000Z"),
             (i64::MAX, "infinity"),
         ] {
             assert_eq!(rfc3339_millis(micros), text, "{micros}");
