@@ -464,18 +464,18 @@ impl Source {
         use std::os::unix::ffi::OsStrExt as _;
         let prefix = dir.as_os_str().as_encoded_bytes();
         let separator = usize::from(!prefix.is_empty() && !prefix.ends_with(b"/"));
+        let path_of = |bytes: &[u8]| {
+            let mut path = PathBuf::with_capacity(prefix.len() + separator + bytes.len());
+            path.push(dir);
+            path.push(std::ffi::OsStr::from_bytes(bytes));
+            path
+        };
         for entry in list_dir(dir).map_err(dir_err)? {
             let entry = entry.map_err(|e| dir_err(e.into()))?;
             let bytes = entry.file_name().to_bytes();
             if bytes == b"." || bytes == b".." {
                 continue;
             }
-            let path_of = |bytes: &[u8]| {
-                let mut path = PathBuf::with_capacity(prefix.len() + separator + bytes.len());
-                path.push(dir);
-                path.push(std::ffi::OsStr::from_bytes(bytes));
-                path
-            };
             let Ok(name) = std::str::from_utf8(bytes) else {
                 if bytes.ends_with(b".sql") {
                     return Err(SourceError::NameNotUtf8 {

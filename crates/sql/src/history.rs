@@ -615,8 +615,8 @@ const COLUMN_NAMES: [&str; 12] = [
 ];
 
 /// Reads a row, naming the row and the column when one cannot be read (a NULL where
-/// kubemigrate always writes a value, a column of another type).
-/// The row `r` holds; its `applied_by` is `previous`, shared, when equal to it.
+/// kubemigrate always writes a value, a column of another type). Its `applied_by`
+/// is `previous`, shared, when equal to it.
 fn row_from(
     r: &Row,
     table: &HistoryTable,

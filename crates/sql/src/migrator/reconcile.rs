@@ -56,11 +56,9 @@ pub fn reconcile_rows(source: &Source, history: Vec<HistoryRow>) -> Reconciled {
         let newer = r.success
             && ordered
             && newest_applied.is_none_or(|n| {
-                let newest = match n {
-                    Newest::File(i) => &*migrations[i].version,
-                    Newest::Missing(k) => missing[k].version.as_str(),
-                };
-                source.compare(&r.version, newest).is_gt()
+                source
+                    .compare(&r.version, n.version(migrations, &missing))
+                    .is_gt()
             });
         match file {
             Some(i) => {
@@ -81,10 +79,7 @@ pub fn reconcile_rows(source: &Source, history: Vec<HistoryRow>) -> Reconciled {
             }
         }
     }
-    let newest_applied = newest_applied.map(|n| match n {
-        Newest::File(i) => &*migrations[i].version,
-        Newest::Missing(k) => missing[k].version.as_str(),
-    });
+    let newest_applied = newest_applied.map(|n| n.version(migrations, &missing));
     // Second pass, from the last file back: each state made from its row, moved
     // out of `history`. A history recorded in the files' order empties from its
     // end, and gives that room back as the states take theirs: a run over many
@@ -150,10 +145,21 @@ enum Newest {
     Missing(usize),
 }
 
+impl Newest {
+    /// The version it names, among `migrations` or `missing`.
+    fn version<'a>(self, migrations: &'a [Migration], missing: &'a [HistoryRow]) -> &'a str {
+        match self {
+            Newest::File(i) => &migrations[i].version,
+            Newest::Missing(k) => &missing[k].version,
+        }
+    }
+}
+
 /// The files of a source by version, for looking history rows up: the files
 /// next to the last one found are looked at first (a history recorded in the
-/// files' order, read forwards or backwards, finds each there at once). Versions are distinct: they are the files'
-/// names (paths, for layouts that read subdirectories).
+/// files' order, read forwards or backwards, finds each there at once).
+/// Versions are distinct: they are the files' names (paths, for layouts that
+/// read subdirectories).
 struct VersionIndex<'a> {
     migrations: &'a [Migration],
     /// Indices into `migrations`, by version (byte-wise); `None` when
