@@ -14,7 +14,7 @@ use crate::{LintError, rules, suggestion};
 /// The directive that silences rules for one statement.
 pub const IGNORE_DIRECTIVE: &str = "kubemigrate:lint-ignore";
 /// What every lint directive starts with (a misspelt one is an error, not a no-op).
-const DIRECTIVE_PREFIX: &str = "kubemigrate:lint-";
+pub(crate) const DIRECTIVE_PREFIX: &str = "kubemigrate:lint-";
 
 /// One ignore comment.
 #[derive(Debug, Clone)]

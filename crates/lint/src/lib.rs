@@ -90,6 +90,10 @@ pub enum LintError {
     /// `sql migrate`).
     #[error(transparent)]
     Script(#[from] ScriptError),
+    /// A file the directory's read only hashed turned out to have nothing to run
+    /// (see [`kubemigrate_sql::source::SourceOptions::defer_lex`]).
+    #[error(transparent)]
+    Source(#[from] kubemigrate_sql::source::SourceError),
     /// A policy names a rule that does not exist.
     #[error("unknown lint rule `{rule}`{}", suggestion(.rule))]
     UnknownRule {

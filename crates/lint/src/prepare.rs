@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use kubemigrate_sql::script::{Edit, Item, Location, Variables, unmap_offset};
-use kubemigrate_sql::source::Migration;
+use kubemigrate_sql::source::{Migration, SourceError};
 use squawk_linter::{Linter, Version};
 use squawk_syntax::SourceFile;
 use squawk_syntax::ast::{self, AstNode};
@@ -73,6 +73,13 @@ impl<'p> Prepared<'p> {
         let mut text = String::new();
         let mut sent: Vec<Sent> = Vec::new();
         let mut sent_bytes = 0;
+        // Whether squawk's require-lock-timeout is settled for the rest of the file:
+        // it is off, or squawk has met a `SET lock_timeout` or a statement it
+        // reports the rule on (it reports it once per file, at the first).
+        let mut lock_timeout_settled = self.policy.level(rules::REQUIRE_LOCK_TIMEOUT) == Level::Off;
+        // A routine is left out only where no ignore comment could be meant for it.
+        let ignore_comments =
+            memchr::memmem::find(&bytes, ignore::DIRECTIVE_PREFIX.as_bytes()).is_some();
         if mode == TxMode::Transaction {
             // What the engine sends around the file's statements.
             text.push_str("BEGIN;\n");
@@ -94,7 +101,24 @@ impl<'p> Prepared<'p> {
             // A statement no enabled rule can fire on is not parsed (squawk's
             // parse is most of the lint's time); a statement a variable built may
             // hold several, so it is always parsed.
-            let skip = self.skip_data_statements && edits.is_empty() && is_data_statement(&body);
+            let head = if edits.is_empty() {
+                Head::of(&body)
+            } else {
+                Head::Other
+            };
+            let skip = self.skip_data_statements
+                && match head {
+                    Head::Data => true,
+                    // Of the default rules only require-lock-timeout looks at a
+                    // CREATE FUNCTION or PROCEDURE (as at any DDL), and once it is
+                    // settled it cannot fire on one: the statement, often the
+                    // largest of its file, is not parsed.
+                    Head::Routine => lock_timeout_settled && !ignore_comments && at.path == m.path,
+                    Head::SettlesLockTimeout | Head::Other => false,
+                };
+            if head == Head::SettlesLockTimeout {
+                lock_timeout_settled = true;
+            }
             if !skip {
                 text.push_str(&body);
                 if !body.trim_end().ends_with(';') {
@@ -109,6 +133,14 @@ impl<'p> Prepared<'p> {
                 edits,
                 original,
             });
+        }
+        // A file the read only hashed is lexed here for the first time: one with
+        // nothing to run is refused as the read refuses it.
+        if m.deferred && script.finish().written == 0 {
+            return Err(SourceError::Empty {
+                path: m.path.clone(),
+            }
+            .into());
         }
         let statements = sent.len();
         if mode == TxMode::Transaction {
@@ -274,26 +306,75 @@ pub(crate) fn statement_at(sent: &[Sent], offset: usize) -> usize {
         .unwrap_or(i)
 }
 
-/// Statements that only read or write rows, or grant: none of the rules on by
-/// default looks at them (squawk's `possibly_slow_stmt` leaves them out too).
-/// `SELECT` stays (`SELECT … INTO` creates a table), and so does `WITH`.
-pub(crate) fn is_data_statement(text: &str) -> bool {
-    let kw = kubemigrate_sql::lexer::leading_keywords(text, 1);
-    matches!(
-        kw.first().map(String::as_str),
-        Some(
-            "INSERT"
-                | "UPDATE"
-                | "DELETE"
-                | "MERGE"
-                | "COPY"
-                | "GRANT"
-                | "DO"
-                | "CALL"
-                | "NOTIFY"
-                | "VALUES"
-        )
-    )
+/// What a statement's first words tell the lint, when every rule on is a default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Head {
+    /// It only reads or writes rows, or grants: none of the rules on by default
+    /// looks at it (squawk's `possibly_slow_stmt` leaves it out too). `SELECT`
+    /// is not one (`SELECT … INTO` creates a table), nor is `WITH`.
+    Data,
+    /// `CREATE [OR REPLACE] FUNCTION` or `PROCEDURE`: of the default rules, only
+    /// `require-lock-timeout` looks at it.
+    Routine,
+    /// After it, squawk's `require-lock-timeout` is settled for the file: `SET
+    /// [SESSION | LOCAL] lock_timeout`, or a statement the rule is reported on
+    /// when no timeout was set (`ALTER TABLE`, `CREATE [UNIQUE] INDEX`, `DROP
+    /// TABLE`, `DROP INDEX`).
+    SettlesLockTimeout,
+    /// Anything else.
+    Other,
+}
+
+impl Head {
+    /// The head of `text`, a statement as sent.
+    pub(crate) fn of(text: &str) -> Head {
+        let mut words = kubemigrate_sql::lexer::leading_words(text);
+        let Some(first) = words.next() else {
+            return Head::Other;
+        };
+        let is = |word: Option<&str>, keyword: &str| {
+            word.is_some_and(|w| w.eq_ignore_ascii_case(keyword))
+        };
+        const DATA: [&str; 10] = [
+            "INSERT", "UPDATE", "DELETE", "MERGE", "COPY", "GRANT", "DO", "CALL", "NOTIFY",
+            "VALUES",
+        ];
+        if DATA.iter().any(|k| first.eq_ignore_ascii_case(k)) {
+            return Head::Data;
+        }
+        let second = words.next();
+        if first.eq_ignore_ascii_case("SET") {
+            let second = if is(second, "SESSION") || is(second, "LOCAL") {
+                words.next()
+            } else {
+                second
+            };
+            if is(second, "lock_timeout") {
+                return Head::SettlesLockTimeout;
+            }
+        } else if first.eq_ignore_ascii_case("ALTER") {
+            if is(second, "TABLE") {
+                return Head::SettlesLockTimeout;
+            }
+        } else if first.eq_ignore_ascii_case("DROP") {
+            if is(second, "TABLE") || is(second, "INDEX") {
+                return Head::SettlesLockTimeout;
+            }
+        } else if first.eq_ignore_ascii_case("CREATE") {
+            let second = if is(second, "OR") && is(words.next(), "REPLACE") {
+                words.next()
+            } else {
+                second
+            };
+            if is(second, "FUNCTION") || is(second, "PROCEDURE") {
+                return Head::Routine;
+            }
+            if is(second, "INDEX") || (is(second, "UNIQUE") && is(words.next(), "INDEX")) {
+                return Head::SettlesLockTimeout;
+            }
+        }
+        Head::Other
+    }
 }
 
 /// Each statement's file and first line, for placing ignore comments.

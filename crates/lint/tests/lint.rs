@@ -227,3 +227,94 @@ fn an_ignore_of_a_rule_the_policy_turns_off_is_not_unused() {
     assert!(found(&lint_with(&files, &[], &p).unwrap()).is_empty());
     assert!(found(&lint(&files)).is_empty());
 }
+
+#[test]
+fn routines_are_left_out_once_the_lock_timeout_rule_is_settled() {
+    // A header squawk cannot parse, to see whether the statement was parsed.
+    let bad_function = "CREATE FUNCTION f( RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;\n";
+    let files = [
+        // The first DDL of its file, with no timeout set: the rule fires on it.
+        (
+            "1.sql",
+            "CREATE OR REPLACE FUNCTION g() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;\nALTER TABLE t ADD COLUMN a int;\n".to_string(),
+        ),
+        // After `SET lock_timeout`: not parsed (its syntax error unseen).
+        ("2.sql", format!("SET lock_timeout = '1s';\n{bad_function}")),
+        // After a statement the rule was reported on: not parsed either.
+        ("3.sql", format!("ALTER TABLE t ADD COLUMN b int;\n{bad_function}")),
+        // An ignore comment in the file: parsed, and the ignore is used.
+        (
+            "4.sql",
+            format!(
+                "SET lock_timeout = '1s';\n-- kubemigrate:lint-ignore syntax-error squawk reads it wrong\n{bad_function}"
+            ),
+        ),
+    ];
+    let files: Vec<(&str, &str)> = files.iter().map(|(n, b)| (*n, b.as_str())).collect();
+    let r = lint_with(&files, &[], &Policy::new()).unwrap();
+    assert_eq!(
+        found(&r),
+        [
+            "1.sql:1:1 require-lock-timeout",
+            "3.sql:1:1 require-lock-timeout"
+        ]
+    );
+    assert_eq!(r.files[1].statements, 2);
+    assert_eq!(r.files[3].ignored, 1);
+    // A rule that is not a default: every statement is parsed.
+    let mut p = Policy::new();
+    p.set("prefer-text-field", Level::Warn).unwrap();
+    let r = lint_with(&files, &[], &p).unwrap();
+    assert_eq!(
+        found(&r),
+        [
+            "1.sql:1:1 require-lock-timeout",
+            "2.sql:2:31 syntax-error",
+            "3.sql:1:1 require-lock-timeout",
+            "3.sql:2:31 syntax-error"
+        ]
+    );
+}
+
+#[test]
+fn files_read_only_hashed_are_lexed_by_the_lint() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, body: &str| std::fs::write(dir.path().join(name), body).unwrap();
+    write("1.sql", "ALTER TABLE t ADD COLUMN a int NOT NULL;\n");
+    write(
+        "2.sql",
+        "BEGIN;\nCREATE INDEX CONCURRENTLY i ON t (a);\nCOMMIT;\n",
+    );
+    let options = kubemigrate_sql::source::SourceOptions {
+        defer_lex: true,
+        ..Default::default()
+    };
+    let v = Variables::new();
+    let source = Source::read(dir.path(), &v, &options).unwrap();
+    assert!(source.migrations[0].deferred);
+    assert!(!source.migrations[1].deferred);
+    let mut p = Policy::new();
+    p.set_kubemigrate_sets_lock_timeout(true);
+    let r = lint_source(&source, &v, &p, None).unwrap();
+    let rules: Vec<(&str, usize)> = r
+        .files
+        .iter()
+        .flat_map(|f| f.findings.iter().map(move |x| (x.rule, f.statements)))
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            ("adding-required-field", 1),
+            ("prefer-robust-stmts", 3),
+            ("ban-concurrent-index-creation-in-transaction", 3)
+        ]
+    );
+    // A file with nothing to run, only hashed by the read: refused by the lint.
+    write("3.sql", "-- nothing here yet\n");
+    let source = Source::read(dir.path(), &v, &options).unwrap();
+    let err = lint_source(&source, &v, &p, None).unwrap_err();
+    assert!(
+        err.to_string().ends_with("3.sql: has no SQL statements (an empty migration is usually a mistake; add a comment and `SELECT 1;` to keep it)"),
+        "{err}"
+    );
+}

@@ -209,6 +209,18 @@ impl DirArgs {
         self.source_with(None)
     }
 
+    /// [`DirArgs::source`] for a caller that lexes every file itself (the lint): a
+    /// file whose lexing could tell nothing but its statement count is only hashed
+    /// (see [`SourceOptions::defer_lex`]), so it is lexed once, not twice.
+    pub fn source_lexed_later(&self) -> Result<Source, Failure> {
+        let options = SourceOptions {
+            defer_lex: true,
+            ..self.source_options()
+        };
+        Source::read(&self.dir, &self.variables(), &options)
+            .map_err(|e| Failure::new(Exit::Usage, e))
+    }
+
     /// The databases of `conn`, and the files read for them: with one database, with
     /// psql's automatic variables of its connection (`:DBNAME`, `:USER`, `:HOST`,
     /// `:PORT`); with several, read once, without them. The source and the

@@ -297,34 +297,50 @@ pub fn line_col(input: &str, byte_offset: usize) -> (u32, u32) {
 /// Comments between the words are skipped too. A string prefix such as the `E`
 /// of `E'…'` is not a bare word.
 pub fn leading_keywords(sql: &str, n: usize) -> Vec<String> {
-    let bytes = sql.as_bytes();
-    let len = bytes.len();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while out.len() < n {
+    leading_words(sql)
+        .take(n)
+        .map(str::to_ascii_uppercase)
+        .collect()
+}
+
+/// The bare words an SQL statement starts with, as written (compare them with
+/// `eq_ignore_ascii_case`): the words of [`leading_keywords`], without copying them.
+pub fn leading_words(sql: &str) -> LeadingWords<'_> {
+    LeadingWords { sql, at: 0 }
+}
+
+/// The iterator of [`leading_words`].
+#[derive(Debug, Clone)]
+pub struct LeadingWords<'a> {
+    sql: &'a str,
+    /// Where the next word may start; past the end once a token that is not a bare
+    /// word was met.
+    at: usize,
+}
+
+impl<'a> Iterator for LeadingWords<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let bytes = self.sql.as_bytes();
+        let len = bytes.len();
         // Skip whitespace and comments.
-        match skip_blank(bytes, i) {
-            Ok(end) => i = end,
-            Err(_) => return out,
+        let start = skip_blank(bytes, self.at).ok()?;
+        self.at = len + 1;
+        if !bytes.get(start).is_some_and(|&b| is_ident_start(b)) {
+            return None;
         }
-        match bytes.get(i) {
-            Some(&b) if is_ident_start(b) => {}
-            _ => break,
+        let mut end = start + 1;
+        while end < len && is_ident_cont(bytes[end]) {
+            end += 1;
         }
-        let start = i;
-        i += 1;
-        while i < len && is_ident_cont(bytes[i]) {
-            i += 1;
+        if string_prefix_len(bytes, start, end).is_some() {
+            return None;
         }
-        if string_prefix_len(bytes, start, i).is_some() {
-            break;
-        }
-        match sql.get(start..i) {
-            Some(word) => out.push(word.to_ascii_uppercase()),
-            None => break,
-        }
+        let word = self.sql.get(start..end)?;
+        self.at = end;
+        Some(word)
     }
-    out
 }
 
 #[cfg(test)]

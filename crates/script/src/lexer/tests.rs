@@ -697,6 +697,20 @@ fn leading_keywords_stops_at_non_words() {
     assert_eq!(leading_keywords("e x", 3), vec!["E", "X"]);
 }
 
+#[test]
+fn leading_words_are_borrowed_as_written_and_end_at_a_non_word() {
+    let sql = "-- c\nCreate OR replace /* x */ Function f() returns int";
+    assert_eq!(
+        leading_words(sql).collect::<Vec<_>>(),
+        ["Create", "OR", "replace", "Function", "f"]
+    );
+    let mut words = leading_words("select 1 from t");
+    assert_eq!(words.next(), Some("select"));
+    // After the `1`, nothing: not even the words that come later.
+    assert_eq!(words.next(), None);
+    assert_eq!(words.next(), None);
+}
+
 // --- properties -------------------------------------------------------
 
 const FRAGMENTS: &[&str] = &[

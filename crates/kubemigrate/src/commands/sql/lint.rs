@@ -167,7 +167,13 @@ pub async fn run(args: Args, reporter: Reporter) -> CommandResult {
             .map_err(|e| Failure::new(Exit::Usage, anyhow!(e).context("--postgres-version")))?;
     }
     policy.set_kubemigrate_sets_lock_timeout(args.statement_lock_timeout.is_some());
-    let source = dir_args.source()?;
+    // The trace runs the files and --pending asks the engine for their status, so
+    // they need them lexed; the lint alone lexes each file itself.
+    let source = if args.trace || args.pending {
+        dir_args.source()?
+    } else {
+        dir_args.source_lexed_later()?
+    };
     for w in &source.warnings {
         reporter.warn(&w.0);
     }
