@@ -960,20 +960,23 @@ fn read_migration(
 }
 
 /// The words that start a top-level transaction-control statement (see
-/// `is_transaction_control` in the script's statements).
+/// `is_transaction_control` in the script's statements): a file without any is
+/// not lexed to find out.
 const TRANSACTION_WORDS: [&[u8]; 6] =
     [b"begin", b"start", b"commit", b"end", b"rollback", b"abort"];
 
-/// Whether lexing `text` could tell nothing that its bytes do not: it has no psql
+/// Whether lexing `text` could tell nothing but its statement count: it has no psql
 /// meta-command (no `\` anywhere), no variable to interpolate (no `:` before a name,
-/// a quote or `{`, except in `::`), and no word that may start a transaction-control
-/// statement (`BEGIN`, `START`, `COMMIT`, `END`, `ROLLBACK`, `ABORT`, in any case).
-/// Then its checksum is the hash of its text (nothing is included), and it does
-/// not control its transaction (no statement, as written or interpolated, starts
-/// with such a word); only its statement count, and whether it lexes at all, are
-/// left to [`Source::lex_deferred`]. The test looks at every byte after the leading
-/// comment lines, in comments and quotes too: it errs towards a full read, never
-/// the other way.
+/// a quote or `{`, except in `::`), and none of its statements is transaction
+/// control (`BEGIN`, `START TRANSACTION`, `COMMIT`, `END`, `ROLLBACK`, `ABORT`),
+/// judged as a full read judges it, on the lexer's statements (a function body's
+/// `BEGIN … END` is quoted; a file with no such word anywhere is not lexed). Then
+/// its checksum is the hash of its text (nothing is included), and it does not
+/// control its transaction; only its statement count, and whether it lexes at all,
+/// are left to [`Source::lex_deferred`] (a file lexed here that the lexer refuses is
+/// left to a full read, which reports it). The meta-command and variable tests look
+/// at every byte after the leading comment lines, in comments and quotes too: they
+/// err towards a full read, never the other way.
 fn hash_only(text: &str) -> bool {
     // The leading comment lines (where the directives are) are comments for sure:
     // nothing before them can open a quote.
@@ -985,30 +988,47 @@ fn hash_only(text: &str) -> bool {
         rest = &rest[line.len()..];
     }
     let bytes = rest.as_bytes();
+    if memchr::memchr(b'\\', bytes).is_some() {
+        return false;
+    }
     let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80;
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'\\' => return false,
-            b':' => match bytes.get(i + 1) {
-                Some(b':') => i += 2,
-                Some(&next) if word(next) || matches!(next, b'\'' | b'"' | b'{') => return false,
-                _ => i += 1,
-            },
-            _ if word(b) => {
-                let start = i;
-                while bytes.get(i).is_some_and(|&b| word(b)) {
-                    i += 1;
-                }
-                let w = &bytes[start..i];
-                if TRANSACTION_WORDS.iter().any(|k| w.eq_ignore_ascii_case(k)) {
-                    return false;
-                }
-            }
-            _ => i += 1,
+    let mut from = 0;
+    while let Some(at) = memchr::memchr(b':', &bytes[from..]) {
+        let i = from + at;
+        match bytes.get(i + 1) {
+            Some(b':') => from = i + 2,
+            Some(&next) if word(next) || matches!(next, b'\'' | b'"' | b'{') => return false,
+            _ => from = i + 1,
         }
     }
-    true
+    // Most files hold no word that may start transaction control: no need to lex.
+    let mut i = 0;
+    let mut transaction_word = false;
+    while let Some(&b) = bytes.get(i) {
+        if !word(b) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while bytes.get(i).is_some_and(|&b| word(b)) {
+            i += 1;
+        }
+        let w = &bytes[start..i];
+        if TRANSACTION_WORDS.iter().any(|k| w.eq_ignore_ascii_case(k)) {
+            transaction_word = true;
+            break;
+        }
+    }
+    if !transaction_word {
+        return true;
+    }
+    match crate::lexer::split(rest) {
+        Ok(chunks) => !chunks.iter().any(|c| {
+            c.kind == crate::lexer::ChunkKind::Sql
+                && crate::script::is_transaction_control(c.text(rest))
+        }),
+        Err(_) => false,
+    }
 }
 
 /// SHA-256 (lower-case hex) of `sql` with CRLF turned into LF and a leading BOM dropped:
@@ -1112,6 +1132,12 @@ mod tests {
             "CREATE TABLE ending (id int); -- words that hold a keyword are fine",
             "",
             "-- kubemigrate:no-transaction\n\n  -- begin: why\ncreate index concurrently i on t (a);",
+            // Transaction words in quotes and comments start no statement.
+            "create function f() returns int language plpgsql as $$ begin return 1; end $$;",
+            "create function g() returns int language plpgsql as $body$\nbegin\n  return 2;\nend\n$body$;",
+            "select 'commit', \"end\"; -- begin\n/* rollback /* nested */ abort */ select 1;",
+            // An SQL-standard body's BEGIN ATOMIC … END is not transaction control.
+            "create function f() returns int language sql begin atomic select 1; end;",
         ] {
             assert!(hash_only(plain), "{plain:?}");
         }
@@ -1128,12 +1154,73 @@ mod tests {
             "create table t (id int); end;",
             "rollback;",
             "Abort;",
-            "create function f() returns int language plpgsql as $$ begin return 1; end $$;",
-            "select 'commit';",
             "-- kubemigrate:no-transaction\nselect :v;",
             "-- a comment\nbegin;",
+            "create table t (id int); /* done */ commit;",
+            "select 'a'; begin;",
+            "select $q$ $$ $q$; end;",
         ] {
             assert!(!hash_only(lexed), "{lexed:?}");
+        }
+    }
+
+    /// Pieces of SQL whose concatenations try `hash_only` on transaction words in
+    /// and out of quotes and comments.
+    const HASH_ONLY_PIECES: &[&str] = &[
+        "begin",
+        "BEGIN;",
+        "begin atomic",
+        "commit;",
+        "end",
+        "end;",
+        "start transaction;",
+        "rollback",
+        "abort;",
+        "select 1",
+        ";",
+        "\n",
+        " ",
+        "'",
+        "''",
+        "\"",
+        "$$",
+        "$a$",
+        "$1",
+        "--",
+        "/*",
+        "*/",
+        "e'",
+        "x",
+        "create function f() as ",
+        "(",
+        ")",
+        "é",
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        /// What `hash_only` lets through, a full read agrees on: it controls no
+        /// transaction, and its checksum is the hash of its text.
+        #[test]
+        fn what_is_hashed_only_a_full_read_agrees_with(
+            text in proptest::strategy::Strategy::prop_map(proptest::collection::vec(proptest::sample::select(HASH_ONLY_PIECES), 0..24), |v| v.concat())
+        ) {
+            if hash_only(&text) {
+                let dir = std::env::temp_dir().join(format!(
+                    "km-hash-only-{}-{:?}",
+                    std::process::id(),
+                    std::thread::current().id()
+                ));
+                std::fs::create_dir_all(&dir).unwrap();
+                let path = dir.join("t.sql");
+                std::fs::write(&path, &text).unwrap();
+                // A text the lexer refuses cannot run: its read fails later, when
+                // it is lexed; nothing to compare.
+                if let Ok(summary) = Script::summarize(&path, &dir, &Variables::new()) {
+                    proptest::prop_assert!(!summary.controls_transaction, "{text:?}");
+                    proptest::prop_assert_eq!(&*summary.checksum, checksum(&text));
+                }
+            }
         }
     }
 
@@ -1220,13 +1307,27 @@ mod tests {
             matches!(&err, SourceError::Changed { path } if path.ends_with("002.sql")),
             "{err}"
         );
+        // One with nothing to run is hashed only, and refused once lexed.
         std::fs::write(dir.join("002.sql"), "-- only a comment\n").unwrap();
+        let hashed = Source::read(&dir, &vars, &options(true)).unwrap();
+        assert!(hashed.migrations[1].deferred);
+        let err = hashed.lex_deferred(&vars, 0, 2, None).unwrap_err();
+        assert!(
+            matches!(&err, SourceError::Empty { path } if path.ends_with("002.sql")),
+            "{err}"
+        );
+        // One the lexer refuses: hashed only, and refused once lexed, unless a
+        // transaction word in it had it lexed by the read itself.
         std::fs::write(dir.join("001.sql"), "select 'unterminated;\n").unwrap();
         let hashed = Source::read(&dir, &vars, &options(true)).unwrap();
         assert!(hashed.migrations[0].deferred);
         let err = hashed.lex_deferred(&vars, 0, 2, None).unwrap_err();
         assert!(err.to_string().contains("001.sql"), "{err}");
-        assert!(Source::read(&dir, &vars, &options(false)).is_err());
+        std::fs::write(dir.join("001.sql"), "select 'unterminated; commit;\n").unwrap();
+        for defer in [true, false] {
+            let err = Source::read(&dir, &vars, &options(defer)).unwrap_err();
+            assert!(err.to_string().contains("001.sql"), "{err}");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

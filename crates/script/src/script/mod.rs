@@ -32,6 +32,7 @@ mod conditional;
 mod meta;
 mod reader;
 mod statement;
+pub(crate) use statement::is_transaction_control;
 mod variables;
 
 use std::fmt;

@@ -3,7 +3,7 @@
 //! whether it controls the transaction.
 
 use super::reader::{count_lines, statement_too_long};
-use super::variables::{interpolate, valid_name};
+use super::variables::{interpolate_changes, valid_name};
 use super::{Item, Location, MAX_STATEMENT, Script, ScriptError};
 use crate::lexer::{self, ChunkKind};
 
@@ -28,7 +28,7 @@ fn send_meta(meta: &str, at: &Location) -> Result<Option<String>, ScriptError> {
 }
 
 /// Keywords that make a statement top-level transaction control.
-fn is_transaction_control(text: &str) -> bool {
+pub(crate) fn is_transaction_control(text: &str) -> bool {
     let kw = lexer::leading_keywords(text, 2);
     match kw.first().map(String::as_str) {
         Some("BEGIN") => kw.get(1).is_none_or(|k| k != "ATOMIC"),
@@ -76,7 +76,7 @@ impl Script {
             }
             None => (text, None),
         };
-        let mut interpolated = interpolate(&text, &self.vars);
+        let mut interpolated = interpolate_changes(&text, &self.vars);
         // Without a database, what a \gset sets is unknown: any value will do.
         let mut guesses = 0;
         while let Err((_, name)) = &interpolated
@@ -86,9 +86,9 @@ impl Script {
         {
             self.vars.set(name.clone(), "true");
             guesses += 1;
-            interpolated = interpolate(&text, &self.vars);
+            interpolated = interpolate_changes(&text, &self.vars);
         }
-        let (sent, edits) = interpolated.map_err(|(offset, name)| {
+        let changed = interpolated.map_err(|(offset, name)| {
             let line = at.line + count_lines(&text.as_bytes()[..offset]);
             ScriptError::at_line(
                 &at.path,
@@ -96,6 +96,12 @@ impl Script {
                 format!("variable :{name} is not set (\\set it, or pass --set {name}=VALUE)"),
             )
         })?;
+        // As written, the text is sent as it is; else the original is kept, for
+        // positions.
+        let (sent, edits, original) = match changed {
+            Some((sent, edits)) => (sent, edits, Some(text)),
+            None => (text, Vec::new(), None),
+        };
         if sent.len() > MAX_STATEMENT {
             return Err(at.error(statement_too_long(
                 "after its variables are set; split it, or use shorter values",
@@ -110,7 +116,6 @@ impl Script {
             self.skipping_copy = true;
             return Ok(Item::Copy { text: sent, at });
         }
-        let original = (!edits.is_empty()).then_some(text);
         Ok(Item::Sql {
             text: sent,
             at,

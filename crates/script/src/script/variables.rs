@@ -104,6 +104,25 @@ pub fn unmap_offset(edits: &[Edit], offset: usize) -> usize {
 /// # Errors
 /// `(offset, name)` of an undefined variable.
 pub fn interpolate(sql: &str, vars: &Variables) -> Result<(String, Vec<Edit>), (usize, String)> {
+    Ok(interpolate_changes(sql, vars)?.unwrap_or_else(|| (sql.to_string(), Vec::new())))
+}
+
+/// A statement as sent, and the edits that made it from the text as written.
+pub(crate) type Interpolated = (String, Vec<Edit>);
+
+/// [`interpolate`], with `None` for a statement that stays as written (the
+/// caller keeps its text: no copy).
+///
+/// # Errors
+/// As [`interpolate`].
+pub(crate) fn interpolate_changes(
+    sql: &str,
+    vars: &Variables,
+) -> Result<Option<Interpolated>, (usize, String)> {
+    // Without a colon there is nothing to interpolate: no need to lex.
+    if memchr::memchr(b':', sql.as_bytes()).is_none() {
+        return Ok(None);
+    }
     let spans = lexer::code_spans(sql);
     let bytes = sql.as_bytes();
     let mut out = String::new();
@@ -157,10 +176,10 @@ pub fn interpolate(sql: &str, vars: &Variables) -> Result<(String, Vec<Edit>), (
         }
     }
     if edits.is_empty() {
-        return Ok((sql.to_string(), edits));
+        return Ok(None);
     }
     out.push_str(&sql[copied..]);
-    Ok((out, edits))
+    Ok(Some((out, edits)))
 }
 
 /// Quotes a literal as psql's `:'name'` does (PQescapeLiteral).
