@@ -165,7 +165,7 @@ pub struct FileReport {
     pub duration_ms: Option<u64>,
     /// When it was applied, from the history.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub applied_at: Option<String>,
+    pub applied_at: Option<crate::history::Timestamp>,
     /// Whether it runs in a transaction.
     pub transactional: bool,
     /// A pending file that sorts before the newest applied one.
@@ -188,7 +188,7 @@ pub struct MissingReport {
     /// The file name.
     pub version: String,
     /// When it was applied.
-    pub applied_at: String,
+    pub applied_at: crate::history::Timestamp,
     /// Whether it had succeeded.
     pub success: bool,
 }

@@ -150,7 +150,8 @@ pub fn status_table(report: &Report) -> Vec<String> {
         let mut line = format!(
             "{status:<10} {:<width$}  {}",
             f.version,
-            f.applied_at.as_deref().unwrap_or("-")
+            f.applied_at
+                .map_or_else(|| "-".to_string(), |at| at.to_string())
         );
         if f.repeatable {
             line.push_str("  (repeatable)");

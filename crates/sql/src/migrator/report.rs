@@ -62,7 +62,7 @@ pub(super) fn missing_report(rows: &[HistoryRow]) -> Vec<MissingReport> {
     rows.iter()
         .map(|r| MissingReport {
             version: r.version.clone(),
-            applied_at: r.applied_at.clone(),
+            applied_at: r.applied_at,
             success: r.success,
         })
         .collect()
@@ -78,17 +78,17 @@ pub(super) fn state_report(m: &Migration, state: &FileState, out_of_order: bool)
             } else {
                 FileStatus::Applied
             };
-            f.applied_at = Some(row.applied_at.clone());
+            f.applied_at = Some(row.applied_at);
             f.duration_ms = u64::try_from(row.execution_ms).ok();
         }
         FileState::Drifted(row) => {
             f.status = FileStatus::Drifted;
-            f.applied_at = Some(row.applied_at.clone());
+            f.applied_at = Some(row.applied_at);
             f.recorded_checksum = row.checksum.clone();
         }
         FileState::Failed(row) => {
             f.status = FileStatus::Failed;
-            f.applied_at = Some(row.applied_at.clone());
+            f.applied_at = Some(row.applied_at);
             f.error = Some(
                 row.error
                     .clone()

@@ -34,7 +34,7 @@ fn row(version: &str, checksum: &str, success: bool, transactional: bool) -> His
         version: version.into(),
         kind: RowKind::Sql,
         checksum: Some(checksum.into()),
-        applied_at: "2026-01-01T00:00:00.000Z".into(),
+        applied_at: crate::history::Timestamp::from_pg_micros(0),
         execution_ms: 1,
         applied_by: "t".into(),
         success,
