@@ -169,7 +169,7 @@ pub struct HistoryRow {
     /// What the row records.
     pub kind: RowKind,
     /// Checksum of the file when it was applied.
-    pub checksum: Option<String>,
+    pub checksum: Option<RecordedChecksum>,
     /// When.
     pub applied_at: Timestamp,
     /// Duration in milliseconds.
@@ -673,6 +673,116 @@ fn row_from(
     })
 }
 
+/// A file's checksum as the history records it: kubemigrate's own (SHA-256 as 64
+/// lower-case hex digits) kept as its 32 bytes, anything else (a checksum another
+/// tool wrote, adopted with its history) as written. Shown, and serialized, as
+/// written: a history of 10,000 rows holds no 10,000 strings of 64 digits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RecordedChecksum {
+    /// 64 lower-case hex digits, as the bytes they spell.
+    Sha256([u8; 32]),
+    /// Any other text.
+    Other(Box<str>),
+}
+
+impl RecordedChecksum {
+    /// The checksum written as `text`.
+    pub fn parse(text: &str) -> RecordedChecksum {
+        let mut bytes = [0u8; 32];
+        let digits = text.as_bytes();
+        let lower_hex = |b: u8| match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            _ => None,
+        };
+        if digits.len() == 64 {
+            let mut all = true;
+            for (byte, pair) in bytes.iter_mut().zip(digits.chunks_exact(2)) {
+                match (
+                    pair.first().copied().and_then(lower_hex),
+                    pair.get(1).copied().and_then(lower_hex),
+                ) {
+                    (Some(high), Some(low)) => *byte = high << 4 | low,
+                    _ => {
+                        all = false;
+                        break;
+                    }
+                }
+            }
+            if all {
+                return RecordedChecksum::Sha256(bytes);
+            }
+        }
+        RecordedChecksum::Other(text.into())
+    }
+
+    /// Whether this is the checksum written as `text`.
+    pub fn matches(&self, text: &str) -> bool {
+        match self {
+            RecordedChecksum::Other(own) => **own == *text,
+            RecordedChecksum::Sha256(bytes) => {
+                text.len() == 64
+                    && bytes
+                        .iter()
+                        .zip(text.as_bytes().chunks_exact(2))
+                        .all(|(&b, pair)| *pair == hex_pair(b))
+            }
+        }
+    }
+}
+
+/// The two lower-case hex digits of `byte`.
+fn hex_pair(byte: u8) -> [u8; 2] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    [
+        DIGITS[usize::from(byte >> 4)],
+        DIGITS[usize::from(byte & 0x0f)],
+    ]
+}
+
+impl std::fmt::Display for RecordedChecksum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RecordedChecksum::Other(text) => f.write_str(text),
+            RecordedChecksum::Sha256(bytes) => {
+                let mut text = [0u8; 64];
+                for (pair, &b) in text.chunks_exact_mut(2).zip(bytes) {
+                    pair.copy_from_slice(&hex_pair(b));
+                }
+                // Hex digits: always UTF-8.
+                f.write_str(std::str::from_utf8(&text).unwrap_or_default())
+            }
+        }
+    }
+}
+
+impl From<&str> for RecordedChecksum {
+    fn from(text: &str) -> Self {
+        RecordedChecksum::parse(text)
+    }
+}
+
+impl serde::Serialize for RecordedChecksum {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// Read from a `text` (or `varchar`) column.
+impl<'a> tokio_postgres::types::FromSql<'a> for RecordedChecksum {
+    fn from_sql(
+        ty: &tokio_postgres::types::Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        let text = <&str as tokio_postgres::types::FromSql>::from_sql(ty, raw)?;
+        Ok(RecordedChecksum::parse(text))
+    }
+
+    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+        <&str as tokio_postgres::types::FromSql>::accepts(ty)
+    }
+}
+
 /// A moment as PostgreSQL stores a `timestamptz`: microseconds since 2000-01-01
 /// 00:00:00 UTC, `i64::MAX` and `i64::MIN` for ±infinity.
 ///
@@ -824,6 +934,37 @@ mod tests {
             assert_eq!(at.pg_micros(), micros);
             // Serialized as shown.
             assert_eq!(serde_json::to_string(&at).unwrap(), format!("\"{text}\""));
+        }
+    }
+
+    #[test]
+    fn recorded_checksums_are_kept_as_bytes_or_as_written() {
+        let sha = crate::source::checksum("create table t (id int);\n");
+        let recorded = RecordedChecksum::parse(&sha);
+        assert!(matches!(recorded, RecordedChecksum::Sha256(_)));
+        assert_eq!(recorded.to_string(), sha);
+        assert_eq!(
+            serde_json::to_string(&recorded).unwrap(),
+            format!("\"{sha}\"")
+        );
+        assert!(recorded.matches(&sha));
+        let mut other = sha.clone();
+        other.replace_range(63.., if sha.ends_with('0') { "1" } else { "0" });
+        assert!(!recorded.matches(&other));
+        assert!(!recorded.matches(&sha[..62]));
+        assert!(!recorded.matches(&sha.to_uppercase()));
+        // Not 64 lower-case hex digits: as written, compared as written.
+        for text in [
+            sha.to_uppercase(),
+            sha[..63].to_string(),
+            "-1437582730".into(),
+            String::new(),
+        ] {
+            let recorded = RecordedChecksum::parse(&text);
+            assert_eq!(recorded, RecordedChecksum::Other(text.as_str().into()));
+            assert_eq!(recorded.to_string(), text);
+            assert!(recorded.matches(&text));
+            assert!(!recorded.matches(&sha));
         }
     }
 

@@ -118,7 +118,7 @@ const RELEASE_ROWS: usize = 256;
 /// The file's state that its newest history row gives.
 fn state_of(r: HistoryRow, m: &Migration) -> FileState {
     if r.success {
-        if r.checksum.as_deref() == Some(&*m.checksum) {
+        if r.checksum.as_ref().is_some_and(|c| c.matches(&m.checksum)) {
             FileState::Applied(r)
         } else if m.repeatable {
             // Changed since its last run: it runs again.
@@ -240,7 +240,7 @@ impl Reconciled {
                          or accept the edit with `kubemigrate sql repair --dir {} --version {} --accept-checksum`, \
                          or pass --allow-drift",
                         row.applied_at,
-                        short(row.checksum.as_deref().unwrap_or("none")),
+                        short(&row.checksum.as_ref().map_or_else(|| "none".to_string(), ToString::to_string)),
                         short(&m.checksum),
                         source.dir.display(),
                         m.version

@@ -84,7 +84,7 @@ pub(super) fn state_report(m: &Migration, state: &FileState, out_of_order: bool)
         FileState::Drifted(row) => {
             f.status = FileStatus::Drifted;
             f.applied_at = Some(row.applied_at);
-            f.recorded_checksum = row.checksum.clone();
+            f.recorded_checksum = row.checksum.as_ref().map(ToString::to_string);
         }
         FileState::Failed(row) => {
             f.status = FileStatus::Failed;
