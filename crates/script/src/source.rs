@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 pub use crate::layout::Layout;
 use crate::layout::{EntryKind, Section};
-use crate::script::{Checksum, Script, ScriptError, Variables};
+use crate::script::{Checksum, Script, ScriptError, Sha256Sum, Variables};
 
 /// The directive that makes a file run without a wrapping transaction.
 pub const NO_TRANSACTION_DIRECTIVE: &str = "kubemigrate:no-transaction";
@@ -51,9 +51,8 @@ pub struct Migration {
     pub version: std::sync::Arc<str>,
     /// The full path of the file.
     pub path: PathBuf,
-    /// Lower-case hex SHA-256 of the normalised content (and of what it includes);
-    /// shared with the reports that show it.
-    pub checksum: std::sync::Arc<str>,
+    /// SHA-256 of the normalised content (and of what it includes).
+    pub checksum: Sha256Sum,
     /// True when the leading comment lines hold `-- kubemigrate:no-transaction`.
     pub no_transaction: bool,
     /// True when the file has a top-level BEGIN/COMMIT/ROLLBACK of its own.
@@ -522,13 +521,12 @@ impl Source {
         }
         // The files' entries become their migrations before the files are read:
         // the read fills them in, so the names and paths are not held twice.
-        let unread: std::sync::Arc<str> = std::sync::Arc::from("");
         let mut migrations: Vec<Migration> = entries
             .into_iter()
             .map(|(version, path)| Migration {
                 version,
                 path,
-                checksum: unread.clone(),
+                checksum: Sha256Sum::default(),
                 no_transaction: false,
                 controls_transaction: false,
                 statements: 0,
@@ -586,7 +584,7 @@ impl Source {
         let reads = read_files(&paths, &self.dir, include_root, vars, false, limits)?;
         let mut lexed = Vec::with_capacity(reads.len());
         for (m, read) in deferred.iter().zip(reads) {
-            if *read.checksum != *m.checksum {
+            if read.checksum != m.checksum {
                 return Err(SourceError::Changed {
                     path: m.path.clone(),
                 });
@@ -821,7 +819,7 @@ fn read_files(
 /// What reading one native file learnt: a [`Migration`] but for its name and path.
 #[derive(Debug)]
 struct FileRead {
-    checksum: std::sync::Arc<str>,
+    checksum: Sha256Sum,
     no_transaction: bool,
     controls_transaction: bool,
     statements: usize,
@@ -922,7 +920,7 @@ fn read_migration(
         let whole_file = len < HEAD && u64::try_from(got).is_ok_and(|got| got == len);
         let hashed = match &text {
             std::borrow::Cow::Borrowed(text) if defer && whole_file && hash_only(text) => {
-                Some(shared_checksum(text))
+                Some(sum_of_text(text))
             }
             _ => None,
         };
@@ -1034,11 +1032,11 @@ fn hash_only(text: &str) -> bool {
 /// SHA-256 (lower-case hex) of `sql` with CRLF turned into LF and a leading BOM dropped:
 /// what a [`Script`] computes for a file with this content and no includes.
 pub fn checksum(sql: &str) -> String {
-    shared_checksum(sql).to_string()
+    sum_of_text(sql).to_string()
 }
 
-/// [`checksum`], shared.
-fn shared_checksum(sql: &str) -> std::sync::Arc<str> {
+/// [`checksum`], as its bytes.
+pub fn sum_of_text(sql: &str) -> Sha256Sum {
     let sql = sql.strip_prefix('\u{feff}').unwrap_or(sql);
     let mut sum = Checksum::new();
     sum.update(sql.as_bytes());
@@ -1097,7 +1095,7 @@ mod tests {
             deferred: false,
             version: name.into(),
             path: PathBuf::from(name),
-            checksum: checksum("select 1;").into(),
+            checksum: sum_of_text("select 1;"),
             no_transaction: false,
             controls_transaction: false,
             statements: 1,
@@ -1218,7 +1216,7 @@ mod tests {
                 // it is lexed; nothing to compare.
                 if let Ok(summary) = Script::summarize(&path, &dir, &Variables::new()) {
                     proptest::prop_assert!(!summary.controls_transaction, "{text:?}");
-                    proptest::prop_assert_eq!(&*summary.checksum, checksum(&text));
+                    proptest::prop_assert_eq!(summary.checksum.to_string(), checksum(&text));
                 }
             }
         }

@@ -153,9 +153,8 @@ pub struct FileReport {
     pub version: std::sync::Arc<str>,
     /// What happened to it.
     pub status: FileStatus,
-    /// The file's checksum (SHA-256, hex).
-    #[serde(serialize_with = "shared_str")]
-    pub checksum: std::sync::Arc<str>,
+    /// The file's checksum (SHA-256; serialized as hex).
+    pub checksum: crate::script::Sha256Sum,
     /// The checksum recorded in the history, when it differs from the file's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recorded_checksum: Option<String>,

@@ -200,7 +200,7 @@ pub struct NewRow<'a> {
     /// What the row records.
     pub kind: RowKind,
     /// The file's checksum.
-    pub checksum: Option<&'a str>,
+    pub checksum: Option<crate::script::Hex>,
     /// Duration in milliseconds.
     pub execution_ms: i64,
     /// Who.
@@ -444,13 +444,14 @@ COMMIT;"
     where
         T: ?Sized + ToStatement + Sync + Send,
     {
+        let checksum = row.checksum.as_ref().map(crate::script::Hex::as_str);
         client
             .query_one(
                 statement,
                 &[
                     &row.version,
                     &row.kind.as_str(),
-                    &row.checksum,
+                    &checksum,
                     &row.execution_ms,
                     &row.applied_by,
                     &row.success,
@@ -716,28 +717,13 @@ impl RecordedChecksum {
         RecordedChecksum::Other(text.into())
     }
 
-    /// Whether this is the checksum written as `text`.
-    pub fn matches(&self, text: &str) -> bool {
+    /// Whether this is `checksum`, a file's.
+    pub fn matches(&self, checksum: &crate::script::Sha256Sum) -> bool {
         match self {
-            RecordedChecksum::Other(own) => **own == *text,
-            RecordedChecksum::Sha256(bytes) => {
-                text.len() == 64
-                    && bytes
-                        .iter()
-                        .zip(text.as_bytes().chunks_exact(2))
-                        .all(|(&b, pair)| *pair == hex_pair(b))
-            }
+            RecordedChecksum::Sha256(bytes) => bytes == checksum.as_bytes(),
+            RecordedChecksum::Other(text) => **text == *checksum.hex(),
         }
     }
-}
-
-/// The two lower-case hex digits of `byte`.
-fn hex_pair(byte: u8) -> [u8; 2] {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    [
-        DIGITS[usize::from(byte >> 4)],
-        DIGITS[usize::from(byte & 0x0f)],
-    ]
 }
 
 impl std::fmt::Display for RecordedChecksum {
@@ -745,12 +731,7 @@ impl std::fmt::Display for RecordedChecksum {
         match self {
             RecordedChecksum::Other(text) => f.write_str(text),
             RecordedChecksum::Sha256(bytes) => {
-                let mut text = [0u8; 64];
-                for (pair, &b) in text.chunks_exact_mut(2).zip(bytes) {
-                    pair.copy_from_slice(&hex_pair(b));
-                }
-                // Hex digits: always UTF-8.
-                f.write_str(std::str::from_utf8(&text).unwrap_or_default())
+                f.write_str(&crate::script::Sha256Sum::from_bytes(*bytes).hex())
             }
         }
     }
@@ -941,19 +922,22 @@ mod tests {
     fn recorded_checksums_are_kept_as_bytes_or_as_written() {
         let sha = crate::source::checksum("create table t (id int);\n");
         let recorded = RecordedChecksum::parse(&sha);
-        assert!(matches!(recorded, RecordedChecksum::Sha256(_)));
+        let RecordedChecksum::Sha256(bytes) = recorded.clone() else {
+            panic!("{recorded:?} is not kept as bytes");
+        };
+        let file = crate::script::Sha256Sum::from_bytes(bytes);
+        assert_eq!(file.to_string(), sha);
         assert_eq!(recorded.to_string(), sha);
         assert_eq!(
             serde_json::to_string(&recorded).unwrap(),
             format!("\"{sha}\"")
         );
-        assert!(recorded.matches(&sha));
-        let mut other = sha.clone();
-        other.replace_range(63.., if sha.ends_with('0') { "1" } else { "0" });
-        assert!(!recorded.matches(&other));
-        assert!(!recorded.matches(&sha[..62]));
-        assert!(!recorded.matches(&sha.to_uppercase()));
-        // Not 64 lower-case hex digits: as written, compared as written.
+        assert_eq!(serde_json::to_string(&file).unwrap(), format!("\"{sha}\""));
+        assert!(recorded.matches(&file));
+        let mut changed = bytes;
+        changed[31] ^= 1;
+        assert!(!recorded.matches(&crate::script::Sha256Sum::from_bytes(changed)));
+        // Not 64 lower-case hex digits: as written, and compared as written.
         for text in [
             sha.to_uppercase(),
             sha[..63].to_string(),
@@ -963,9 +947,9 @@ mod tests {
             let recorded = RecordedChecksum::parse(&text);
             assert_eq!(recorded, RecordedChecksum::Other(text.as_str().into()));
             assert_eq!(recorded.to_string(), text);
-            assert!(recorded.matches(&text));
-            assert!(!recorded.matches(&sha));
+            assert!(!recorded.matches(&file));
         }
+        assert!(RecordedChecksum::Other(sha.as_str().into()).matches(&file));
     }
 
     #[test]

@@ -42,26 +42,88 @@ impl Checksum {
         self.hasher.update(&bytes[from..]);
     }
 
-    /// The lower-case hex digest, in one allocation (it is kept by every file
-    /// read, and shared with the reports that show it).
-    pub(crate) fn finish(mut self) -> std::sync::Arc<str> {
+    /// The digest.
+    pub(crate) fn finish(mut self) -> Sha256Sum {
         if self.cr_pending {
             self.hasher.update(b"\r");
         }
-        let digest = self.hasher.finalize();
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut out = [0u8; 64];
-        for (pair, b) in out.chunks_exact_mut(2).zip(digest) {
-            pair[0] = HEX[usize::from(b >> 4)];
-            pair[1] = HEX[usize::from(b & 0x0f)];
-        }
-        // Hex digits are ASCII: the text is borrowed, never replaced.
-        std::sync::Arc::from(&*String::from_utf8_lossy(&out))
+        Sha256Sum(self.hasher.finalize().into())
     }
 }
 
 impl fmt::Debug for Checksum {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Checksum")
+    }
+}
+
+/// A migration's checksum: the SHA-256 of its bytes (CRLF read as LF) and of what
+/// it includes. Kept as its 32 bytes (a source of 10,000 files holds no 10,000
+/// strings); shown, and serialized, as 64 lower-case hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Sha256Sum([u8; 32]);
+
+/// 64 lower-case hex digits, on the stack: [`Sha256Sum::hex`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Hex([u8; 64]);
+
+impl Hex {
+    /// The digits.
+    pub fn as_str(&self) -> &str {
+        // Hex digits are ASCII: always UTF-8.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl fmt::Debug for Hex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl std::ops::Deref for Hex {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl Sha256Sum {
+    /// The checksum whose bytes are `bytes`.
+    pub const fn from_bytes(bytes: [u8; 32]) -> Sha256Sum {
+        Sha256Sum(bytes)
+    }
+
+    /// Its 32 bytes.
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Its 64 lower-case hex digits.
+    pub fn hex(&self) -> Hex {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 64];
+        for (pair, &b) in out.chunks_exact_mut(2).zip(&self.0) {
+            pair.copy_from_slice(&[DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0x0f)]]);
+        }
+        Hex(out)
+    }
+}
+
+impl fmt::Display for Sha256Sum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.hex())
+    }
+}
+
+impl fmt::Debug for Sha256Sum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sha256Sum({})", self.hex().as_str())
+    }
+}
+
+impl serde::Serialize for Sha256Sum {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.hex())
     }
 }

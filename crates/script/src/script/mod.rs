@@ -43,6 +43,7 @@ use std::path::{Path, PathBuf};
 use crate::lexer::ChunkKind;
 
 pub(crate) use checksum::Checksum;
+pub use checksum::{Hex, Sha256Sum};
 pub use conditional::parse_bool;
 use reader::Reader;
 pub(crate) use reader::{OpenError, open_regular, open_regular_len, open_regular_len_at};
@@ -140,8 +141,8 @@ pub enum Item {
 /// What a first pass over a file found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
-    /// SHA-256 (hex) of the file and what it includes.
-    pub checksum: std::sync::Arc<str>,
+    /// SHA-256 of the file and what it includes.
+    pub checksum: Sha256Sum,
     /// Statements it would run (COPY included).
     pub statements: usize,
     /// It has a top-level BEGIN/START TRANSACTION/COMMIT/END/ROLLBACK/ABORT.

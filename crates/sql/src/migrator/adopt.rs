@@ -419,7 +419,7 @@ mod tests {
                     deferred: false,
                     version: (*n).into(),
                     path: PathBuf::from(n),
-                    checksum: "".into(),
+                    checksum: crate::script::Sha256Sum::default(),
                     no_transaction: false,
                     controls_transaction: false,
                     statements: 1,

@@ -136,7 +136,7 @@ pub(super) async fn record_baselined(
         let row = NewRow {
             version: &m.version,
             kind: RowKind::Baseline,
-            checksum: Some(&m.checksum),
+            checksum: Some(m.checksum.hex()),
             execution_ms: 0,
             applied_by: &options.applied_by,
             success: true,

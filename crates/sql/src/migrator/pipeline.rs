@@ -106,7 +106,7 @@ impl Runner<'_> {
         }
         self.await_pending(m, &mut pending, events).await?;
         let summary = script.finish();
-        if *summary.checksum != *m.checksum {
+        if summary.checksum != m.checksum {
             return Err(changed_while_running(m));
         }
         Ok(())

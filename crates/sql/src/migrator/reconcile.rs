@@ -241,7 +241,7 @@ impl Reconciled {
                          or pass --allow-drift",
                         row.applied_at,
                         short(&row.checksum.as_ref().map_or_else(|| "none".to_string(), ToString::to_string)),
-                        short(&m.checksum),
+                        short(&m.checksum.hex()),
                         source.dir.display(),
                         m.version
                     ),

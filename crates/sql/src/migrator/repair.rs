@@ -48,10 +48,12 @@ pub async fn repair(
         let changed = match (action, file) {
             (RepairAction::ClearFailure, _) => h.delete_failed(&conn.client, version).await,
             (RepairAction::MarkApplied, Some(m)) => {
-                h.mark_applied(&conn.client, version, &m.checksum).await
+                h.mark_applied(&conn.client, version, &m.checksum.hex())
+                    .await
             }
             (RepairAction::AcceptChecksum, Some(m)) => {
-                h.set_checksum(&conn.client, version, &m.checksum).await
+                h.set_checksum(&conn.client, version, &m.checksum.hex())
+                    .await
             }
             (RepairAction::Forget, _) => h.delete_version(&conn.client, version).await,
             (_, None) => Ok(0),

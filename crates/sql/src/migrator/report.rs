@@ -116,7 +116,7 @@ pub(super) fn file_report(m: &Migration, status: FileStatus) -> FileReport {
     FileReport {
         version: m.version.clone(),
         status,
-        checksum: m.checksum.clone(),
+        checksum: m.checksum,
         recorded_checksum: None,
         duration_ms: None,
         applied_at: None,

@@ -161,7 +161,7 @@ impl<'a> Runner<'a> {
         NewRow {
             version: &m.version,
             kind: RowKind::Sql,
-            checksum: Some(&m.checksum),
+            checksum: Some(m.checksum.hex()),
             execution_ms: 0,
             applied_by: &self.options.applied_by,
             success,

@@ -66,7 +66,7 @@ impl Runner<'_> {
             result.map_err(|e| e.into_error(m, number, &item, at))?;
         }
         let summary = script.finish();
-        if *summary.checksum != *m.checksum {
+        if summary.checksum != m.checksum {
             return Err(changed_while_running(m));
         }
         Ok(())

@@ -14,7 +14,7 @@ fn src(files: &[(&str, &str)]) -> Source {
                 deferred: false,
                 version: (*n).into(),
                 path: PathBuf::from(n),
-                checksum: crate::source::checksum(b).into(),
+                checksum: crate::source::sum_of_text(b),
                 no_transaction: false,
                 controls_transaction: false,
                 statements: 1,
@@ -54,7 +54,7 @@ fn reconcile_classifies_every_state() {
         ("4.sql", "d;"),
         ("5.sql", "e;"),
     ]);
-    let c = |i: usize| s.migrations[i].checksum.clone();
+    let c = |i: usize| s.migrations[i].checksum.to_string();
     let history = vec![
         row("1.sql", &c(0), true, true),
         row("2.sql", "old", true, true),
@@ -119,7 +119,7 @@ fn reconcile_orders_versions_by_layout_and_reruns_changed_repeatables() {
     ]);
     s.layout = crate::source::Layout::PostgresMigrations;
     s.migrations[3].repeatable = true;
-    let c = |i: usize| s.migrations[i].checksum.clone();
+    let c = |i: usize| s.migrations[i].checksum.to_string();
     let history = vec![
         row("0009-a.sql", &c(0), true, true),
         row("00010-b.sql", &c(1), true, true),
