@@ -680,8 +680,8 @@ fn row_from(
 /// written: a history of 10,000 rows holds no 10,000 strings of 64 digits.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum RecordedChecksum {
-    /// 64 lower-case hex digits, as the bytes they spell.
-    Sha256([u8; 32]),
+    /// 64 lower-case hex digits, as the checksum they spell.
+    Sha256(crate::script::Sha256Sum),
     /// Any other text.
     Other(Box<str>),
 }
@@ -689,38 +689,16 @@ pub enum RecordedChecksum {
 impl RecordedChecksum {
     /// The checksum written as `text`.
     pub fn parse(text: &str) -> RecordedChecksum {
-        let mut bytes = [0u8; 32];
-        let digits = text.as_bytes();
-        let lower_hex = |b: u8| match b {
-            b'0'..=b'9' => Some(b - b'0'),
-            b'a'..=b'f' => Some(b - b'a' + 10),
-            _ => None,
-        };
-        if digits.len() == 64 {
-            let mut all = true;
-            for (byte, pair) in bytes.iter_mut().zip(digits.chunks_exact(2)) {
-                match (
-                    pair.first().copied().and_then(lower_hex),
-                    pair.get(1).copied().and_then(lower_hex),
-                ) {
-                    (Some(high), Some(low)) => *byte = high << 4 | low,
-                    _ => {
-                        all = false;
-                        break;
-                    }
-                }
-            }
-            if all {
-                return RecordedChecksum::Sha256(bytes);
-            }
+        match crate::script::Sha256Sum::from_hex(text) {
+            Some(sum) => RecordedChecksum::Sha256(sum),
+            None => RecordedChecksum::Other(text.into()),
         }
-        RecordedChecksum::Other(text.into())
     }
 
     /// Whether this is `checksum`, a file's.
     pub fn matches(&self, checksum: &crate::script::Sha256Sum) -> bool {
         match self {
-            RecordedChecksum::Sha256(bytes) => bytes == checksum.as_bytes(),
+            RecordedChecksum::Sha256(sum) => sum == checksum,
             RecordedChecksum::Other(text) => **text == *checksum.hex(),
         }
     }
@@ -730,9 +708,7 @@ impl std::fmt::Display for RecordedChecksum {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RecordedChecksum::Other(text) => f.write_str(text),
-            RecordedChecksum::Sha256(bytes) => {
-                f.write_str(&crate::script::Sha256Sum::from_bytes(*bytes).hex())
-            }
+            RecordedChecksum::Sha256(sum) => sum.fmt(f),
         }
     }
 }
@@ -922,10 +898,9 @@ mod tests {
     fn recorded_checksums_are_kept_as_bytes_or_as_written() {
         let sha = crate::source::checksum("create table t (id int);\n");
         let recorded = RecordedChecksum::parse(&sha);
-        let RecordedChecksum::Sha256(bytes) = recorded.clone() else {
+        let RecordedChecksum::Sha256(file) = recorded.clone() else {
             panic!("{recorded:?} is not kept as bytes");
         };
-        let file = crate::script::Sha256Sum::from_bytes(bytes);
         assert_eq!(file.to_string(), sha);
         assert_eq!(recorded.to_string(), sha);
         assert_eq!(
@@ -934,7 +909,7 @@ mod tests {
         );
         assert_eq!(serde_json::to_string(&file).unwrap(), format!("\"{sha}\""));
         assert!(recorded.matches(&file));
-        let mut changed = bytes;
+        let mut changed = *file.as_bytes();
         changed[31] ^= 1;
         assert!(!recorded.matches(&crate::script::Sha256Sum::from_bytes(changed)));
         // Not 64 lower-case hex digits: as written, and compared as written.

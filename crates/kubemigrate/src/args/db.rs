@@ -217,8 +217,7 @@ impl DirArgs {
             defer_lex: true,
             ..self.source_options()
         };
-        Source::read(&self.dir, &self.variables(), &options)
-            .map_err(|e| Failure::new(Exit::Usage, e))
+        self.read_source_with(&self.variables(), &options)
     }
 
     /// The databases of `conn`, and the files read for them: with one database, with
@@ -282,8 +281,16 @@ impl DirArgs {
 
     /// The directory read with `vars`; a failure is a usage error (exit 2).
     fn read_source(&self, vars: &Variables) -> Result<Source, Failure> {
-        Source::read(&self.dir, vars, &self.source_options())
-            .map_err(|e| Failure::new(Exit::Usage, e))
+        self.read_source_with(vars, &self.source_options())
+    }
+
+    /// [`DirArgs::read_source`] with `options`.
+    fn read_source_with(
+        &self,
+        vars: &Variables,
+        options: &SourceOptions,
+    ) -> Result<Source, Failure> {
+        Source::read(&self.dir, vars, options).map_err(|e| Failure::new(Exit::Usage, e))
     }
 
     /// [`DirArgs::source`] with psql's automatic variables of this connection (see

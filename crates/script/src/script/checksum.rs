@@ -99,6 +99,25 @@ impl Sha256Sum {
         &self.0
     }
 
+    /// The checksum whose 64 lower-case hex digits are `text`, if they are.
+    pub fn from_hex(text: &str) -> Option<Sha256Sum> {
+        let digit = |b: u8| match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            _ => None,
+        };
+        let digits = text.as_bytes();
+        if digits.len() != 64 {
+            return None;
+        }
+        let mut bytes = [0u8; 32];
+        for (byte, pair) in bytes.iter_mut().zip(digits.chunks_exact(2)) {
+            let [high, low] = pair else { return None };
+            *byte = digit(*high)? << 4 | digit(*low)?;
+        }
+        Some(Sha256Sum(bytes))
+    }
+
     /// Its 64 lower-case hex digits.
     pub fn hex(&self) -> Hex {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
